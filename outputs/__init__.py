@@ -1,0 +1,1 @@
+"""Writers for DfE extracts, EES open-data files and auditor reports."""

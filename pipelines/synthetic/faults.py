@@ -1,0 +1,224 @@
+"""Realistic defects injected into generated exports, each one listed so validation can be checked against it.
+
+A faulted row carries exactly one fault, in one field. Faults that ingest should repair silently (stray
+spaces, lower-case codes) are marked `normalise`; every other fault should send its row to quarantine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from schemas.identifiers import UPN_LETTERS
+
+from .datasets import ni_numbers, nass_numbers
+
+FAULT_COLUMNS = ["file", "source_row", "fault", "field", "expected"]
+EXCEL_EPOCH = dt.date(1899, 12, 30)
+FAR_NC_YEAR = {
+    "N1": "3", "N2": "4", "R": "4", "1": "5", "2": "6", "3": "7", "4": "8", "5": "9", "6": "10",
+    "7": "3", "8": "4", "9": "5", "10": "6", "11": "7", "12": "8", "13": "9", "14": "10",
+}
+HOURS_ABOVE_CAP = {"2YO": "22.5", "U34": "22.5", "E34": "37.5", "WPE": "37.5"}
+
+Corruption = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    field: str
+    corrupt: Corruption
+    applies: pl.Expr | None = None  # rows that can carry it; default: the field has a value
+    expected: str = "quarantine"
+
+    def applicable(self) -> pl.Expr:
+        return self.applies if self.applies is not None else pl.col(self.field).is_not_null()
+
+
+def wrong_upn_check_letter(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    shift = rng.integers(1, len(UPN_LETTERS), len(values))
+    letters = np.array([UPN_LETTERS[(UPN_LETTERS.index(v[0]) + s) % len(UPN_LETTERS)] for v, s in zip(values, shift, strict=True)])
+    return np.char.add(letters, np.array([v[1:] for v in values]))
+
+
+def wrong_uln_check_digit(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    last = (np.array([int(v[-1]) for v in values]) + rng.integers(1, 10, len(values))) % 10
+    return np.char.add(np.array([v[:-1] for v in values]), last.astype(str))
+
+
+def blank(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.full(len(values), None, dtype=object)
+
+
+def future_date(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    days = np.datetime64("2027-01-01") + rng.integers(0, 700, len(values)).astype("timedelta64[D]")
+    return days.astype(str)
+
+
+def excel_serial(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What a date becomes when a spreadsheet stores it as a number and the number is exported."""
+    days = np.array(values, dtype="datetime64[D]") - np.datetime64(EXCEL_EPOCH)
+    return days.astype(int).astype(str)
+
+
+def far_nc_year(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.array([FAR_NC_YEAR[v] for v in values])
+
+
+def swapped_ncmp_year(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.where(values == "R", "6", "R")
+
+
+def malformed_postcode(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Either the last letter lost, or an inward letter that postcodes never use (C)."""
+    truncated = np.array([v[:-1] for v in values])
+    with_c = np.array([v[:-1] + "C" for v in values])
+    return np.where(rng.random(len(values)) < 0.5, truncated, with_c)
+
+
+def unknown(codes: list[str]) -> Corruption:
+    return lambda values, rng: rng.choice(codes, len(values))
+
+
+def stray_spaces(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.char.add(np.char.add(rng.choice([" ", "  ", ""], len(values)), values.astype(str)), " ")
+
+
+def lower_case(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.char.lower(values.astype(str))
+
+
+def hours_above_cap(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.array([HOURS_ABOVE_CAP[v] for v in values])
+
+
+def without_leading_zeros(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.char.lstrip(values.astype(str), "0")
+
+
+def in_metres(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.round(values.astype(float) / 100, 2).astype(str)
+
+
+def _upn_faults() -> list[Fault]:
+    return [Fault("upn_check_letter", "upn", wrong_upn_check_letter),
+            Fault("stray_spaces", "upn", stray_spaces, expected="normalise")]
+
+
+def _dob_faults() -> list[Fault]:
+    return [Fault("dob_missing", "date_of_birth", blank), Fault("dob_future", "date_of_birth", future_date)]
+
+
+def _postcode_faults() -> list[Fault]:
+    return [Fault("postcode_malformed", "postcode", malformed_postcode),
+            Fault("lower_case_code", "postcode", lower_case, expected="normalise")]
+
+
+CATALOGUE: dict[str, list[Fault]] = {
+    "pupils": [
+        *_upn_faults(), *_dob_faults(), *_postcode_faults(),
+        Fault("uln_check_digit", "uln", wrong_uln_check_digit),
+        Fault("nc_year_age", "nc_year", far_nc_year),
+        Fault("duplicate_upn", "upn", blank, applies=pl.col("enrolment_status") == "C"),
+        Fault("unknown_code", "ethnicity", unknown(["XXXX", "WBRT", "ASIA", "WHIT"])),
+        Fault("unknown_code", "sen_provision", unknown(["Y", "SEN", "EHC"])),
+        Fault("excel_date", "admission_date", excel_serial),
+        Fault("stray_spaces", "ethnicity", stray_spaces, expected="normalise"),
+        Fault("lower_case_code", "ethnicity", lower_case, expected="normalise"),
+    ],
+    "early_years": [
+        *_upn_faults(), *_dob_faults(), *_postcode_faults(),
+        Fault("unknown_code", "entitlement", unknown(["30H", "15H", "FEEE"])),
+        Fault("ni_and_nass_both", "parent_nass_number", lambda v, rng: nass_numbers(rng, len(v)),
+              applies=pl.col("parent_ni_number").is_not_null()),
+        Fault("ni_and_nass_both", "parent_ni_number", lambda v, rng: ni_numbers(rng, len(v)),
+              applies=pl.col("parent_nass_number").is_not_null()),
+        Fault("hours_above_cap", "funded_hours_per_week", blank, applies=pl.col("entitlement").is_not_null()),
+        Fault("excel_date", "date_of_birth", excel_serial),
+        Fault("lost_leading_zero", "eligibility_code", without_leading_zeros,
+              applies=pl.col("eligibility_code").str.starts_with("0").fill_null(False)),
+        Fault("stray_spaces", "entitlement", stray_spaces, expected="normalise"),
+        Fault("lower_case_code", "provider_type", lower_case, expected="normalise"),
+    ],
+    "destinations": [
+        *_upn_faults(), *_dob_faults(), *_postcode_faults(),
+        Fault("uln_check_digit", "uln", wrong_uln_check_digit),
+        Fault("unknown_code", "activity_code", unknown(["999", "200", "NEET"])),
+        Fault("excel_date", "activity_start_date", excel_serial),
+        Fault("stray_spaces", "activity_code", stray_spaces, expected="normalise"),
+        Fault("lower_case_code", "sex", lower_case, expected="normalise"),
+    ],
+    "ncmp": [
+        *_upn_faults(), *_dob_faults(), *_postcode_faults(),
+        Fault("nc_year_age", "nc_year", swapped_ncmp_year),
+        Fault("unknown_code", "ethnicity", unknown(["XXXX", "WBRT", "ASIA", "WHIT"])),
+        Fault("excel_date", "measurement_date", excel_serial),
+        Fault("implausible_measurement", "height_cm", in_metres),
+        Fault("lower_case_code", "sex", lower_case, expected="normalise"),
+    ],
+}
+
+
+def choose_faults(frame: pl.DataFrame, faults: list[Fault], rate: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows get a fault, and which fault (by catalogue position), among those each row can take."""
+    rows = np.sort(rng.choice(frame.height, rng.binomial(frame.height, rate), replace=False))
+    chosen = frame[rows]
+    can_take = chosen.select([f.applicable().fill_null(False).alias(str(i)) for i, f in enumerate(faults)]).to_numpy()
+    can_take[:, [i for i, f in enumerate(faults) if f.kind == "duplicate_upn"]] &= (rows > first_donor(frame, rows))[:, None]
+    scores = np.where(can_take, rng.random(can_take.shape), -1.0)
+    kind = scores.argmax(axis=1)
+    keep = scores.max(axis=1) >= 0
+    return rows[keep], kind[keep]
+
+
+def inject(frame: pl.DataFrame, dataset: str, rate: float, rng: np.random.Generator, first_row: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The frame with faults applied, and the faults.csv rows for them (source_row counts from first_row)."""
+    faults = CATALOGUE[dataset]
+    rows, kinds = choose_faults(frame, faults, rate, rng)
+    columns = {name: frame[name].to_numpy().astype(object).copy() for name in {f.field for f in faults}}
+    for i, fault in enumerate(faults):
+        target = rows[kinds == i]
+        if len(target) == 0:
+            continue
+        if fault.kind == "duplicate_upn":
+            columns["upn"][target] = donor_upns(frame, rows, target, rng)
+        elif fault.kind == "hours_above_cap":
+            columns[fault.field][target] = hours_above_cap(frame["entitlement"].to_numpy()[target], rng)
+        else:
+            columns[fault.field][target] = fault.corrupt(columns[fault.field][target], rng)
+    faulted = frame.with_columns(pl.Series(name, values.tolist(), dtype=pl.String) for name, values in columns.items())
+    listing = pl.DataFrame({
+        "file": f"{dataset}.csv",
+        "source_row": rows + first_row,
+        "fault": [faults[k].kind for k in kinds],
+        "field": [faults[k].field for k in kinds],
+        "expected": [faults[k].expected for k in kinds],
+    }, schema={"file": pl.String, "source_row": pl.Int64, "fault": pl.String, "field": pl.String, "expected": pl.String})
+    return faulted, listing
+
+
+def donor_candidates(frame: pl.DataFrame, faulted_rows: np.ndarray) -> np.ndarray:
+    """Rows whose UPN another row may copy: unfaulted and singly registered."""
+    clean = np.ones(frame.height, dtype=bool)
+    clean[faulted_rows] = False
+    if "enrolment_status" in frame.columns:
+        clean &= (frame["enrolment_status"] == "C").to_numpy()
+    return np.flatnonzero(clean)
+
+
+def first_donor(frame: pl.DataFrame, faulted_rows: np.ndarray) -> int:
+    candidates = donor_candidates(frame, faulted_rows)
+    return int(candidates[0]) if len(candidates) else frame.height
+
+
+def donor_upns(frame: pl.DataFrame, faulted_rows: np.ndarray, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The UPN of an earlier, unfaulted, singly registered pupil, so the later row is the duplicate."""
+    candidates = donor_candidates(frame, faulted_rows)
+    below = np.searchsorted(candidates, targets)
+    pick = candidates[np.floor(rng.random(len(targets)) * np.maximum(below, 1)).astype(int)]
+    return frame["upn"].to_numpy()[pick]

@@ -1,0 +1,1 @@
+"""Data contracts: identifier rules, versioned code sets, DfE reference lists, census calendar."""
