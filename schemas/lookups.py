@@ -52,8 +52,16 @@ def dfe_lookup(name: str) -> pl.DataFrame:
 
 
 def live_english_las() -> pl.DataFrame:
-    """Live English LAs with their region: old_la_code, new_la_code, la_name, region_code, region_name."""
-    las = dfe_lookup("las").filter((pl.col("status") == "live") & pl.col("new_la_code").str.starts_with("E"))
+    """Live English LAs with their region: old_la_code, new_la_code, la_name, region_code, region_name.
+
+    las.csv also lists joint rows for authorities that publish together (old code "940 / 941"); those are
+    publication groupings, not authorities, so they are left out.
+    """
+    las = dfe_lookup("las").filter(
+        (pl.col("status") == "live")
+        & pl.col("new_la_code").str.starts_with("E")
+        & pl.col("old_la_code").str.contains(r"^\d{3}$")
+    )
     regions = dfe_lookup("regions")
     return (
         las.select("old_la_code", "new_la_code", "la_name", pl.col("parent_geography_code").alias("region_code"))

@@ -56,6 +56,7 @@ SEND_ADULT_ACTIVITY = {"230": 0.4, "280": 0.2, "460": 0.1, "610": 0.08, "619": 0
 TERM_WEEKS = {"autumn": 14, "spring": 12, "summer": 12}
 STRETCHED_WEEKS_PER_TERM = 17
 NCMP_PARTICIPATION = 0.95
+FUNDED_SHARE_OF_UNDER_FIVES = 0.82  # generated under-fives who take a funded place in at least one term
 
 
 def yes_no(values) -> pl.Expr | pl.Series:
@@ -186,7 +187,7 @@ def early_years_children(ctx: Context, people: pl.DataFrame, providers: pl.DataF
     nursery = nursery.join(ctx.schools.with_row_index("school").select("school", "urn"), on="school", maintain_order="left").with_columns(
         provider_urn=pl.col("urn")
     )
-    n = max(0, ctx.plan.ey_children - nursery.height)
+    n = max(0, round((ctx.plan.ey_children - nursery.height) / FUNDED_SHARE_OF_UNDER_FIVES))
     age = pick(rng, {"3": 0.35, "2": 0.35, "1": 0.2, "0": 0.1}, n).astype(int)
     settings = providers.filter(pl.col("provider_type") != "SCH")
     weights = settings["size_weight"].to_numpy()
@@ -203,6 +204,8 @@ def early_years_children(ctx: Context, people: pl.DataFrame, providers: pl.DataF
     children = pl.concat([nursery.select(columns), others.select(columns)], how="vertical_relaxed")
     m = children.height
     disadvantaged = bernoulli(rng, 0.22, m)
+    second = settings["provider_urn"].to_numpy()[rng.integers(0, settings.height, m)]
+    splits = bernoulli(rng, 0.08, m) & (second != children["provider_urn"].to_numpy())
     return children.with_columns(
         child_id=pl.Series([f"EY{ctx.plan.old_la_code}{i:06d}" for i in range(1, m + 1)]),
         working=pl.Series(~disadvantaged & bernoulli(rng, 0.6, m)),
@@ -213,9 +216,7 @@ def early_years_children(ctx: Context, people: pl.DataFrame, providers: pl.DataF
         parent_id_kind=nullable(np.where(bernoulli(rng, 0.97, m), "NI", "NASS")),
         stretched=pl.Series(bernoulli(rng, 0.2, m)),
         reduced_hours=nullable(np.where(bernoulli(rng, 0.2, m), rng.choice([2.5, 5.0], m), 0.0)),
-        second_provider=nullable(np.where(
-            bernoulli(rng, 0.08, m), settings["provider_urn"].to_numpy()[rng.integers(0, settings.height, m)], -1
-        )),
+        second_provider=pl.Series(np.where(splits, second, -1)),
         leaves_after=nullable(np.where(bernoulli(rng, 0.04, m), rng.choice(["autumn", "spring"], m), None),
                                dtype=pl.String),
         sen_provision=pl.Series(pick(rng, {"E": 0.02, "K": 0.06, "N": 0.92}, m)),

@@ -165,15 +165,27 @@ CATALOGUE: dict[str, list[Fault]] = {
 
 
 def choose_faults(frame: pl.DataFrame, faults: list[Fault], rate: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Which rows get a fault, and which fault (by catalogue position), among those each row can take."""
-    rows = np.sort(rng.choice(frame.height, rng.binomial(frame.height, rate), replace=False))
-    chosen = frame[rows]
-    can_take = chosen.select([f.applicable().fill_null(False).alias(str(i)) for i, f in enumerate(faults)]).to_numpy()
-    can_take[:, [i for i, f in enumerate(faults) if f.kind == "duplicate_upn"]] &= (rows > first_donor(frame, rows))[:, None]
-    scores = np.where(can_take, rng.random(can_take.shape), -1.0)
-    kind = scores.argmax(axis=1)
-    keep = scores.max(axis=1) >= 0
-    return rows[keep], kind[keep]
+    """Which rows get a fault, and which fault (by catalogue position).
+
+    Kinds are drawn evenly, then rows among those that can take each kind, so that rare kinds (a code that
+    starts with zero) are still represented. Duplicate UPNs come last: each must have an earlier donor.
+    """
+    can_take = frame.select([f.applicable().fill_null(False).alias(str(i)) for i, f in enumerate(faults)]).to_numpy()
+    wanted = rng.multinomial(rng.binomial(frame.height, rate), np.full(len(faults), 1 / len(faults)))
+    used = np.zeros(frame.height, dtype=bool)
+    rows, kinds = [], []
+    for i in sorted(range(len(faults)), key=lambda k: faults[k].kind == "duplicate_upn"):
+        open_rows = can_take[:, i] & ~used
+        if faults[i].kind == "duplicate_upn":
+            open_rows &= np.arange(frame.height) > first_donor(frame, np.flatnonzero(used))
+        candidates = np.flatnonzero(open_rows)
+        chosen = rng.choice(candidates, min(wanted[i], len(candidates)), replace=False)
+        used[chosen] = True
+        rows.append(chosen)
+        kinds.append(np.full(len(chosen), i))
+    rows_all, kinds_all = np.concatenate(rows), np.concatenate(kinds)
+    order = np.argsort(rows_all)
+    return rows_all[order], kinds_all[order]
 
 
 def inject(frame: pl.DataFrame, dataset: str, rate: float, rng: np.random.Generator, first_row: int) -> tuple[pl.DataFrame, pl.DataFrame]:

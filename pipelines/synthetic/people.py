@@ -151,9 +151,12 @@ def name_group(ethnicity_main: np.ndarray, rng: np.random.Generator) -> np.ndarr
 
 
 def dates_of_birth(rng: np.random.Generator, academic_year: int, age_31_august: np.ndarray) -> np.ndarray:
-    """Born in the twelve months that give this age on 31 August at the start of the academic year."""
-    last = np.datetime64(age_reference_date(academic_year)) - (age_31_august * 365.25).astype("timedelta64[D]")
-    return last - rng.integers(0, 365, len(age_31_august)).astype("timedelta64[D]")
+    """Born in the twelve months (1 September to 31 August) that give this age at the start of the year."""
+    birth_year = academic_year - age_31_august  # year of the 31 August ending that twelve-month window
+    first = (birth_year - 1 - 1970).astype("datetime64[Y]").astype("datetime64[M]") + 8  # 1 September
+    last = (birth_year - 1970).astype("datetime64[Y]").astype("datetime64[M]") + 8  # 1 September after
+    span = (last.astype("datetime64[D]") - first.astype("datetime64[D]")).astype(int)
+    return first.astype("datetime64[D]") + np.floor(rng.random(len(age_31_august)) * span).astype("timedelta64[D]")
 
 
 def school_places(ctx: Context) -> pl.DataFrame:

@@ -1,0 +1,38 @@
+"""Shared synthetic data: generated once per test session, small except for one full county."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.synthetic.generate import generate
+
+
+def read_export(folder: Path, name: str) -> pl.DataFrame:
+    """An export as the files hold it: every column text, empty cells null."""
+    return pl.read_csv(folder / f"{name}.csv", infer_schema=False)
+
+
+@pytest.fixture(scope="session")
+def county(tmp_path_factory) -> Path:
+    """A full-size county (about 100,000 pupils), fault-free."""
+    folder = tmp_path_factory.mktemp("county")
+    generate(folder, seed=1, scale="county")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_clean(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("small_clean")
+    generate(folder, seed=7, scale="6000")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_faulty(tmp_path_factory) -> Path:
+    """The same county as small_clean, with one row in twenty given a fault."""
+    folder = tmp_path_factory.mktemp("small_faulty")
+    generate(folder, seed=7, scale="6000", fault_rate=0.05)
+    return folder
