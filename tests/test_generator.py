@@ -208,3 +208,17 @@ def test_cli_rejects_bad_options_with_one_line():
         result = runner.invoke(app, ["generate", "--out", "unused", *args])
         assert result.exit_code == 2
         assert result.output.startswith("error: ") and "Traceback" not in result.output
+
+
+def test_national_plan_gives_each_la_its_own_ranges():
+    """Only the national scale stresses the ranges; the plan alone shows whether they fit and never overlap."""
+    from pipelines.synthetic.plan import SchoolCounts, plan_las
+
+    plans = plan_las("national", seed=1)
+    assert len(plans) >= 150 and sum(p.pupils for p in plans) == 9_400_000
+    schools = [(p.first_school_urn, p.first_school_urn + SchoolCounts.for_pupils(p.pupils).total) for p in plans]
+    providers = [(p.first_ey_provider_urn, p.first_ey_provider_urn + sum(p.providers.values())) for p in plans]
+    for ranges in (schools, providers):
+        assert all(end <= next_start for (_, end), (next_start, _) in zip(ranges, ranges[1:]))
+    assert providers[0][0] >= 500_000 and providers[-1][1] - 1 <= 799_999
+    assert schools[-1][1] - 1 <= 499_999

@@ -24,7 +24,10 @@ COUNTY_PUPILS = 100_000
 NATIONAL_PUPILS = 9_400_000
 PUPILS_PER_COHORT = 13.13  # pupils on roll per single-year cohort, nursery to year 14 (see people.YEAR_SHARES)
 EY_CHILDREN_PER_PUPIL = 0.15
-EY_PROVIDER_URN_BLOCK = 1_900  # each LA's range of LA-issued early-years URNs inside 500000-799999
+FIRST_EY_PROVIDER_URN, LAST_EY_PROVIDER_URN = 500_000, 799_999  # LA-issued early-years URNs
+# provider type: (share of non-school early-years children, children per provider)
+PROVIDER_MIX = {"PVI": (0.62 / 0.8, 40), "CM": (0.13 / 0.8, 5), "MNS": (0.05 / 0.8, 120)}
+NURSERY_CLASS_SHARE_OF_EY = 0.2
 POSTCODES_PER_WARD = 60
 MAX_PUPILS_PER_LA = 500_000  # identifier ranges are allocated in blocks of this size per LA
 
@@ -39,6 +42,7 @@ class LaPlan:
     region_name: str
     pupils: int
     first_school_urn: int
+    first_ey_provider_urn: int
     postcode_area: str
     first_postcode_district: int
 
@@ -51,8 +55,14 @@ class LaPlan:
         return round(self.pupils * EY_CHILDREN_PER_PUPIL)
 
     @property
-    def first_ey_provider_urn(self) -> int:
-        return 500_000 + self.index * EY_PROVIDER_URN_BLOCK
+    def providers(self) -> dict[str, int]:
+        return provider_counts(self.ey_children)
+
+
+def provider_counts(ey_children: int) -> dict[str, int]:
+    """Early-years settings by type for an LA; nursery classes in schools come on top."""
+    outside_schools = ey_children * (1 - NURSERY_CLASS_SHARE_OF_EY)
+    return {kind: max(1, round(outside_schools * share / per)) for kind, (share, per) in PROVIDER_MIX.items()}
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,7 @@ def plan_las(scale: str, seed: int) -> list[LaPlan]:
         raise ValueError(f"an LA of more than {MAX_PUPILS_PER_LA} pupils is beyond the identifier ranges")
     areas = pl.read_csv(DATA_DIR / "postcode_areas.csv")["area"].to_list()
     ward_counts = dict(ward_table().group_by("new_la_code").agg(pl.len()).iter_rows())
-    plans, next_urn, districts_used = [], 100_001, {}
+    plans, next_urn, next_ey_urn, districts_used = [], 100_001, FIRST_EY_PROVIDER_URN, {}
     for index, row in enumerate(targets.iter_rows(named=True)):
         area = "LE" if row["old_la_code"] == COUNTY_LA else areas[index % len(areas)]
         first_district = districts_used.get(area, 1)
@@ -130,11 +140,15 @@ def plan_las(scale: str, seed: int) -> list[LaPlan]:
                 region_name=row["region_name"],
                 pupils=int(row["pupils"]),
                 first_school_urn=next_urn,
+                first_ey_provider_urn=next_ey_urn,
                 postcode_area=area,
                 first_postcode_district=first_district,
             )
         )
         next_urn += SchoolCounts.for_pupils(int(row["pupils"])).total
+        next_ey_urn += sum(plans[-1].providers.values())
+    if next_ey_urn - 1 > LAST_EY_PROVIDER_URN:
+        raise ValueError("more early-years providers than the LA-issued URN range 500000-799999 holds")
     if max(districts_used.values()) > 100:
         raise ValueError("more wards share a postcode area than its 99 districts can hold")
     return plans

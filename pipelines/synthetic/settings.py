@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from .plan import EY_PROVIDER_URN_BLOCK, LaPlan, SchoolCounts
+from .plan import PROVIDER_MIX, LaPlan, SchoolCounts
 
 # kind: (DfE establishment number base, census phase, lowest and highest NC year, size spread, name endings)
 SCHOOL_KINDS = {
@@ -54,21 +54,18 @@ def la_schools(plan: LaPlan, postcodes: pl.DataFrame, rng: np.random.Generator) 
     )
 
 
-# provider type: (children per provider, name endings)
-PROVIDER_TYPES = {
-    "PVI": (40, ["Pre-School", "Day Nursery", "Playgroup", "Children's Centre Nursery"]),
-    "CM": (5, ["Registered childminder"]),
-    "MNS": (120, ["Nursery School"]),
+PROVIDER_NAME_ENDINGS = {
+    "PVI": ["Pre-School", "Day Nursery", "Playgroup", "Children's Centre Nursery"],
+    "CM": ["Registered childminder"],  # a childminder's own name is personal data
+    "MNS": ["Nursery School"],
 }
 
 
 def la_providers(plan: LaPlan, postcodes: pl.DataFrame, schools: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     """LA-issued early-years URNs (500000-799999) for settings; school nurseries keep the school's URN."""
-    nursery_children = plan.ey_children * 0.2
-    shares = {"PVI": 0.62, "CM": 0.13, "MNS": 0.05}
     frames, urn = [], plan.first_ey_provider_urn
-    for ptype, (per_provider, endings) in PROVIDER_TYPES.items():
-        n = max(1, round((plan.ey_children - nursery_children) * shares[ptype] / per_provider))
+    for ptype, n in plan.providers.items():
+        endings = PROVIDER_NAME_ENDINGS[ptype]
         place = _ward_sample(postcodes, n, rng)
         ending = np.array(endings)[rng.integers(0, len(endings), n)]
         names = ending if ptype == "CM" else np.char.add(np.char.add(place["ward_name"].to_numpy().astype(str), " "), ending)
@@ -77,12 +74,10 @@ def la_providers(plan: LaPlan, postcodes: pl.DataFrame, schools: pl.DataFrame, r
                 provider_urn=pl.Series(np.arange(urn, urn + n), dtype=pl.Int64),
                 provider_name=pl.Series(names),
                 provider_type=pl.lit(ptype),
-                size_weight=pl.Series(rng.lognormal(0.0, 0.5, n) * per_provider),
+                size_weight=pl.Series(rng.lognormal(0.0, 0.5, n) * PROVIDER_MIX[ptype][1]),
             )
         )
         urn += n
-    if urn > plan.first_ey_provider_urn + EY_PROVIDER_URN_BLOCK:
-        raise ValueError(f"LA {plan.old_la_code} needs more early-years URNs than its block holds")
     school_nurseries = schools.filter(pl.col("has_nursery")).select(
         "postcode", "ward_code", "ward_name", "lad_code", "lad_name",
         pl.col("urn").alias("provider_urn"), pl.col("school_name").alias("provider_name"),
