@@ -78,7 +78,7 @@ def la_providers(plan: LaPlan, postcodes: pl.DataFrame, schools: pl.DataFrame, r
             )
         )
         urn += n
-    school_nurseries = schools.filter(pl.col("has_nursery")).select(
+    school_nurseries = schools.filter(pl.col("nc_low").is_in(["N1", "N2"])).select(
         "postcode", "ward_code", "ward_name", "lad_code", "lad_name",
         pl.col("urn").alias("provider_urn"), pl.col("school_name").alias("provider_name"),
         provider_type=pl.lit("SCH"), size_weight=pl.col("size_weight") * 30,
