@@ -1,0 +1,172 @@
+"""Row-level validation: every rule fires on a designed bad row and not on good rows; every injected fault is
+caught with the right rule; normalising repairs what it should; nothing is lost."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from pipelines.ingest import load_mapping, read_export
+from pipelines.validation import validate_frame
+from schemas.contract import load_contract
+from schemas.identifiers import upn_check_letter
+from schemas.rules import Period, compile_rules
+
+from .conftest import read_export as read_csv_export
+
+PERIOD = Period(2025)
+DATASETS = ["pupils", "early_years", "destinations", "ncmp"]
+LA_000_UPN = pl.select(upn_check_letter(pl.lit("000200124001")) + "000200124001").item()  # checksum-valid, LA 000
+BAD_TEXT = {"date": "not a date", "int": "lots", "decimal": "n/a", "flag": "MAYBE"}
+BAD_FORMAT = {"postcode": "LE3 8RC", "nino": "QQ123456A", "nass": "1313123456", "urn": "12345",
+              "laestab": "855201", "eligibility_code": "1234567890"}
+
+
+def raw_rows(folder, dataset: str) -> pl.DataFrame:
+    return read_export(folder, load_mapping(None)[dataset]).frame
+
+
+def wrong_check_character(value: str) -> str:
+    last = value[0] if value[0].isalpha() else value[-1]
+    swapped = "B" if last == "A" else "A"
+    return swapped + value[1:] if value[0].isalpha() else value[:-1] + str((int(value[-1]) + 1) % 10)
+
+
+def column_mutation(contract, rule_id: str):
+    """(column to set, value) that makes a column rule fire, from the rule id's column tag and check."""
+    for column in contract.columns:
+        stem = f"{contract.prefix}-{column.tag}-"
+        if not rule_id.startswith(stem) or rule_id[len(stem):] not in {"REQUIRED", "CHECK", "LA", "CODE", "FORMAT", "RANGE"}:
+            continue
+        check = rule_id[len(stem):]
+        if check == "REQUIRED":
+            return column.name, lambda v: None
+        if check == "CHECK":
+            return column.name, wrong_check_character
+        if check == "LA":
+            return column.name, lambda v: LA_000_UPN
+        if check == "CODE":
+            return column.name, lambda v: "ZZZZ"
+        if check == "FORMAT":
+            return column.name, lambda v, c=column: BAD_TEXT.get(c.type) or BAD_FORMAT[c.format]
+        if check == "RANGE":
+            if column.type == "date":
+                return column.name, lambda v, c=column: "1900-01-01" if c.not_before else "2099-01-01"
+            return column.name, lambda v, c=column: str(c.min - 1) if c.min is not None else str(c.max + 1)
+    return None
+
+
+CROSS_RULE_ROWS = {
+    # rule id: (condition a base row must meet, changes that make the rule fire)
+    "PUP-UPN-DUPLICATE": (pl.col("enrolment_status") == "C", "copy_previous_upn"),
+    "PUP-NCYEAR-AGE": (pl.col("nc_year") == "3", {"nc_year": "8"}),
+    "PUP-NCYEAR-COHORT": (pl.col("nc_year") == "3", {"nc_year": "4"}),
+    "PUP-SEN-NEED-REQUIRED": (pl.col("sen_provision") == "K", {"sen_primary_need": None}),
+    "PUP-ABSENCE-EXCEEDS": (pl.col("sessions_possible").is_not_null(), {"sessions_missed": "400", "sessions_possible": "300"}),
+    "EY-KEY-DUPLICATE": (pl.lit(True), "copy_previous_key"),
+    "EY-PARENT-ID-BOTH": (pl.col("parent_ni_number").is_not_null(), {"parent_nass_number": "1203123456"}),
+    "EY-ELIGIBILITY-CODE-REQUIRED": (pl.col("entitlement") == "E34", {"eligibility_code": None}),
+    "EY-2YO-BASIS-REQUIRED": (pl.col("entitlement") == "2YO", {"two_year_basis": None}),
+    "EY-HOURS-CAP": (pl.col("entitlement") == "U34", {"funded_hours_per_week": "16"}),
+    "EY-ENTITLEMENT-AGE": (pl.col("entitlement") == "U34", {"date_of_birth": "2024-06-01"}),
+    "DST-PERSON-DUPLICATE": (pl.lit(True), "copy_previous_person"),
+    "DST-EHCP-SEN": (pl.col("sen_provision") == "N", {"ehcp": "Y"}),
+    "DST-AGE-COHORT": (pl.col("ehcp") == "N", {"date_of_birth": "2003-05-01"}),
+    "NCMP-UPN-DUPLICATE": (pl.lit(True), "copy_previous_upn"),
+    "NCMP-NCYEAR-AGE": (pl.col("nc_year") == "R", {"nc_year": "6"}),
+}
+COPIED_KEYS = {"copy_previous_upn": ["upn"], "copy_previous_key": ["child_id", "provider_urn", "term"],
+               "copy_previous_person": ["person_id"]}
+
+
+def designed_rows(good: pl.DataFrame, contract, rule_id: str) -> pl.DataFrame:
+    """Two good rows then one that breaks rule_id (which may copy the first row's key)."""
+    if rule_id in CROSS_RULE_ROWS:
+        condition, change = CROSS_RULE_ROWS[rule_id]
+        base = good.filter(condition).head(3)
+        if isinstance(change, str):
+            changes = {k: base[k][0] for k in COPIED_KEYS[change]}
+        else:
+            changes = change
+    else:
+        column, mutate = column_mutation(contract, rule_id)
+        base = good.filter(pl.col(column).is_not_null()).head(3)
+        changes = {column: mutate(base[column][2])}
+    assert base.height == 3, f"no good rows to design {rule_id} from"
+    bad = base[2].with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in changes.items())
+    return pl.concat([base.head(2), bad])
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_rule_fires_on_a_designed_bad_row_and_not_on_good_rows(small_clean, dataset):
+    contract = load_contract(dataset)
+    good = raw_rows(small_clean, dataset)
+    good = good.filter(pl.col("source_row").is_in(validate_frame(good, contract, PERIOD).staged["source_row"].implode()))
+    good = good.filter(pl.col("source_row").is_in(
+        validate_frame(good, contract, PERIOD).warnings["source_row"].implode()).not_())
+    for rule in compile_rules(contract, PERIOD):
+        rows = designed_rows(good, contract, rule.id)
+        result = validate_frame(rows, contract, PERIOD)
+        last = rows["source_row"][2]
+        hits = set(result.quarantine.filter(pl.col("source_row") == last)["rule_ids"].str.split(";").explode())
+        hits |= set(result.warnings.filter(pl.col("source_row") == last)["rule_id"])
+        assert rule.id in hits, f"{rule.id} did not fire on {rows[2].to_dicts()}"
+        others = result.quarantine.filter(pl.col("source_row") != last).height + result.warnings.filter(pl.col("source_row") != last).height
+        assert others == 0, f"good rows failed while testing {rule.id}"
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_fault_free_county_raises_no_errors(county, dataset):
+    result = validate_frame(raw_rows(county, dataset), load_contract(dataset), PERIOD)
+    assert result.quarantine.height == 0, result.rule_counts.head(5).to_dicts()
+    assert set(result.warnings["rule_id"]) <= {"PUP-NCYEAR-COHORT"}
+
+
+def expected_rule(contract, fault: str, field: str) -> str:
+    special = {"nc_year_age": "NCYEAR-AGE", "duplicate_upn": "UPN-DUPLICATE", "ni_and_nass_both": "PARENT-ID-BOTH",
+               "hours_above_cap": "HOURS-CAP"}
+    if fault in special:
+        return f"{contract.prefix}-{special[fault]}"
+    check = {"upn_check_letter": "CHECK", "uln_check_digit": "CHECK", "dob_missing": "REQUIRED", "dob_future": "RANGE",
+             "postcode_malformed": "FORMAT", "unknown_code": "CODE", "excel_date": "FORMAT",
+             "lost_leading_zero": "FORMAT", "implausible_measurement": "RANGE"}[fault]
+    return f"{contract.prefix}-{contract.column(field).tag}-{check}"
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_injected_fault_is_quarantined_with_the_right_rule(small_faulty, dataset):
+    contract = load_contract(dataset)
+    raw = raw_rows(small_faulty, dataset)
+    result = validate_frame(raw, contract, PERIOD)
+    faults = pl.read_csv(small_faulty / "faults.csv", infer_schema=False).filter(pl.col("file") == f"{dataset}.csv")
+    to_quarantine = faults.filter(pl.col("expected") == "quarantine")
+    assert sorted(result.quarantine["source_row"].to_list()) == sorted(to_quarantine["source_row"].cast(int).to_list())
+    found = dict(zip(result.quarantine["source_row"].to_list(), result.quarantine["rule_ids"].to_list(), strict=True))
+    for fault in to_quarantine.iter_rows(named=True):
+        rule = expected_rule(contract, fault["fault"], fault["field"])
+        assert rule in found[int(fault["source_row"])].split(";"), (fault, found[int(fault["source_row"])])
+    assert result.staged.height + result.quarantine.height == raw.height
+
+
+def test_normalising_repairs_spaces_case_and_postcode_spacing(small_clean):
+    contract = load_contract("pupils")
+    good = raw_rows(small_clean, "pupils").head(1)
+    messy = good.with_columns(
+        upn=pl.lit("  ") + pl.col("upn").str.to_lowercase() + " ",
+        ethnicity=pl.col("ethnicity").str.to_lowercase(),
+        postcode=pl.col("postcode").str.replace(" ", "").str.to_lowercase(),
+        fsm_eligible=pl.lit("yes"),
+    )
+    result = validate_frame(messy, contract, PERIOD)
+    assert result.quarantine.height == 0
+    staged = result.staged.row(0, named=True)
+    assert staged["upn"] == good["upn"][0] and staged["ethnicity"] == good["ethnicity"][0]
+    assert staged["postcode"] == good["postcode"][0] and staged["fsm_eligible"] is True
+
+
+def test_quarantine_keeps_the_raw_values_as_read(small_faulty):
+    raw = raw_rows(small_faulty, "pupils")
+    result = validate_frame(raw, load_contract("pupils"), PERIOD)
+    first = result.quarantine.row(0, named=True)
+    original = raw.filter(pl.col("source_row") == first["source_row"]).row(0, named=True)
+    assert {k: first[k] for k in original} == original
