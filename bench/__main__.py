@@ -1,6 +1,6 @@
 """make bench: every scenario in its own process (so peak memory is its own), then one table.
 
-BENCH_SCALES picks generator scales (default "county,national"); BENCH_DIR is where data goes.
+BENCH_SCALES picks the scales (default "county,national"); BENCH_DIR is where data goes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ WORK = Path(os.environ.get("BENCH_DIR", "out/bench"))
 
 
 def scenarios() -> list[list[str]]:
-    return [[sys.executable, "-m", "bench.generator", scale, str(WORK / f"generate-{scale}")] for scale in SCALES]
+    return [[sys.executable, "-m", f"bench.{kind}", scale, str(WORK / f"{kind}-{scale}")]
+            for kind in ("generator", "validation") for scale in SCALES]
 
 
 def run(command: list[str]) -> list[dict]:

@@ -29,24 +29,22 @@ class Validated:
         return self.staged.height + self.quarantine.height
 
 
-def _rule_list(rules: list[CompiledRule]) -> pl.Expr:
+def _joined(rules: list[CompiledRule], text: dict[str, str], separator: str) -> pl.Expr:
+    """For each row, the text of every rule whose flag column is set, joined (null when none is)."""
     if not rules:
-        return pl.lit([], dtype=pl.List(pl.String))
-    return pl.concat_list([pl.when(r.fails).then(pl.lit(r.id)) for r in rules]).list.drop_nulls()
+        return pl.lit(None, dtype=pl.String)
+    return pl.concat_str([pl.when(pl.col(r.id)).then(pl.lit(text[r.id])) for r in rules], separator=separator,
+                         ignore_nulls=True).replace("", None)
 
 
-def checked(raw: pl.DataFrame, contract: Contract, period: Period) -> pl.DataFrame:
-    """The export normalised and parsed, with each row's failing error and warning rules as lists."""
-    rules = compile_rules(contract, period)
+def flagged(raw: pl.DataFrame, contract: Contract, rules: list[CompiledRule], period: Period) -> pl.DataFrame:
+    """The export normalised and parsed, with one boolean column per rule (named by its id)."""
     parsed = [e for e in (typed(c) for c in contract.columns) if e is not None]
     return (
         raw.lazy()
         .with_columns(normalised(c) for c in contract.columns)
         .with_columns(parsed)
-        .with_columns(
-            errors=_rule_list([r for r in rules if r.severity == "error"]),
-            warnings=_rule_list([r for r in rules if r.severity == "warning"]),
-        )
+        .with_columns(r.fails.alias(r.id) for r in rules)
         .collect()
     )
 
@@ -67,28 +65,29 @@ def staged_columns(contract: Contract) -> list[pl.Expr]:
 def validate_frame(raw: pl.DataFrame, contract: Contract, period: Period) -> Validated:
     """raw: source_row plus every contract column, as text exactly as read."""
     rules = compile_rules(contract, period)
+    errors = [r for r in rules if r.severity == "error"]
+    warnings = [r for r in rules if r.severity == "warning"]
+    result = flagged(raw, contract, rules, period)
+    failed = pl.any_horizontal([pl.col(r.id) for r in errors]) if errors else pl.lit(False)
+    ids = {r.id: r.id for r in rules}
     messages = {r.id: r.message for r in rules}
-    result = checked(raw, contract, period)
-    failed = result["errors"].list.len() > 0
     quarantine = (
         result.filter(failed)
-        .select(
-            SOURCE_ROW,
-            rule_ids=pl.col("errors").list.join(";"),
-            messages=pl.col("errors").list.eval(pl.element().replace_strict(messages)).list.join(" | "),
-        )
+        .select(SOURCE_ROW, rule_ids=_joined(errors, ids, ";"), messages=_joined(errors, messages, " | "))
         .join(raw, on=SOURCE_ROW, how="left", maintain_order="left")
     )
-    warnings = result.select(SOURCE_ROW, rule_id=pl.col("warnings")).explode("rule_id").drop_nulls("rule_id")
-    hits = pl.concat([result.select(pl.col("errors").alias("rule_id")), result.select(pl.col("warnings").alias("rule_id"))])
-    counts = (
-        hits.explode("rule_id").drop_nulls().group_by("rule_id").len("rows")
-        .join(pl.DataFrame({"rule_id": [r.id for r in rules], "severity": [r.severity for r in rules]}), on="rule_id", how="left")
-        .sort(["rows", "rule_id"], descending=[True, False])
+    warned = (
+        result.select(SOURCE_ROW, rule_id=_joined(warnings, ids, ";"))
+        .drop_nulls("rule_id")
+        .with_columns(pl.col("rule_id").str.split(";"))
+        .explode("rule_id")
     )
+    totals = result.select(pl.col(r.id).sum() for r in rules).row(0)
+    counts = pl.DataFrame({"rule_id": [r.id for r in rules], "severity": [r.severity for r in rules],
+                           "rows": pl.Series(totals, dtype=pl.UInt32)})
     return Validated(
         staged=result.filter(~failed).select(staged_columns(contract)),
         quarantine=quarantine,
-        warnings=warnings,
-        rule_counts=counts.select("rule_id", "severity", "rows"),
+        warnings=warned,
+        rule_counts=counts.filter(pl.col("rows") > 0).sort(["rows", "rule_id"], descending=[True, False]),
     )

@@ -26,19 +26,32 @@ _UPN_LETTER_VALUE = {letter: value for value, letter in enumerate(UPN_LETTERS)}
 _UPN_VALUE_LETTER = {value: letter for value, letter in enumerate(UPN_LETTERS)}
 
 
+def weighted_digit_sum(digits: pl.Expr, weights: range) -> pl.Expr:
+    """Sum of each digit times its weight, for a run of len(weights) digits.
+
+    The run is cast to one integer and its digits taken arithmetically: a single parse per value instead of
+    one per character, which matters at nine million rows. Callers check the shape (UPN_PATTERN,
+    ULN_PATTERN) first: a run with a sign or of another length gives a meaningless sum.
+    """
+    n = len(weights)
+    number = digits.cast(pl.Int64, strict=False)
+    return pl.sum_horizontal(
+        [(number // 10 ** (n - 1 - i)) % 10 * w for i, w in enumerate(weights)], ignore_nulls=False
+    )
+
+
 def upn_check_letter(body: pl.Expr) -> pl.Expr:
     """The check letter for the 12 characters that follow it (LA, establishment, year, serial).
 
     A temporary UPN ends in a letter, which counts as its position in UPN_LETTERS. Null when the body is
     not 11 digits followed by a digit or a UPN letter.
     """
-    digits = [body.str.slice(i, 1).cast(pl.Int64, strict=False) * (i + 2) for i in range(11)]
     last = body.str.slice(11, 1)
     last_value = pl.coalesce(
         last.cast(pl.Int64, strict=False),
         last.replace_strict(_UPN_LETTER_VALUE, default=None, return_dtype=pl.Int64),
     )
-    total = pl.sum_horizontal(*digits, last_value * 13, ignore_nulls=False)
+    total = weighted_digit_sum(body.str.slice(0, 11), weights=range(2, 13)) + last_value * 13
     well_formed = body.str.len_chars() == 12
     return (
         pl.when(well_formed)
@@ -61,10 +74,7 @@ def upn_la_code(upn: pl.Expr) -> pl.Expr:
 
 def uln_check_digit(stem: pl.Expr) -> pl.Expr:
     """Check digit for a 9-digit ULN stem; null where the stem has none (weighted sum divisible by 11)."""
-    total = pl.sum_horizontal(
-        *[stem.str.slice(i, 1).cast(pl.Int64, strict=False) * (10 - i) for i in range(9)], ignore_nulls=False
-    )
-    remainder = total % 11
+    remainder = weighted_digit_sum(stem, weights=range(10, 1, -1)) % 11
     return pl.when((remainder != 0) & (stem.str.len_chars() == 9)).then(10 - remainder).otherwise(None)
 
 

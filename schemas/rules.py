@@ -79,8 +79,7 @@ def typed_name(column: str) -> str:
 
 def normalised(column: Column) -> pl.Expr:
     """Trim, blank to null, upper-case codes and identifiers, repair postcode spacing and flag spellings."""
-    text = pl.col(column.name).str.strip_chars()
-    text = pl.when(text == "").then(None).otherwise(text)
+    text = pl.col(column.name).str.strip_chars().replace("", None)
     if column.type in ("code", "code_list", "flag") or column.format:
         text = text.str.to_lowercase() if column.case == "lower" else text.str.to_uppercase()
     if column.format == "postcode":
@@ -190,11 +189,12 @@ def cross_rule(spec: RuleSpec, period: Period) -> pl.Expr:
     p = spec.params
     if spec.check == "unique":
         keys = p["columns"]
-        later = pl.int_range(pl.len()).over(keys) > 0
-        fails = later & pl.all_horizontal([pl.col(k).is_not_null() for k in keys])
+        key = pl.struct(keys) if len(keys) > 1 else pl.col(keys[0])
+        fails = ~key.is_first_distinct() & pl.all_horizontal([pl.col(k).is_not_null() for k in keys])
         if "pair_column" in p:
+            low, high = sorted(p["pair_values"])
             pair = pl.col(p["pair_column"])
-            pair_ok = (pl.len().over(keys) == 2) & pair.is_in(p["pair_values"]).all().over(keys) & (pair.n_unique().over(keys) == 2)
+            pair_ok = (pl.len().over(keys) == 2) & (pair.min().over(keys) == low) & (pair.max().over(keys) == high)
             fails = fails & ~pair_ok
         return fails
     if spec.check == "nc_year_age":
