@@ -24,7 +24,8 @@ DEMO_DIR ?= out/demo
 install: .venv/.synced
 
 run: install
-	$(UV) run --frozen lareturns generate --out $(DEMO_DIR)/input --scale county --seed 1
+	$(UV) run --frozen lareturns generate --out $(DEMO_DIR)/input --scale county --seed 1 --faults 0.02
+	$(UV) run --frozen lareturns validate --input $(DEMO_DIR)/input --out $(DEMO_DIR)/validated
 
 test: install
 	$(UV) run --frozen pytest -q

@@ -1,0 +1,154 @@
+"""Protecting a table (or linked tables): primary rules, secondary suppression, audit, decision records.
+
+Cell statuses, one documented set (shown in EES files as the policy's symbols):
+- published        the value is shown;
+- primary          suppressed because a primary rule fired (rule says which: frequency, zero, dominance,
+                   p_percent, group);
+- secondary        suppressed so that no primary cell can be worked out, exactly or too closely;
+- structural_zero  a combination that cannot occur (shown as `z`);
+- rounded          shown rounded to the policy's base (set by rounding.round_published).
+
+protect() never returns a pattern that fails its own audit: when a cell's interval is narrower than its
+protection level it suppresses one more cell beside it and tries again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from .audit import AttackModel, audit
+from .policy import Policy
+from .primary import primary_cells, protection_required
+from .secondary import cell_costs, gauss_suppression
+from .table import CELL_ID, INNER_ID, VALUE, TableSet
+
+STATUSES = ("published", "primary", "secondary", "structural_zero", "rounded")
+MAX_REPAIR_ROUNDS = 200
+
+
+class ProtectionError(RuntimeError):
+    """No safe pattern was found; nothing is returned rather than an unsafe one."""
+
+
+@dataclass
+class Protection:
+    cells: pl.DataFrame  # cell_id, dimensions, value, status, rule, reason, display, lower, upper, safe
+    audit: pl.DataFrame
+    policy: Policy
+    method: str
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        counts = dict(self.cells.group_by("status").len().iter_rows())
+        secondary = self.cells.filter(pl.col("status") == "secondary")
+        primaries = self.audit.filter(pl.col("primary"))
+        narrowest = primaries.select((pl.col("upper") - pl.col("lower")).min()).item() if primaries.height else None
+        return {
+            "cells": self.cells.height,
+            "by_status": {s: counts.get(s, 0) for s in STATUSES},
+            "information_loss": {"secondary_cells": secondary.height, "secondary_value": float(secondary[VALUE].sum())},
+            "audit": {"suppressed_cells": self.audit.height,
+                      "unsafe_cells": int((~self.audit["safe"]).sum()) if self.audit.height else 0,
+                      "narrowest_primary_interval": narrowest,
+                      "passed": bool(self.audit["safe"].all()) if self.audit.height else True},
+            "method": self.method,
+            "policy_version": self.policy.version,
+            "notes": self.notes,
+        }
+
+
+def required_protection(table: TableSet, primary: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    values = table.cells.filter(pl.col(CELL_ID).is_in(primary[CELL_ID].implode()))
+    upper, lower = protection_required(values[VALUE].to_list(), policy)
+    return pl.DataFrame({CELL_ID: values[CELL_ID], "upper_required": upper, "lower_required": lower},
+                        schema={CELL_ID: pl.Int64, "upper_required": pl.Float64, "lower_required": pl.Float64})
+
+
+def structural_cells(table: TableSet, structural: pl.DataFrame | None) -> set[int]:
+    """Cells made only of combinations that cannot occur (given as leaf codes per dimension)."""
+    if structural is None or structural.is_empty():
+        return set()
+    impossible = table.inner.join(structural.select(list(table.dimensions)).unique(), on=list(table.dimensions))[INNER_ID]
+    m = table.membership.tocsc()
+    flags = set(impossible.to_list())
+    return {c for c in range(m.shape[1]) if table.cell_values[c] == 0
+            and set(m.indices[m.indptr[c]:m.indptr[c + 1]].tolist()) <= flags and m.indptr[c + 1] > m.indptr[c]}
+
+
+def extra_suppressions(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, policy: Policy) -> set[int]:
+    """For each cell whose interval is too narrow, the cheapest published cell whose equation holds the
+    offending bound in (found from the LP's duals); suppressing it loosens that bound."""
+    costs = cell_costs(table, policy)
+    attacker = AttackModel(table, suppressed)
+    extra: set[int] = set()
+    for row in unsafe.iter_rows(named=True):
+        upward = row["upper"] < row[VALUE] + row["upper_required"] - 1e-6
+        options = [c for c in attacker.binding(row[CELL_ID], upward) if c not in extra]
+        if options:
+            extra.add(min(options, key=lambda c: (costs[c], c)))
+    return extra
+
+
+def protect(table: TableSet, policy: Policy, method: str | None = None,
+            structural: pl.DataFrame | None = None) -> Protection:
+    method = method or policy.method
+    primary = primary_cells(table, policy)
+    structural_ids = structural_cells(table, structural)
+    primary = primary.filter(~pl.col(CELL_ID).is_in(list(structural_ids)))
+    required = required_protection(table, primary, policy)
+    primary_ids = set(primary[CELL_ID].to_list())
+    notes, forced = [], set()
+    for _ in range(MAX_REPAIR_ROUNDS):
+        if method == "optimal":
+            from .optimal import optimal_suppression
+
+            suppressed, note = optimal_suppression(table, primary_ids, required, policy, forced)
+            if note:
+                notes.append(note)
+                method = "fast"
+                continue
+        else:
+            suppressed = gauss_suppression(table, primary_ids, forced, policy)
+        checked = audit(table, suppressed, required)
+        unsafe = checked.filter(~pl.col("safe"))
+        if unsafe.is_empty():
+            break
+        extra = extra_suppressions(table, suppressed, unsafe, policy)
+        if not extra:
+            raise ProtectionError(f"cells {unsafe[CELL_ID].head(5).to_list()} cannot be protected: nothing published holds them in")
+        forced |= extra | (suppressed - primary_ids)
+    else:
+        raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
+    if forced:
+        notes.append(f"the audit asked for more protection: {len(forced)} cells were suppressed on top of the first pattern")
+    return Protection(decisions(table, primary, suppressed, structural_ids, checked, policy), checked, policy, method, notes)
+
+
+def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], structural_ids: set[int],
+              checked: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """One decision record per cell: status, the rule behind it, why, and what is shown."""
+    symbol = policy.symbols
+    status = (
+        pl.when(pl.col(CELL_ID).is_in(list(structural_ids))).then(pl.lit("structural_zero"))
+        .when(pl.col("rule").is_not_null()).then(pl.lit("primary"))
+        .when(pl.col(CELL_ID).is_in(list(suppressed))).then(pl.lit("secondary"))
+        .otherwise(pl.lit("published"))
+    )
+    return (
+        table.cells.select(CELL_ID, *table.dimensions, VALUE, "is_total", "tables")
+        .join(primary, on=CELL_ID, how="left")
+        .with_columns(status=status)
+        .with_columns(
+            reason=pl.when(pl.col("status") == "secondary")
+            .then(pl.lit("suppressed so that no primary cell can be worked out from the published cells"))
+            .when(pl.col("status") == "structural_zero").then(pl.lit("this combination cannot occur"))
+            .otherwise(pl.col("reason")),
+            display=pl.when(pl.col("status").is_in(["primary", "secondary"])).then(pl.lit(symbol["suppressed"]))
+            .when(pl.col("status") == "structural_zero").then(pl.lit(symbol["not_applicable"]))
+            .otherwise(pl.col(VALUE).cast(pl.Int64).cast(pl.String)),
+        )
+        .join(checked.select(CELL_ID, "lower", "upper", "exact", "safe"), on=CELL_ID, how="left")
+        .sort(CELL_ID)
+    )

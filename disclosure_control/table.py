@@ -1,0 +1,165 @@
+"""The table model: cells of one or more linked tables, each cell a sum of inner cells.
+
+Inner cells are the finest cross-classification the tables are built from: for one table, every combination of
+its leaf codes (zeros included); for linked tables (the same pupils by ethnicity, by SEN, by FSM), the observed
+combinations of all their dimensions. Treating unobserved combinations as known zeros gives the attacker more
+knowledge than they have, so protection computed on this model is on the safe side.
+
+A cell is named by one node per dimension of the whole set (Total for dimensions its table lacks), so a margin
+that two tables share is one cell with one status.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import polars as pl
+from scipy import sparse
+
+from .hierarchy import ROOT, Hierarchy, HierarchyError
+
+INNER_ID, CELL_ID, VALUE, CONTRIBUTOR = "inner_id", "cell_id", "value", "contributor"
+
+
+class TableError(ValueError):
+    """Input that cannot make a table: the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    dimensions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableSet:
+    dimensions: tuple[str, ...]
+    hierarchies: dict[str, Hierarchy]
+    tables: tuple[TableSpec, ...]
+    inner: pl.DataFrame  # inner_id, one leaf code per dimension, value
+    cells: pl.DataFrame  # cell_id, one node per dimension, value, tables, is_total, depth
+    membership: sparse.csc_matrix  # inner cells x cells, 1 where the inner cell is part of the cell
+    contributions: pl.DataFrame | None = None  # cell_id, contributor, value: for magnitude tables
+
+    @cached_property
+    def inner_values(self) -> np.ndarray:
+        return self.inner[VALUE].to_numpy().astype(float)
+
+    @cached_property
+    def cell_values(self) -> np.ndarray:
+        return self.cells[VALUE].to_numpy().astype(float)
+
+    @property
+    def magnitude(self) -> bool:
+        return self.contributions is not None
+
+
+def _hierarchies(frame: pl.DataFrame, dimensions, given: dict[str, Hierarchy] | None) -> dict[str, Hierarchy]:
+    out = {}
+    for dim in dimensions:
+        codes = frame[dim].unique().to_list()
+        if any(c is None for c in codes):
+            raise TableError(f"dimension {dim!r} has empty codes")
+        if ROOT in codes:
+            raise TableError(f"dimension {dim!r} uses the reserved code {ROOT!r}; give base cells only, the engine adds totals")
+        hierarchy = (given or {}).get(dim) or Hierarchy.flat(dim, codes)
+        try:
+            hierarchy.check_covers(codes)
+        except HierarchyError as error:
+            raise TableError(str(error)) from None
+        out[dim] = hierarchy
+    return out
+
+
+def _check_dimensions(frame: pl.DataFrame, dimensions) -> None:
+    missing = [d for d in dimensions if d not in frame.columns]
+    if missing:
+        raise TableError(f"unknown dimension {missing[0]!r} (columns: {', '.join(frame.columns)})")
+
+
+def from_frequencies(frame: pl.DataFrame, dimensions: list[str], value: str,
+                     hierarchies: dict[str, Hierarchy] | None = None, name: str = "table") -> TableSet:
+    """One table from its base cells: one row per combination of leaf codes, with a non-negative count."""
+    _check_dimensions(frame, [*dimensions, value])
+    frame = frame.with_columns(pl.col(d).cast(pl.String) for d in dimensions)
+    counts = frame[value].cast(pl.Float64, strict=False)
+    if counts.null_count() or (counts < 0).any() or (counts != counts.round()).any():
+        raise TableError(f"column {value!r} must hold non-negative whole counts")
+    if frame.select(pl.struct(dimensions).is_duplicated().any()).item():
+        raise TableError(f"base cells repeat a combination of {', '.join(dimensions)}")
+    base = frame.select(*dimensions, pl.col(value).cast(pl.Int64).alias(VALUE))
+    return build([TableSpec(name, tuple(dimensions))], base, hierarchies, complete=True)
+
+
+def from_microdata(frame: pl.DataFrame, tables: list[TableSpec], hierarchies: dict[str, Hierarchy] | None = None,
+                   magnitude: str | None = None, contributor: str | None = None) -> TableSet:
+    """Tables counted (or summed, for magnitude) from unit records; linked when there are several."""
+    dimensions = list(dict.fromkeys(d for t in tables for d in t.dimensions))
+    _check_dimensions(frame, dimensions + [c for c in (magnitude, contributor) if c])
+    frame = frame.with_columns(pl.col(d).cast(pl.String) for d in dimensions)
+    amount = pl.col(magnitude).cast(pl.Float64) if magnitude else pl.lit(1, dtype=pl.Int64)
+    base = frame.group_by(dimensions).agg(amount.sum().alias(VALUE))
+    table_set = build(tables, base, hierarchies, complete=len(tables) == 1)
+    if contributor is None:
+        return table_set
+    return _with_contributions(table_set, frame, dimensions, amount, contributor)
+
+
+def _ancestor_pairs(hierarchy: Hierarchy, dim: str) -> pl.DataFrame:
+    rows = [(leaf, node, hierarchy.depth(node)) for leaf in hierarchy.leaves for node in hierarchy.ancestors(leaf)]
+    return pl.DataFrame(rows, schema={dim: pl.String, f"{dim}__node": pl.String, f"{dim}__depth": pl.Int32}, orient="row")
+
+
+def build(tables: list[TableSpec], base: pl.DataFrame, hierarchies: dict[str, Hierarchy] | None, complete: bool) -> TableSet:
+    dimensions = tuple(dict.fromkeys(d for t in tables for d in t.dimensions))
+    hierarchies = _hierarchies(base, dimensions, hierarchies)
+    if complete:
+        grid = pl.DataFrame(list(itertools.product(*[hierarchies[d].leaves for d in dimensions])),
+                            schema=list(dimensions), orient="row")
+        base = grid.join(base, on=list(dimensions), how="left").with_columns(pl.col(VALUE).fill_null(0))
+    inner = base.sort(list(dimensions)).with_row_index(INNER_ID).with_columns(pl.col(INNER_ID).cast(pl.Int64))
+    pairs = []
+    for table in tables:
+        exploded = inner.select(INNER_ID, *table.dimensions)
+        for dim in table.dimensions:
+            exploded = exploded.join(_ancestor_pairs(hierarchies[dim], dim), on=dim).drop(dim)
+        pairs.append(exploded.select(
+            INNER_ID,
+            *[(pl.col(f"{d}__node") if d in table.dimensions else pl.lit(ROOT)).alias(d) for d in dimensions],
+            pl.sum_horizontal([pl.col(f"{d}__depth") for d in table.dimensions]).alias("depth"),
+            pl.any_horizontal([pl.col(f"{d}__node").is_in(list(hierarchies[d].children)) for d in table.dimensions]).alias("is_total"),
+            pl.lit(table.name).alias("table"),
+        ))
+    pairs = pl.concat(pairs)
+    cells = (
+        pairs.group_by(list(dimensions), maintain_order=True)
+        .agg(pl.col("table").unique(maintain_order=True).alias("tables"), pl.col("is_total").first(), pl.col("depth").max())
+        .sort(["depth", *dimensions])
+        .with_row_index(CELL_ID)
+        .with_columns(pl.col(CELL_ID).cast(pl.Int64))
+    )
+    links = pairs.join(cells.select(CELL_ID, *dimensions), on=list(dimensions)).select(INNER_ID, CELL_ID).unique()
+    membership = sparse.csc_matrix(
+        (np.ones(links.height), (links[INNER_ID].to_numpy(), links[CELL_ID].to_numpy())),
+        shape=(inner.height, cells.height),
+    )
+    values = membership.T @ inner[VALUE].to_numpy().astype(float)
+    cells = cells.with_columns(pl.Series(VALUE, values).cast(inner.schema[VALUE]))
+    return TableSet(dimensions, hierarchies, tuple(tables), inner, cells, membership)
+
+
+def _with_contributions(table_set: TableSet, frame: pl.DataFrame, dimensions, amount: pl.Expr, contributor: str) -> TableSet:
+    """Each cell's total per contributor, for dominance and p% rules."""
+    per_inner = frame.group_by(*dimensions, contributor).agg(amount.sum().alias(VALUE)).join(
+        table_set.inner.select(INNER_ID, *dimensions), on=list(dimensions))
+    m = table_set.membership.tocoo()
+    links = pl.DataFrame({INNER_ID: m.row.astype(np.int64), CELL_ID: m.col.astype(np.int64)})
+    contributions = (
+        per_inner.join(links, on=INNER_ID)
+        .group_by(CELL_ID, pl.col(contributor).alias(CONTRIBUTOR)).agg(pl.col(VALUE).sum())
+    )
+    return TableSet(table_set.dimensions, table_set.hierarchies, table_set.tables, table_set.inner, table_set.cells,
+                    table_set.membership, contributions)
