@@ -160,7 +160,7 @@ def baseline_sql(contract: Contract, path: Path) -> str:
     flags = ", ".join(f"coalesce({sql}, false) AS {q(rid)}" for rid, sql in checks)
     failed = " OR ".join(q(rid) for rid, _ in checks if rid in errors)
     return f"""
-    WITH raw AS (SELECT row_number() OVER () AS source_row, * FROM read_csv('{path}', all_varchar = true, header = true)),
+    WITH raw AS (SELECT row_number() OVER () AS source_row, * FROM read_csv('{path}', all_varchar = true, header = true, delim = ',', quote = '"', escape = '"')),
     norm AS (SELECT source_row, {', '.join(normalised_sql(c) for c in contract.columns)} FROM raw),
     typed AS (SELECT *, {', '.join(typed)} FROM norm),
     flags AS (SELECT source_row, {flags} FROM typed)

@@ -99,18 +99,18 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     primary = primary.filter(~pl.col(CELL_ID).is_in(list(structural_ids)))
     required = required_protection(table, primary, policy)
     primary_ids = set(primary[CELL_ID].to_list())
-    notes, forced = [], set()
-    for _ in range(MAX_REPAIR_ROUNDS):
-        if method == "optimal":
-            from .optimal import optimal_suppression
+    notes = []
+    if method == "optimal":
+        from .optimal import optimal_suppression
 
-            suppressed, note = optimal_suppression(table, primary_ids, required, policy, forced)
-            if note:
-                notes.append(note)
-                method = "fast"
-                continue
-        else:
-            suppressed = gauss_suppression(table, primary_ids, forced, policy)
+        suppressed, note = optimal_suppression(table, primary_ids, required, policy)
+        if note:
+            notes.append(note)
+            method = "fast"
+    if method == "fast":
+        suppressed = gauss_suppression(table, primary_ids, set(), policy)
+    first_pattern = len(suppressed)
+    for _ in range(MAX_REPAIR_ROUNDS):
         checked = audit(table, suppressed, required)
         unsafe = checked.filter(~pl.col("safe"))
         if unsafe.is_empty():
@@ -118,11 +118,12 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
         extra = extra_suppressions(table, suppressed, unsafe, policy)
         if not extra:
             raise ProtectionError(f"cells {unsafe[CELL_ID].head(5).to_list()} cannot be protected: nothing published holds them in")
-        forced |= extra | (suppressed - primary_ids)
+        suppressed |= extra  # suppressing more never makes a primary recoverable again
     else:
         raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
-    if forced:
-        notes.append(f"the audit asked for more protection: {len(forced)} cells were suppressed on top of the first pattern")
+    if len(suppressed) > first_pattern:
+        notes.append(f"the interval audit asked for more protection: {len(suppressed) - first_pattern} cells "
+                     "were suppressed on top of the first pattern")
     return Protection(decisions(table, primary, suppressed, structural_ids, checked, policy), checked, policy, method, notes)
 
 

@@ -32,20 +32,44 @@ def _normalised(v: Vector) -> Vector:
         g = math.gcd(g, x)
         if g == 1:
             return v
-    return {k: x // g for k, x in v.items()} if g > 1 else v
+    if g > 1:
+        for k in v:
+            v[k] //= g
+    return v
 
 
-def _eliminate(v: Vector, b: Vector, j: int) -> Vector:
-    """v with coordinate j removed using b (whose leading coordinate is j), in integers."""
-    cv, cb = v[j], b[j]
-    out = {k: x * cb for k, x in v.items()} if cb != 1 else dict(v)
+def _subtract(v: Vector, b: Vector, j: int, changed: list[int] | None = None) -> Vector:
+    """Remove coordinate j from v using b (whose leading coordinate is j), in place and in integers.
+
+    Only coordinates where b is non-zero can change; those that appear or vanish are appended to changed.
+    """
+    cb, cv = b[j], v[j]
+    if cb not in (1, -1):
+        for k in v:
+            v[k] *= cb
+        factor = cv
+    else:
+        factor = cv * cb  # v - (cv / cb) * b, exact because 1 / cb == cb
     for k, bk in b.items():
-        value = out.get(k, 0) - cv * bk
+        value = v.get(k, 0) - factor * bk
         if value:
-            out[k] = value
-        else:
-            out.pop(k, None)
-    return _normalised(out)
+            if k not in v and changed is not None:
+                changed.append(k)
+            v[k] = value
+        elif k in v:
+            del v[k]
+            if changed is not None:
+                changed.append(k)
+    return _normalised(v) if cb not in (1, -1) else v
+
+
+def _parallel(r: Vector, b: Vector) -> bool:
+    """Whether r is a multiple of b (so eliminating with b would leave nothing)."""
+    if len(r) != len(b):
+        return False
+    j = min(b)
+    rj, bj = r.get(j, 0), b[j]
+    return rj != 0 and all(r.get(k, 0) * bj == bk * rj for k, bk in b.items())
 
 
 class Echelon:
@@ -55,16 +79,18 @@ class Echelon:
         self.basis: dict[int, Vector] = {}
 
     def reduce(self, v: Vector) -> Vector:
+        """v (a fresh dict, changed in place) minus its projection onto the span's pivots."""
         heap = [k for k in v if k in self.basis]
         heapq.heapify(heap)
+        changed: list[int] = []
         while heap:
             j = heapq.heappop(heap)
             if j not in v:
                 continue
-            before = set(v)
-            v = _eliminate(v, self.basis[j], j)
-            for k in set(v) - before:
-                if k in self.basis and k > j:
+            changed.clear()
+            _subtract(v, self.basis[j], j, changed)
+            for k in changed:
+                if k in v and k > j and k in self.basis:
                     heapq.heappush(heap, k)
         return v
 
@@ -105,26 +131,21 @@ def gauss_suppression(table: TableSet, primary: set[int], forced: set[int], poli
     for cell in publish_order(table, policy):
         if cell in suppressed:
             continue
-        v = span.reduce(cols[cell])
+        v = span.reduce(dict(cols[cell]))
         if not v:
             continue  # already determined by what is published: publishing it adds nothing
         j = min(v)
-        updated = {}
-        for p in holders.get(j, ()):
-            r = _eliminate(residual[p], v, j)
-            if not r:
-                break
-            updated[p] = r
-        else:
-            span.add(v)
-            for p, r in updated.items():
-                for k in residual[p]:
-                    holders[k].discard(p)
-                residual[p] = r
-                for k in r:
-                    holders[k].add(p)
+        affected = list(holders.get(j, ()))
+        if any(_parallel(residual[p], v) for p in affected):
+            suppressed.add(cell)  # publishing it would let someone work out a primary exactly
             continue
-        suppressed.add(cell)
+        span.add(v)
+        changed: list[int] = []
+        for p in affected:
+            changed.clear()
+            _subtract(residual[p], v, j, changed)
+            for k in changed:
+                (holders[k].add if k in residual[p] else holders[k].discard)(p)
     return suppressed
 
 
@@ -134,10 +155,10 @@ def exactly_disclosed(table: TableSet, suppressed: set[int], targets: set[int]) 
     span = Echelon()
     for cell in range(len(cols)):
         if cell not in suppressed:
-            v = span.reduce(cols[cell])
+            v = span.reduce(dict(cols[cell]))
             if v:
                 span.add(v)
-    return {t for t in targets if not span.reduce(cols[t])}
+    return {t for t in targets if not span.reduce(dict(cols[t]))}
 
 
 def cell_costs(table: TableSet, policy: Policy) -> np.ndarray:

@@ -1,0 +1,220 @@
+"""Disclosure control on designed tables with exactly expected statuses, and random tables attacked by an
+LP written here, independently of the library's own audit (scipy's linprog, not disclosure_control.audit)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from disclosure_control.hierarchy import Hierarchy, HierarchyError
+from disclosure_control.policy import Policy, PolicyError, parse_policy
+from disclosure_control.protect import protect
+from disclosure_control.table import TableError, TableSpec, from_frequencies, from_microdata
+
+T = "Total"
+
+
+def statuses(result, dims) -> dict[tuple, str]:
+    return {tuple(r[d] for d in dims): r["status"] for r in result.cells.iter_rows(named=True)}
+
+
+def frequency_table(rows: dict[tuple[str, str], int]) -> pl.DataFrame:
+    return pl.DataFrame([{"a": a, "b": b, "n": n} for (a, b), n in rows.items()])
+
+
+def attack(result, tables: dict[str, list[str]]) -> dict[int, tuple[float, float]]:
+    """Independent interval attack on one or more linked tables.
+
+    Each table has its own unknowns: its suppressed inner cells (>= 0). Every published cell is an equation
+    in every table that holds it; a suppressed cell that two tables share ties their sums together. Returns
+    each suppressed cell's [min, max] (from the first table holding it).
+    """
+    cells = result.cells
+    all_dims = [d for d in cells.columns if d in {x for dims in tables.values() for x in dims}]
+    unknown, known = [], {}
+    for name, dims in tables.items():
+        others = [d for d in all_dims if d not in dims]
+        inner = cells.filter(pl.all_horizontal([pl.col(d) != T for d in dims] + [pl.col(d) == T for d in others]))
+        for r in inner.iter_rows(named=True):
+            k = (name, tuple(r[d] for d in dims))
+            if r["status"] == "published":
+                known[k] = r["value"]
+            else:
+                unknown.append(k)
+    index = {k: i for i, k in enumerate(unknown)}
+    leaves = {d: sorted(set(cells.filter(pl.col(d) != T)[d])) for d in all_dims}
+
+    def expression(cell: dict, name: str) -> tuple[np.ndarray, float]:
+        dims = tables[name]
+        row, constant = np.zeros(len(unknown)), 0.0
+        for k in itertools.product(*[leaves[d] if cell[d] == T else [cell[d]] for d in dims]):
+            if (name, k) in index:
+                row[index[(name, k)]] += 1
+            else:
+                constant += known.get((name, k), 0)
+        return row, constant
+
+    a_eq, b_eq = [], []
+    for cell in cells.iter_rows(named=True):
+        holders = [t for t in cell["tables"] if t in tables]
+        parts = [expression(cell, t) for t in holders]
+        if cell["status"] == "published":
+            for row, constant in parts:
+                if row.any():
+                    a_eq.append(row)
+                    b_eq.append(cell["value"] - constant)
+        else:
+            for (row1, c1), (row2, c2) in zip(parts, parts[1:]):
+                a_eq.append(row1 - row2)
+                b_eq.append(c2 - c1)
+    out = {}
+    for cell in cells.filter(pl.col("status") != "published").iter_rows(named=True):
+        row, constant = expression(cell, [t for t in cell["tables"] if t in tables][0])
+        bounds = []
+        for sign in (1, -1):
+            solved = linprog(sign * row, A_eq=np.array(a_eq) if a_eq else None, b_eq=b_eq or None, bounds=(0, None), method="highs")
+            assert solved.status in (0, 3), solved.message
+            bounds.append(np.inf if solved.status == 3 else constant + sign * solved.fun)
+        out[cell["cell_id"]] = (bounds[0], bounds[1])
+    return out
+
+
+def assert_protected(result, tables: dict[str, list[str]], policy: Policy):
+    intervals = attack(result, tables)
+    for r in result.cells.filter(pl.col("status") == "primary").iter_rows(named=True):
+        low, high = intervals[r["cell_id"]]
+        v = r["value"]
+        need = max(1.0, np.ceil(policy.protection_level / 100 * v))
+        assert high >= v + need - 1e-6 and low <= v - min(v, need) + 1e-6, (r, low, high)
+
+
+def test_two_by_two_one_primary_needs_all_four_inner_cells():
+    """Suppressing only the small cell is undone by subtraction from the margins."""
+    table = from_frequencies(frequency_table({("x", "p"): 1, ("x", "q"): 15, ("y", "p"): 17, ("y", "q"): 19}), ["a", "b"], "n")
+    result = protect(table, Policy(threshold=3))
+    got = statuses(result, ["a", "b"])
+    assert got[("x", "p")] == "primary"
+    assert {got[k] for k in [("x", "q"), ("y", "p"), ("y", "q")]} == {"secondary"}
+    assert {got[k] for k in got if T in k} == {"published"}
+    row = result.cells.filter((pl.col("a") == "x") & (pl.col("b") == "p")).row(0, named=True)
+    assert (row["lower"], row["upper"], row["display"], row["rule"]) == (0.0, 16.0, "c", "frequency")
+
+
+def test_row_with_one_primary_takes_the_cheapest_rectangle():
+    table = from_frequencies(frequency_table({
+        ("r1", "c1"): 2, ("r1", "c2"): 20, ("r1", "c3"): 30,
+        ("r2", "c1"): 40, ("r2", "c2"): 50, ("r2", "c3"): 60,
+    }), ["a", "b"], "n")
+    result = protect(table, Policy(threshold=3))
+    got = statuses(result, ["a", "b"])
+    assert got[("r1", "c1")] == "primary"
+    assert [k for k, s in got.items() if s == "secondary"] == [("r1", "c2"), ("r2", "c1"), ("r2", "c2")]
+    assert result.summary()["information_loss"] == {"secondary_cells": 3, "secondary_value": 110.0}
+
+
+def test_hierarchy_child_recoverable_from_its_parent_gets_a_partner():
+    hierarchy = Hierarchy.from_children("school", {T: ["D1", "D2"], "D1": ["S1", "S2"], "D2": ["S3", "S4"]})
+    frame = pl.DataFrame({"school": ["S1", "S2", "S3", "S4"], "n": [2, 30, 40, 50]})
+    result = protect(from_frequencies(frame, ["school"], "n", {"school": hierarchy}), Policy(threshold=3))
+    got = {k[0]: s for k, s in statuses(result, ["school"]).items()}
+    assert got == {T: "published", "D1": "published", "D2": "published", "S1": "primary", "S2": "secondary",
+                   "S3": "published", "S4": "published"}
+
+
+def test_linked_tables_share_one_status_for_a_shared_margin_and_resist_attack_across_them():
+    rows = []
+    for school, sexes, sens in [("A", {"M": 12, "F": 14}, {"E": 2, "K": 8, "N": 16}), ("B", {"M": 20, "F": 22}, {"E": 5, "K": 9, "N": 28}),
+                                ("C", {"M": 2, "F": 30}, {"E": 4, "K": 6, "N": 22})]:
+        sex_list = [s for s, n in sexes.items() for _ in range(n)]
+        sen_list = [s for s, n in sens.items() for _ in range(n)]
+        rows += [{"school": school, "sex": x, "sen": y} for x, y in zip(sex_list, sen_list, strict=True)]
+    micro = pl.DataFrame(rows)
+    tables = [TableSpec("by_sex", ("school", "sex")), TableSpec("by_sen", ("school", "sen"))]
+    policy = Policy(threshold=5)
+    result = protect(from_microdata(micro, tables), policy)
+    shared = result.cells.filter((pl.col("sex") == T) & (pl.col("sen") == T))
+    assert shared.height == 4 and shared["tables"].list.len().min() == 2
+    assert result.summary()["audit"]["passed"]
+    assert result.cells.filter(pl.col("status") == "primary").height >= 3
+    assert_protected(result, {"by_sex": ["school", "sex"], "by_sen": ["school", "sen"]}, policy)
+
+
+def test_no_primary_means_everything_published():
+    table = from_frequencies(frequency_table({("x", "p"): 10, ("x", "q"): 15, ("y", "p"): 17, ("y", "q"): 19}), ["a", "b"], "n")
+    result = protect(table, Policy(threshold=3))
+    assert set(result.cells["status"]) == {"published"}
+    assert result.summary()["audit"]["passed"]
+
+
+def test_zeros_follow_the_policy_and_structural_zeros_are_z():
+    frame = frequency_table({("x", "p"): 0, ("x", "q"): 15, ("y", "p"): 17, ("y", "q"): 0})
+    table = from_frequencies(frame, ["a", "b"], "n")
+    assert statuses(protect(table, Policy(threshold=3)), ["a", "b"])[("x", "p")] == "published"
+    assert statuses(protect(table, Policy(threshold=3, zeros="suppress")), ["a", "b"])[("x", "p")] == "primary"
+    structural = pl.DataFrame({"a": ["y"], "b": ["q"]})
+    result = protect(table, Policy(threshold=3, zeros="suppress"), structural=structural)
+    row = result.cells.filter((pl.col("a") == "y") & (pl.col("b") == "q")).row(0, named=True)
+    assert (row["status"], row["display"]) == ("structural_zero", "z")
+
+
+def test_dominance_and_p_percent_on_a_magnitude_table():
+    micro = pl.DataFrame({
+        "district": ["D1"] * 4 + ["D2"] * 4,
+        "provider": ["p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"],
+        "funding": [9000.0, 500.0, 300.0, 200.0, 2500.0, 2400.0, 2600.0, 2500.0],
+    })
+    table = from_microdata(micro, [TableSpec("funding", ("district",))], magnitude="funding", contributor="provider")
+    dominance = protect(table, parse_policy({"threshold": 1, "dominance": {"n": 1, "k": 80}}))
+    assert statuses(dominance, ["district"])[("D1",)] == "primary"
+    assert statuses(dominance, ["district"])[("D2",)] == "secondary"  # else D1 = Total - D2
+    p_rule = protect(table, parse_policy({"threshold": 1, "p_percent": 10}))
+    assert statuses(p_rule, ["district"])[("D1",)] == "primary"  # others hold 500, under 10% of 9000
+    assert "p_percent" not in (p_rule.cells.filter(pl.col("district") == "D2")["rule"].to_list())
+
+
+def test_group_disclosure_flags_a_school_where_everyone_shares_a_sensitive_category():
+    frame = frequency_table({("A", "FSM"): 0, ("A", "NOT"): 25, ("B", "FSM"): 12, ("B", "NOT"): 30})
+    table = from_frequencies(frame.rename({"a": "school", "b": "fsm"}), ["school", "fsm"], "n")
+    result = protect(table, parse_policy({"threshold": 3, "group_disclosure": ["fsm"]}))
+    got = statuses(result, ["school", "fsm"])
+    assert got[("A", "NOT")] == "primary"
+    assert result.cells.filter(pl.col("status") == "primary")["rule"].to_list() == ["group"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(2, 4), st.integers(2, 4),
+    st.lists(st.integers(0, 25), min_size=16, max_size=16),
+    st.sampled_from([3, 5, 10]),
+)
+def test_random_tables_resist_an_independent_lp_attack(n_rows, n_cols, counts, threshold):
+    cells = {(f"r{i}", f"c{j}"): counts[i * n_cols + j] for i in range(n_rows) for j in range(n_cols)}
+    policy = Policy(threshold=threshold)
+    result = protect(from_frequencies(frequency_table(cells), ["a", "b"], "n"), policy)
+    assert_protected(result, {"table": ["a", "b"]}, policy)
+    assert result.summary()["audit"]["passed"]
+
+
+def test_policy_errors_name_the_key():
+    for raw, key in [({"threshhold": 5}, "threshhold"), ({"threshold": -1}, "threshold"), ({"method": "magic"}, "method"),
+                     ({"dominance": {"n": 1}}, "dominance"), ({"symbols": {"secret": "c"}}, "symbols")]:
+        with pytest.raises(PolicyError, match=key):
+            parse_policy(raw)
+
+
+def test_bad_tables_are_refused_clearly():
+    frame = frequency_table({("x", "p"): 1, ("x", "q"): 2})
+    with pytest.raises(TableError, match="unknown dimension 'c'"):
+        from_frequencies(frame, ["a", "c"], "n")
+    with pytest.raises(TableError, match="non-negative whole counts"):
+        from_frequencies(frame.with_columns(n=pl.Series([1, -2])), ["a", "b"], "n")
+    with pytest.raises(TableError, match="does not cover code 'q'"):
+        from_frequencies(frame, ["a", "b"], "n", {"b": Hierarchy.from_children("b", {T: ["p"]})})
+    with pytest.raises(HierarchyError, match="appears twice"):
+        Hierarchy.from_children("b", {T: ["p", "q"], "p": ["q"]})
