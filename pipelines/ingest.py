@@ -84,40 +84,47 @@ def _unreadable(path: Path, encoding: str, data: bytes, offset: int) -> FileProb
                        "declare its encoding in the mapping config")
 
 
-def _utf8_body(path: Path, data: bytes, encoding: str) -> bytes | None:
-    """The bytes polars can read as they are, or None when an auto-detected file is not UTF-8."""
-    body = data[len(BOM):] if data.startswith(BOM) else data
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        if encoding == "auto":
-            return None
-        raise _unreadable(path, encoding, body, error.start) from None
-    return body
+def _parsed(path: Path, body: bytes, delimiter: str) -> pl.DataFrame:
+    header_line = body.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
+    header = next(csv.reader([header_line], delimiter=delimiter))
+    if len(header) == 1:
+        used = max(DELIMITERS, key=header_line.count)
+        if header_line.count(used) > 0 and used != delimiter:
+            raise FileProblem(f"{path.name}: columns are separated by {DELIMITERS[used]}s, not {DELIMITERS[delimiter]}s; "
+                              "declare the delimiter in the mapping config")
+    _check_header(path, header)
+    return pl.read_csv(body, infer_schema=False, separator=delimiter)
 
 
 def _csv_frame(path: Path, spec: SourceSpec) -> pl.DataFrame:
+    """Polars checks UTF-8 as it parses, so a large file is never decoded twice; only a file it refuses
+    (and whose encoding was not declared as UTF-8) is re-read as Windows-1252."""
     data = path.read_bytes()
     if not data.strip():
         raise FileProblem(f"{path.name}: the file is empty")
-    body = None if spec.encoding == "cp1252" else _utf8_body(path, data, spec.encoding)
-    if body is None:
-        body = _cp1252_as_utf8(path, data)
-    header_line = body.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")
-    header = next(csv.reader([header_line], delimiter=spec.delimiter))
-    if len(header) == 1:
-        used = max(DELIMITERS, key=header_line.count)
-        if header_line.count(used) > 0 and used != spec.delimiter:
-            raise FileProblem(f"{path.name}: columns are separated by {DELIMITERS[used]}s, not {DELIMITERS[spec.delimiter]}s; "
-                              "declare the delimiter in the mapping config")
-    _check_header(path, header)
+    body = data[len(BOM):] if data.startswith(BOM) else data
     try:
-        frame = pl.read_csv(body, infer_schema=False, separator=spec.delimiter)
+        frame = _parsed(path, _cp1252_as_utf8(path, data) if spec.encoding == "cp1252" else body, spec.delimiter)
+    except pl.exceptions.ComputeError as error:
+        if "utf-8" not in str(error).lower():
+            raise FileProblem(f"{path.name}: not a well-formed CSV ({str(error).splitlines()[0]})") from None
+        if spec.encoding != "auto":
+            offset = _first_bad_utf8(body)
+            raise _unreadable(path, spec.encoding, body, offset) from None
+        frame = _parsed(path, _cp1252_as_utf8(path, data), spec.delimiter)
     except pl.exceptions.PolarsError as error:
         raise FileProblem(f"{path.name}: not a well-formed CSV ({str(error).splitlines()[0]})") from None
     if frame.height == 0:
         raise FileProblem(f"{path.name}: has a header but no rows")
     return frame
+
+
+def _first_bad_utf8(data: bytes) -> int:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start
+    return 0
 
 
 def _cp1252_as_utf8(path: Path, data: bytes) -> bytes:

@@ -14,6 +14,7 @@ from schemas.contract import Contract
 from schemas.rules import CompiledRule, Period, compile_rules, normalised, typed, typed_name
 
 SOURCE_ROW = "source_row"
+CHUNK_ROWS = 1_000_000
 STAGED_TYPES = {"date": pl.Date, "int": pl.Int64, "decimal": pl.Float64, "flag": pl.Boolean}
 
 
@@ -62,12 +63,42 @@ def staged_columns(contract: Contract) -> list[pl.Expr]:
     return exprs
 
 
-def validate_frame(raw: pl.DataFrame, contract: Contract, period: Period) -> Validated:
-    """raw: source_row plus every contract column, as text exactly as read."""
+def whole_file_flags(raw: pl.DataFrame, contract: Contract, rules: list[CompiledRule]) -> pl.DataFrame:
+    """Flags of the rules that compare rows (duplicate keys), computed once over just their columns."""
+    needed = {c for r in rules for c in r.whole_file}
+    return raw.select(normalised(c) for c in contract.columns if c.name in needed).select(r.fails.alias(r.id) for r in rules)
+
+
+def validate_frame(raw: pl.DataFrame, contract: Contract, period: Period, chunk_rows: int = CHUNK_ROWS) -> Validated:
+    """raw: source_row plus every contract column, as text exactly as read.
+
+    Row rules run chunk by chunk, so memory stays bounded by the chunk, not the file (a national census is
+    nine million rows); only the key rules see the whole file, and only its key columns.
+    """
     rules = compile_rules(contract, period)
+    by_file = [r for r in rules if r.whole_file]
+    by_row = [r for r in rules if not r.whole_file]
+    file_flags = whole_file_flags(raw, contract, by_file) if by_file else None
+    parts = []
+    for offset in range(0, max(raw.height, 1), chunk_rows):
+        chunk = raw.slice(offset, chunk_rows)
+        result = flagged(chunk, contract, by_row, period)
+        if file_flags is not None:
+            result = result.hstack(file_flags.slice(offset, chunk_rows))
+        parts.append(_split(chunk, result, contract, rules))
+    return Validated(
+        staged=pl.concat([p.staged for p in parts]),
+        quarantine=pl.concat([p.quarantine for p in parts]),
+        warnings=pl.concat([p.warnings for p in parts]),
+        rule_counts=pl.concat([p.rule_counts for p in parts]).group_by("rule_id", "severity", maintain_order=True)
+        .agg(pl.col("rows").sum()).filter(pl.col("rows") > 0).sort(["rows", "rule_id"], descending=[True, False]),
+    )
+
+
+def _split(raw: pl.DataFrame, result: pl.DataFrame, contract: Contract, rules: list[CompiledRule]) -> Validated:
+    """One chunk's rows divided into staged and quarantined, with its warnings and rule counts."""
     errors = [r for r in rules if r.severity == "error"]
     warnings = [r for r in rules if r.severity == "warning"]
-    result = flagged(raw, contract, rules, period)
     failed = pl.any_horizontal([pl.col(r.id) for r in errors]) if errors else pl.lit(False)
     ids = {r.id: r.id for r in rules}
     messages = {r.id: r.message for r in rules}
@@ -85,9 +116,4 @@ def validate_frame(raw: pl.DataFrame, contract: Contract, period: Period) -> Val
     totals = result.select(pl.col(r.id).sum() for r in rules).row(0)
     counts = pl.DataFrame({"rule_id": [r.id for r in rules], "severity": [r.severity for r in rules],
                            "rows": pl.Series(totals, dtype=pl.UInt32)})
-    return Validated(
-        staged=result.filter(~failed).select(staged_columns(contract)),
-        quarantine=quarantine,
-        warnings=warned,
-        rule_counts=counts.filter(pl.col("rows") > 0).sort(["rows", "rule_id"], descending=[True, False]),
-    )
+    return Validated(result.filter(~failed).select(staged_columns(contract)), quarantine, warned, counts)

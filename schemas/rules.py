@@ -71,6 +71,7 @@ class CompiledRule:
     severity: str
     message: str
     fails: pl.Expr
+    whole_file: tuple[str, ...] = ()  # columns a rule that compares rows (keys) needs; empty: row by row
 
 
 def typed_name(column: str) -> str:
@@ -230,8 +231,15 @@ def cross_rule(spec: RuleSpec, period: Period) -> pl.Expr:
 
 def compile_rules(contract: Contract, period: Period) -> list[CompiledRule]:
     rules = [rule for column in contract.columns for rule in column_rules(contract, column, period)]
-    rules += [CompiledRule(s.id, s.severity, s.message, cross_rule(s, period)) for s in contract.rules]
-    return [CompiledRule(r.id, r.severity, r.message, r.fails.fill_null(False)) for r in rules]
+    rules += [CompiledRule(s.id, s.severity, s.message, cross_rule(s, period), whole_file_columns(s)) for s in contract.rules]
+    return [CompiledRule(r.id, r.severity, r.message, r.fails.fill_null(False), r.whole_file) for r in rules]
+
+
+def whole_file_columns(spec: RuleSpec) -> tuple[str, ...]:
+    """Key rules compare rows across the whole file; every other rule looks at one row."""
+    if spec.check != "unique":
+        return ()
+    return (*spec.params["columns"], *([spec.params["pair_column"]] if "pair_column" in spec.params else []))
 
 
 def rule_catalogue(contract: Contract, period: Period) -> pl.DataFrame:

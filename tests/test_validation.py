@@ -170,3 +170,13 @@ def test_quarantine_keeps_the_raw_values_as_read(small_faulty):
     first = result.quarantine.row(0, named=True)
     original = raw.filter(pl.col("source_row") == first["source_row"]).row(0, named=True)
     assert {k: first[k] for k in original} == original
+
+
+def test_validating_in_chunks_gives_the_same_result(small_faulty):
+    """Chunks bound memory on national files; the duplicate-key rules still see the whole file."""
+    raw = raw_rows(small_faulty, "pupils")
+    whole = validate_frame(raw, load_contract("pupils"), PERIOD)
+    chunked = validate_frame(raw, load_contract("pupils"), PERIOD, chunk_rows=997)
+    assert whole.quarantine.equals(chunked.quarantine) and whole.staged.equals(chunked.staged)
+    assert whole.warnings.equals(chunked.warnings) and whole.rule_counts.equals(chunked.rule_counts)
+    assert "PUP-UPN-DUPLICATE" in set(chunked.rule_counts["rule_id"])
