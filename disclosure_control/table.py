@@ -101,11 +101,11 @@ def from_microdata(frame: pl.DataFrame, tables: list[TableSpec], hierarchies: di
     _check_dimensions(frame, dimensions + [c for c in (magnitude, contributor) if c])
     frame = frame.with_columns(pl.col(d).cast(pl.String) for d in dimensions)
     amount = pl.col(magnitude).cast(pl.Float64) if magnitude else pl.lit(1, dtype=pl.Int64)
-    base = frame.group_by(dimensions).agg(amount.sum().alias(VALUE))
+    base = frame.group_by(dimensions).agg((amount.sum() if magnitude else pl.len().cast(pl.Int64)).alias(VALUE))
     table_set = build(tables, base, hierarchies, complete=len(tables) == 1)
     if contributor is None:
         return table_set
-    return _with_contributions(table_set, frame, dimensions, amount, contributor)
+    return _with_contributions(table_set, frame.with_columns(amount.alias(VALUE)), dimensions, contributor)
 
 
 def _ancestor_pairs(hierarchy: Hierarchy, dim: str) -> pl.DataFrame:
@@ -151,9 +151,9 @@ def build(tables: list[TableSpec], base: pl.DataFrame, hierarchies: dict[str, Hi
     return TableSet(dimensions, hierarchies, tuple(tables), inner, cells, membership)
 
 
-def _with_contributions(table_set: TableSet, frame: pl.DataFrame, dimensions, amount: pl.Expr, contributor: str) -> TableSet:
+def _with_contributions(table_set: TableSet, frame: pl.DataFrame, dimensions, contributor: str) -> TableSet:
     """Each cell's total per contributor, for dominance and p% rules."""
-    per_inner = frame.group_by(*dimensions, contributor).agg(amount.sum().alias(VALUE)).join(
+    per_inner = frame.group_by(*dimensions, contributor).agg(pl.col(VALUE).sum()).join(
         table_set.inner.select(INNER_ID, *dimensions), on=list(dimensions))
     m = table_set.membership.tocoo()
     links = pl.DataFrame({INNER_ID: m.row.astype(np.int64), CELL_ID: m.col.astype(np.int64)})

@@ -5,11 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from disclosure_control.hierarchy import Hierarchy, HierarchyError
+from disclosure_control.policy import PolicyError
+from disclosure_control.protect import STATUSES, ProtectionError, protect as protect_table
+from disclosure_control.table import TableError, TableSpec, from_frequencies, from_microdata
 from pipelines.ingest import FileProblem
+from pipelines.io import read_csv_text, read_json, write_csv_atomic
+from pipelines.policies import load_disclosure_policy
 from pipelines.synthetic.generate import DEFAULT_ACADEMIC_YEAR, generate as generate_county
 from pipelines.validate import run_validation, top_rules
 from pipelines.warehouse import ReconciliationError, WarehouseBusy
@@ -87,3 +94,65 @@ def validate(
         console.print(f"not found, skipped: {name}")
     console.print(f"quarantine files: {out / 'quarantine'}; Data Docs: {out / 'data_docs' / 'index.html'}; "
                   f"warehouse: {run.warehouse}")
+
+
+def _hierarchies(specs: list[str]) -> dict[str, Hierarchy]:
+    out = {}
+    for spec in specs:
+        dim, sep, path = spec.partition("=")
+        if not sep or not dim or not path:
+            raise ValueError(f"--hierarchy expects dim=FILE, not {spec!r}")
+        children = read_json(Path(path))
+        if not isinstance(children, dict):
+            raise ValueError(f"{path}: a hierarchy is a JSON object mapping each parent to its list of children")
+        out[dim] = Hierarchy.from_children(dim, children)
+    return out
+
+
+@app.command()
+def protect(
+    table: Annotated[Path, typer.Argument(help="CSV of microdata (one row per person) or of base cells (with --value).")],
+    dims: Annotated[str, typer.Option(help="Comma-separated dimension columns, e.g. school,ethnicity,sex.")],
+    out: Annotated[Path, typer.Option(help="CSV to write: every cell, totals included, with value and status.")],
+    value: Annotated[str | None, typer.Option(help="Count column of a frequency table of base cells.")] = None,
+    hierarchy: Annotated[list[str] | None, typer.Option(help="dim=FILE: JSON mapping each parent to its children, root Total.")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy TOML (default: schemas/policies/disclosure.toml).")] = None,
+    threshold: Annotated[int | None, typer.Option(help="Override the policy's frequency threshold.")] = None,
+    protection_level: Annotated[float | None, typer.Option(help="Override the protection level, % of the cell value.")] = None,
+    method: Annotated[str | None, typer.Option(help="fast or optimal.")] = None,
+) -> None:
+    """Add the margins, suppress what would disclose, audit the pattern, write every cell."""
+    dimensions = [d.strip() for d in dims.split(",") if d.strip()]
+    try:
+        rules = load_disclosure_policy(policy).with_overrides(threshold=threshold, protection_level=protection_level, method=method)
+        frame = read_csv_text(table)
+        hierarchies = _hierarchies(hierarchy or [])
+        unknown = [d for d in hierarchies if d not in dimensions]
+        if unknown:
+            raise ValueError(f"--hierarchy names {unknown[0]!r}, which is not in --dims")
+        if value:
+            model = from_frequencies(frame, dimensions, value, hierarchies, name=table.stem)
+        else:
+            model = from_microdata(frame, [TableSpec(table.stem, tuple(dimensions))], hierarchies)
+        result = protect_table(model, rules)
+    except (PolicyError, TableError, HierarchyError, ProtectionError, ValueError) as error:
+        raise fail(str(error)) from None
+    cells = result.cells
+    write_csv_atomic(cells.select(*dimensions, pl.col("display").alias("value"), "status"), out)
+    write_csv_atomic(cells.select(*dimensions, pl.col("value").alias("count"), "status", "rule", "reason", "lower", "upper",
+                                  "exact", "safe"), out.with_name(f"{out.stem}.decisions.csv"))
+    summary = result.summary()
+    report = Table(title=f"Protected {table.name}: {summary['cells']:,} cells (policy {rules.version}, method {summary['method']})")
+    report.add_column("status")
+    report.add_column("cells", justify="right")
+    for status in STATUSES:
+        report.add_row(status, f"{summary['by_status'][status]:,}")
+    console.print(report)
+    loss, audit = summary["information_loss"], summary["audit"]
+    console.print(f"information loss: {loss['secondary_cells']:,} secondary cells, total value {loss['secondary_value']:,.0f}")
+    console.print(f"audit: {audit['suppressed_cells']:,} suppressed cells checked by linear programming; "
+                  f"narrowest primary interval {audit['narrowest_primary_interval']}; "
+                  f"{'PASSED: no cell narrower than its protection level' if audit['passed'] else 'FAILED'}")
+    for note in summary["notes"]:
+        console.print(f"note: {note}")
+    console.print(f"written: {out} and {out.with_name(out.stem + '.decisions.csv')}")

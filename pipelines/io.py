@@ -7,6 +7,7 @@ target and moved into place only when everything succeeded, so a failed run leav
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import uuid
@@ -53,3 +54,31 @@ class CsvAppender:
 def write_csv(frame: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_csv(path)
+
+
+def write_csv_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """Written beside the target, then renamed over it: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        frame.write_csv(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+
+
+def read_csv_text(path: Path) -> pl.DataFrame:
+    """A CSV with every column as text (codes keep their leading zeros)."""
+    try:
+        return pl.read_csv(path, infer_schema=False)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise ValueError(f"{path}: cannot read as CSV ({str(error).splitlines()[0]})") from None

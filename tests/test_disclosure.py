@@ -138,8 +138,10 @@ def test_linked_tables_share_one_status_for_a_shared_margin_and_resist_attack_ac
     tables = [TableSpec("by_sex", ("school", "sex")), TableSpec("by_sen", ("school", "sen"))]
     policy = Policy(threshold=5)
     result = protect(from_microdata(micro, tables), policy)
-    shared = result.cells.filter((pl.col("sex") == T) & (pl.col("sen") == T))
+    shared = result.cells.filter((pl.col("sex") == T) & (pl.col("sen") == T)).sort("school")
     assert shared.height == 4 and shared["tables"].list.len().min() == 2
+    assert shared["value"].to_list() == [26, 42, 32, 100]  # schools A, B, C, then the grand total
+    assert result.cells.filter((pl.col("school") == "C") & (pl.col("sex") == "M"))["value"].item() == 2
     assert result.summary()["audit"]["passed"]
     assert result.cells.filter(pl.col("status") == "primary").height >= 3
     assert_protected(result, {"by_sex": ["school", "sex"], "by_sen": ["school", "sen"]}, policy)
