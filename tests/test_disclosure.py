@@ -220,3 +220,31 @@ def test_bad_tables_are_refused_clearly():
         from_frequencies(frame, ["a", "b"], "n", {"b": Hierarchy.from_children("b", {T: ["p"]})})
     with pytest.raises(HierarchyError, match="appears twice"):
         Hierarchy.from_children("b", {T: ["p", "q"], "p": ["q"]})
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(2, 3), st.integers(2, 4),
+    st.lists(st.integers(0, 20), min_size=12, max_size=12),
+)
+def test_optimal_is_safe_and_never_loses_more_than_fast(n_rows, n_cols, counts):
+    from disclosure_control.secondary import cell_costs
+
+    cells = {(f"r{i}", f"c{j}"): counts[i * n_cols + j] for i in range(n_rows) for j in range(n_cols)}
+    policy = Policy(threshold=5)
+    table = from_frequencies(frequency_table(cells), ["a", "b"], "n")
+    fast, optimal = protect(table, policy, method="fast"), protect(table, policy, method="optimal")
+    assert optimal.method == "optimal" and optimal.summary()["audit"]["passed"]
+    assert_protected(optimal, {"table": ["a", "b"]}, policy)
+    costs = cell_costs(table, policy)
+    loss = lambda r: costs[r.cells.filter(pl.col("status") == "secondary")["cell_id"].to_numpy()].sum()  # noqa: E731
+    assert loss(optimal) <= loss(fast) + 1e-9
+
+
+def test_optimal_falls_back_to_fast_at_its_time_limit_and_says_so():
+    rng = np.random.default_rng(3)
+    cells = {(f"r{i}", f"c{j}"): int(rng.choice([1, 3, 40, 55, 70])) for i in range(40) for j in range(30)}
+    result = protect(from_frequencies(frequency_table(cells), ["a", "b"], "n"), parse_policy({"threshold": 5, "optimal_time_limit": 0.1}),
+                     method="optimal")
+    assert result.method == "fast" and "fast method was used instead" in result.notes[0]
+    assert result.summary()["audit"]["passed"]

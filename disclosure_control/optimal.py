@@ -1,0 +1,122 @@
+"""Secondary suppression, optimal method: Fischetti and Salazar's model, solved with HiGHS by constraint generation.
+
+Binary y_c says cell c is suppressed; the master problem minimises the cost of the suppressed cells with every
+primary suppressed. For a pattern y, an attacker LP per primary and direction (up, down) asks how far the cell
+can move when the published cells hold their values and each suppressed cell c may range over
+[a_c - a_c, a_c + total] (counts are non-negative; the table total bounds everything). When the attacker gets
+closer than the protection level, LP duality gives a capacity cut that every protecting pattern satisfies:
+
+    sum_c (alpha_c * UB_c + beta_c * LB_c) * y_c  >=  a_p + UPL_p - sum_c (alpha_c - beta_c) * a_c
+
+where alpha, beta are the positive and negative parts of the row duals. Cuts are added until no attacker
+succeeds; if the time limit passes first, the caller falls back to the fast method and says so.
+"""
+
+from __future__ import annotations
+
+import time
+
+import highspy
+import numpy as np
+import polars as pl
+
+from .audit import new_solver
+from .policy import Policy
+from .secondary import cell_costs
+from .table import CELL_ID, TableSet
+
+TOLERANCE = 1e-6
+
+
+class _Attacker:
+    """One LP over the inner cells whose rows are all cells; row bounds follow the pattern y."""
+
+    def __init__(self, table: TableSet):
+        self.a = table.cell_values
+        self.width_up = np.full(len(self.a), table.inner_values.sum())  # UB_c: the total bounds any cell
+        self.width_down = self.a.copy()  # LB_c: a count cannot go below zero
+        m = table.membership.T.tocsc()  # cells x inner, column-wise for HiGHS
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = m.shape[1], m.shape[0]
+        lp.col_cost_ = np.zeros(m.shape[1])
+        lp.col_lower_ = np.zeros(m.shape[1])
+        lp.col_upper_ = np.full(m.shape[1], highspy.kHighsInf)
+        lp.row_lower_ = self.a.copy()
+        lp.row_upper_ = self.a.copy()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = m.indptr
+        lp.a_matrix_.index_ = m.indices
+        lp.a_matrix_.value_ = m.data
+        self.h = new_solver()
+        self.h.passModel(lp)
+        self.cells = table.membership.tocsc()
+        self.n_rows = m.shape[0]
+
+    def set_pattern(self, y: np.ndarray) -> None:
+        lower, upper = self.a - self.width_down * y, self.a + self.width_up * y
+        self.lower, self.upper = lower, upper
+        self.h.changeRowsBounds(self.n_rows, np.arange(self.n_rows, dtype=np.int32), lower, upper)
+
+    def cut(self, cell: int, upward: bool, target: float) -> tuple[np.ndarray, float] | None:
+        """None when the attacker cannot reach past target; else the cut's coefficients and right side."""
+        n = self.h.getNumCol()
+        cost = np.zeros(n)
+        inner = self.cells.indices[self.cells.indptr[cell]:self.cells.indptr[cell + 1]]
+        cost[inner] = 1.0 if upward else -1.0
+        self.h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
+        self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        self.h.run()
+        if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None  # unbounded: the attacker learns nothing
+        best = self.h.getInfo().objective_function_value
+        reach = best if upward else -best
+        if (upward and reach >= target - TOLERANCE) or (not upward and reach <= target + TOLERANCE):
+            return None
+        dual = np.asarray(self.h.getSolution().row_dual)
+        if abs(np.maximum(dual, 0) @ self.upper - np.maximum(-dual, 0) @ self.lower - best) > 1e-4 * max(1.0, abs(best)):
+            dual = -dual  # HiGHS's sign convention for maximisation: pick the one that gives strong duality
+        alpha, beta = np.maximum(dual, 0), np.maximum(-dual, 0)
+        coefficients = alpha * self.width_up + beta * self.width_down
+        needed = (target if upward else -target) - (alpha - beta) @ self.a
+        return coefficients, needed
+
+
+def optimal_suppression(table: TableSet, primary: set[int], required: pl.DataFrame, policy: Policy,
+                        time_limit: float | None = None) -> tuple[set[int], str | None]:
+    """The cheapest protecting pattern, or (set(), a note saying why the fast method must be used)."""
+    started = time.monotonic()
+    limit = time_limit or policy.optimal_time_limit
+    costs = cell_costs(table, policy)
+    n = len(costs)
+    targets = required.sort(CELL_ID)
+    attacker = _Attacker(table)
+    master = new_solver()
+    master.setOptionValue("mip_rel_gap", 0.0)
+    lower = np.zeros(n)
+    lower[list(primary)] = 1.0
+    for c in range(n):
+        master.addCol(float(costs[c]), float(lower[c]), 1.0, 0, np.array([], dtype=np.int32), np.array([]))
+    master.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger))
+    y = lower.copy()
+    out_of_time = f"the optimal method passed its {limit:g} s limit; the fast method was used instead"
+    while True:
+        attacker.set_pattern(y)
+        cuts = 0
+        for row in targets.iter_rows(named=True):
+            if time.monotonic() - started > limit:
+                return set(), out_of_time
+            p, value = row[CELL_ID], attacker.a[row[CELL_ID]]
+            for upward, target in ((True, value + row["upper_required"]), (False, value - row["lower_required"])):
+                found = attacker.cut(p, upward, target)
+                if found is not None:
+                    coefficients, needed = found
+                    used = np.flatnonzero(coefficients > TOLERANCE)
+                    master.addRow(float(needed), highspy.kHighsInf, len(used), used.astype(np.int32), coefficients[used])
+                    cuts += 1
+        if not cuts:
+            return {int(c) for c in np.flatnonzero(y > 0.5)}, None
+        master.setOptionValue("time_limit", max(1.0, limit - (time.monotonic() - started)))
+        master.run()
+        if master.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return set(), f"the optimal method stopped ({master.modelStatusToString(master.getModelStatus())}); the fast method was used instead"
+        y = np.round(np.asarray(master.getSolution().col_value))
