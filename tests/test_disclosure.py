@@ -248,3 +248,26 @@ def test_optimal_falls_back_to_fast_at_its_time_limit_and_says_so():
                      method="optimal")
     assert result.method == "fast" and "fast method was used instead" in result.notes[0]
     assert result.summary()["audit"]["passed"]
+
+
+def test_rounding_publishes_low_for_small_non_zero_counts_and_leaves_suppression_alone():
+    from disclosure_control.rounding import round_published
+
+    table = from_frequencies(frequency_table({("x", "p"): 1, ("x", "q"): 12, ("y", "p"): 17, ("y", "q"): 2}), ["a", "b"], "n")
+    protected = protect(table, parse_policy({"threshold": 1, "rounding_base": 5}))
+    rounded = round_published(protected)
+    shown = {(r["a"], r["b"]): (r["status"], r["display"]) for r in rounded.cells.iter_rows(named=True)}
+    assert shown[("x", "p")] == ("rounded", "low") and shown[("x", "q")] == ("rounded", "10")
+    assert shown[("y", "q")] == ("rounded", "low") and shown[(T, T)] == ("rounded", "30")
+    suppressed = round_published(protect(table, parse_policy({"threshold": 3, "rounding_base": 5})))
+    assert {s for s, d in ((r["status"], r["display"]) for r in suppressed.cells.iter_rows(named=True)) if d == "c"} == {"primary", "secondary"}
+
+
+def test_percentages_are_suppressed_with_their_counts_and_flag_small_denominators():
+    from disclosure_control.rounding import percentages
+
+    numerator = pl.DataFrame({"school": ["A", "B", "C", "D"], "value": [2, 10, 0, 5], "status": ["primary", "published", "published", "published"]})
+    denominator = pl.DataFrame({"school": ["A", "B", "C", "D"], "value": [40, 50, 0, 20], "status": ["published", "published", "published", "secondary"]})
+    got = percentages(numerator, denominator, ["school"], Policy(small_denominator=30)).sort("school")
+    assert got["percent"].to_list() == ["c", "20.0", "z", "c"]
+    assert got["small_denominator"].to_list() == [False, False, True, False]

@@ -1,0 +1,83 @@
+"""lareturns protect on generated data, and its clear refusals."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+from .conftest import read_export
+
+
+@pytest.fixture(scope="module")
+def school_table(small_clean, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("protect")
+    pupils = read_export(small_clean, "pupils").filter(pl.col("enrolment_status") != "S")
+    pupils.select("school_urn", "sex", "sen_provision").write_csv(folder / "micro.csv")
+    schools = pl.read_csv(small_clean / "reference" / "schools.csv", infer_schema=False)
+    hierarchy = {"Total": sorted(schools["lad_code"].unique().to_list())}
+    for (lad,), group in schools.group_by("lad_code"):
+        hierarchy[lad] = sorted(group["urn"].to_list())
+    (folder / "schools.json").write_text(json.dumps(hierarchy))
+    pupils.group_by("school_urn", "sex").len("n").write_csv(folder / "freq.csv")
+    return folder, pupils.height
+
+
+def run(*args):
+    return CliRunner().invoke(app, ["protect", *map(str, args)])
+
+
+def test_protect_microdata_writes_every_cell_and_passes_its_audit(school_table):
+    folder, pupils = school_table
+    out = folder / "out.csv"
+    result = run(folder / "micro.csv", "--dims", "school_urn,sex,sen_provision", "--hierarchy",
+                 f"school_urn={folder / 'schools.json'}", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "PASSED: no cell narrower than its protection level" in result.output
+    cells = pl.read_csv(out, infer_schema=False)
+    assert cells.columns == ["school_urn", "sex", "sen_provision", "value", "status"]
+    grand = cells.filter((pl.col("school_urn") == "Total") & (pl.col("sex") == "Total") & (pl.col("sen_provision") == "Total"))
+    assert grand["value"].item() == str(pupils) and grand["status"].item() == "published"
+    suppressed = cells.filter(pl.col("status").is_in(["primary", "secondary"]))
+    assert suppressed.height > 0 and set(suppressed["value"]) == {"c"}
+    published = cells.filter(pl.col("status") == "published")["value"].cast(int)
+    assert ((published == 0) | (published >= 10)).all()  # the default threshold
+    decisions = pl.read_csv(folder / "out.decisions.csv", infer_schema=False)
+    assert decisions.filter(pl.col("status") == "primary")["rule"].drop_nulls().len() == cells.filter(pl.col("status") == "primary").height
+
+
+def test_protect_frequency_table_with_overrides(school_table):
+    folder, _ = school_table
+    out = folder / "freq_out.csv"
+    result = run(folder / "freq.csv", "--dims", "school_urn,sex", "--value", "n", "--threshold", "3",
+                 "--protection-level", "20", "--method", "optimal", "--out", out)
+    assert result.exit_code == 0, result.output
+    cells = pl.read_csv(out, infer_schema=False)
+    published = cells.filter(pl.col("status") == "published")["value"].cast(int)
+    assert ((published == 0) | (published >= 3)).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dims", "school_urn,colour"], "unknown dimension 'colour'"),
+        (["--dims", "school_urn,sex", "--value", "sex"], "must hold non-negative whole counts"),
+        (["--dims", "school_urn,sex", "--hierarchy", "school_urn=HIER"], "does not cover code"),
+        (["--dims", "school_urn,sex", "--threshold", "0"], "threshold: 0 is outside"),
+        (["--dims", "school_urn,sex", "--method", "magic"], "method: 'magic' is not one of fast, optimal"),
+        (["--dims", "school_urn,sex", "--hierarchy", "nonsense"], "--hierarchy expects dim=FILE"),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(school_table, tmp_path, args, message):
+    folder, _ = school_table
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"Total": ["only_one_school"]}))
+    args = [a.replace("HIER", str(partial)) for a in args]
+    result = run(folder / "micro.csv", *args, "--out", tmp_path / "x.csv")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.csv").exists()
