@@ -14,6 +14,7 @@ protection level it suppresses one more cell beside it and tries again.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -21,11 +22,12 @@ import polars as pl
 from .audit import AttackModel, audit
 from .policy import Policy
 from .primary import primary_cells, protection_required
-from .secondary import cell_costs, gauss_suppression
+from .secondary import cell_costs, exactly_disclosed, gauss_suppression
 from .table import CELL_ID, INNER_ID, VALUE, TableSet
 
 STATUSES = ("published", "primary", "secondary", "structural_zero", "rounded")
 MAX_REPAIR_ROUNDS = 200
+CLEANUP_MIN_SECONDS = 2.0  # publishing needless secondaries again gets at least this, or half the time so far
 
 
 class ProtectionError(RuntimeError):
@@ -78,21 +80,49 @@ def structural_cells(table: TableSet, structural: pl.DataFrame | None) -> set[in
 
 
 def extra_suppressions(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, policy: Policy) -> set[int]:
-    """For each cell whose interval is too narrow, the cheapest published cell whose equation holds the
-    offending bound in (found from the LP's duals); suppressing it loosens that bound."""
+    """Published cells to suppress as well so that the cells the audit found too narrow can move further.
+
+    For each such cell the LP's duals name the published cells whose equations hold its bound in; the
+    cheapest cells per bound they loosen are chosen first (a greedy set cover), so one extra cell can serve
+    several primaries.
+    """
     costs = cell_costs(table, policy)
     attacker = AttackModel(table, suppressed)
-    extra: set[int] = set()
+    holds: dict[int, set[int]] = {}
     for row in unsafe.iter_rows(named=True):
         upward = row["upper"] < row[VALUE] + row["upper_required"] - 1e-6
-        options = [c for c in attacker.binding(row[CELL_ID], upward) if c not in extra]
-        if options:
-            extra.add(min(options, key=lambda c: (costs[c], c)))
+        for c in attacker.binding(row[CELL_ID], upward):
+            holds.setdefault(c, set()).add(row[CELL_ID])
+    extra: set[int] = set()
+    uncovered = set(unsafe[CELL_ID].to_list())
+    while uncovered and holds:
+        best = min(holds, key=lambda c: (costs[c] / max(1, len(holds[c] & uncovered)), c))
+        if not holds[best] & uncovered:
+            break
+        extra.add(best)
+        uncovered -= holds.pop(best)
     return extra
+
+
+def without_needless_secondaries(table: TableSet, suppressed: set[int], primary: set[int], required: pl.DataFrame,
+                                 policy: Policy, budget_seconds: float) -> set[int]:
+    """Publish again, most expensive first, any secondary cell the pattern stays safe without."""
+    costs = cell_costs(table, policy)
+    deadline = time.monotonic() + budget_seconds
+    for cell in sorted(suppressed - primary, key=lambda c: (-costs[c], c)):
+        if time.monotonic() > deadline:
+            break
+        trial = suppressed - {cell}
+        if exactly_disclosed(table, trial, primary):
+            continue
+        if audit(table, trial, required)["safe"].all():
+            suppressed = trial
+    return suppressed
 
 
 def protect(table: TableSet, policy: Policy, method: str | None = None,
             structural: pl.DataFrame | None = None) -> Protection:
+    started = time.monotonic()
     method = method or policy.method
     primary = primary_cells(table, policy)
     structural_ids = structural_cells(table, structural)
@@ -121,6 +151,10 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
         suppressed |= extra  # suppressing more never makes a primary recoverable again
     else:
         raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
+    if method == "fast" and suppressed - primary_ids:
+        budget = max(CLEANUP_MIN_SECONDS, 0.5 * (time.monotonic() - started))
+        suppressed = without_needless_secondaries(table, suppressed, primary_ids, required, policy, budget)
+        checked = audit(table, suppressed, required)
     if len(suppressed) > first_pattern:
         notes.append(f"the interval audit asked for more protection: {len(suppressed) - first_pattern} cells "
                      "were suppressed on top of the first pattern")
