@@ -86,18 +86,15 @@ def run_validation(
     checked = [(raw, validate_frame(raw.frame, load_contract(raw.dataset), period)) for raw in exports]
     results = []
     with staged_output(out) as staging, open_warehouse(warehouse) as connection:
-        docs_inputs = []
-        for raw, validated in checked:
-            contract = load_contract(raw.dataset)
-            previous = previous_row_count(connection, raw.dataset)
-            reconciliation = load_validated(connection, run_id, contract, validated, raw.path.name, raw.sha256,
-                                            raw.frame.height, academic_year)
+        previous = {raw.dataset: previous_row_count(connection, raw.dataset) for raw, _ in checked}
+        outcomes = build_data_docs([(load_contract(raw.dataset), validated.staged, previous[raw.dataset]) for raw, validated in checked],
+                                   staging / "data_docs", run_id, period)
+        for raw, validated in checked:  # the warehouse is written last: anything failing above leaves it as it was
+            reconciliation = load_validated(connection, run_id, load_contract(raw.dataset), validated, raw.path.name,
+                                            raw.sha256, raw.frame.height, academic_year)
             write_csv(validated.quarantine, staging / "quarantine" / f"{raw.dataset}.csv")
-            results.append(DatasetResult(raw.dataset, raw.path.name, validated, reconciliation, raw.ignored_columns))
-            docs_inputs.append((contract, validated.staged, previous))
-        outcomes = build_data_docs(docs_inputs, staging / "data_docs", run_id, period)
-        for result in results:
-            result.expectations = outcomes.get(result.dataset, {})
+            results.append(DatasetResult(raw.dataset, raw.path.name, validated, reconciliation, raw.ignored_columns,
+                                         outcomes.get(raw.dataset, {})))
         report = {"run_id": run_id, "academic_year": academic_year, "datasets": [r.summary() for r in results],
                   "not_found": not_found, "warehouse": str(warehouse)}
         (staging / "validation.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")

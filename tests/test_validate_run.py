@@ -128,3 +128,11 @@ def test_running_twice_keeps_one_staged_copy_and_both_run_records(tmp_path, smal
     with duckdb.connect(str(tmp_path / "out" / "data" / "warehouse.duckdb"), read_only=True) as db:
         assert db.execute('SELECT count(*) FROM staging."ncmp"').fetchone()[0] == read_export(small_clean, "ncmp").height
         assert db.execute("SELECT count(DISTINCT run_id) FROM audit.runs").fetchone()[0] == 2
+
+
+def test_a_relative_out_folder_works_as_the_demo_uses_it(tmp_path, small_clean, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["validate", "--input", str(small_clean), "--out", "out/demo"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "demo" / "data_docs" / "index.html").exists()
+    assert (tmp_path / "out" / "demo" / "data" / "warehouse.duckdb").exists()
