@@ -82,26 +82,21 @@ def structural_cells(table: TableSet, structural: pl.DataFrame | None) -> set[in
 def extra_suppressions(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, policy: Policy) -> set[int]:
     """Published cells to suppress as well so that the cells the audit found too narrow can move further.
 
-    For each such cell the LP's duals name the published cells whose equations hold its bound in; the
-    cheapest cells per bound they loosen are chosen first (a greedy set cover), so one extra cell can serve
-    several primaries.
+    For each such cell the LP's duals name the published cells whose equations hold its bound in; each
+    takes the one with the lowest cost per narrow cell it loosens, so cells that serve several primaries are
+    shared, and every narrow cell gets help in the same round.
     """
     costs = cell_costs(table, policy)
     attacker = AttackModel(table, suppressed)
-    holds: dict[int, set[int]] = {}
+    binding: dict[int, list[int]] = {}
     for row in unsafe.iter_rows(named=True):
         upward = row["upper"] < row[VALUE] + row["upper_required"] - 1e-6
-        for c in attacker.binding(row[CELL_ID], upward):
-            holds.setdefault(c, set()).add(row[CELL_ID])
-    extra: set[int] = set()
-    uncovered = set(unsafe[CELL_ID].to_list())
-    while uncovered and holds:
-        best = min(holds, key=lambda c: (costs[c] / max(1, len(holds[c] & uncovered)), c))
-        if not holds[best] & uncovered:
-            break
-        extra.add(best)
-        uncovered -= holds.pop(best)
-    return extra
+        binding[row[CELL_ID]] = attacker.binding(row[CELL_ID], upward)
+    reach: dict[int, int] = {}
+    for cells in binding.values():
+        for c in set(cells):
+            reach[c] = reach.get(c, 0) + 1
+    return {min(cells, key=lambda c: (costs[c] / reach[c], c)) for cells in binding.values() if cells}
 
 
 def without_needless_secondaries(table: TableSet, suppressed: set[int], primary: set[int], required: pl.DataFrame,
