@@ -134,7 +134,7 @@ def _whole_model(attacker: "AttackModel"):
 
 
 def certified_intervals(table: TableSet, suppressed: set[int], required: pl.DataFrame, rounds: int = 40,
-                        seed: int = 0) -> pl.DataFrame:
+                        seed: int = 0, only: set[int] | None = None) -> pl.DataFrame:
     """Intervals each suppressed cell is certified to span, found by batches of LPs.
 
     Every LP solution is a table the attacker cannot rule out, so each cell's value in it is attainable.
@@ -145,7 +145,7 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
     if not suppressed:
         return pl.DataFrame(schema={**INTERVAL_COLUMNS, "exact": pl.Boolean})
     attacker = AttackModel(table, suppressed)
-    cells = np.array(sorted(suppressed), dtype=np.int64)
+    cells = np.array(sorted(suppressed if only is None else only & suppressed), dtype=np.int64)
     value = table.cell_values[cells]
     need = required.join(pl.DataFrame({CELL_ID: cells}), on=CELL_ID, how="right").fill_null(0.0)
     need = need.sort(CELL_ID)
@@ -202,11 +202,11 @@ def intervals(table: TableSet, suppressed: set[int]) -> pl.DataFrame:
     return pl.DataFrame([(c, *attacker.interval(c)) for c in sorted(suppressed)], schema=INTERVAL_COLUMNS, orient="row")
 
 
-def audit(table: TableSet, suppressed: set[int], required: pl.DataFrame) -> pl.DataFrame:
+def audit(table: TableSet, suppressed: set[int], required: pl.DataFrame, only: set[int] | None = None) -> pl.DataFrame:
     """Certified intervals joined to each cell's required protection (cell_id, upper_required,
     lower_required); a cell is safe when its interval reaches value + upper_required and value -
-    lower_required."""
-    found = certified_intervals(table, suppressed, required).join(table.cells.select(CELL_ID, VALUE), on=CELL_ID)
+    lower_required. `only` restricts the check to some suppressed cells."""
+    found = certified_intervals(table, suppressed, required, only=only).join(table.cells.select(CELL_ID, VALUE), on=CELL_ID)
     found = found.join(required, on=CELL_ID, how="left").with_columns(
         pl.col("upper_required").fill_null(0.0), pl.col("lower_required").fill_null(0.0))
     tolerance = 1e-6
