@@ -20,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from .table import CELL_ID, VALUE, TableSet
 
 INTERVAL_COLUMNS = {CELL_ID: pl.Int64, "lower": pl.Float64, "upper": pl.Float64}
+BATCH_MIN_CELLS = 0  # batches pay off even for a few cells: an exact solve on a large model costs as much
 
 
 class AuditError(RuntimeError):
@@ -106,27 +107,22 @@ class AttackModel:
         variables = self.position[inner[~self.known[inner]]]
         return float(self.values[inner[self.known[inner]]].sum()), variables
 
-    def interval(self, cell: int) -> tuple[float, float]:
+    def reach(self, cell: int, upward: bool) -> tuple[float, list[int]]:
+        """The cell's exact maximum (or minimum), and the published cells whose equations hold it there
+        (non-zero dual at the optimum): suppressing one of those is what can move the bound."""
         known, variables = self._parts(cell)
-        low = high = known
-        for g in np.unique(self.group[variables]):
-            h, members, _ = self._model(g)
-            local = np.searchsorted(members, variables[self.group[variables] == g])
-            low += _extreme(h, local, highspy.ObjSense.kMinimize)
-            high += _extreme(h, local, highspy.ObjSense.kMaximize)
-        return low, high
-
-    def binding(self, cell: int, upward: bool) -> list[int]:
-        """Published cells whose equations hold the cell's bound in (non-zero dual at the optimum)."""
-        _, variables = self._parts(cell)
-        out = []
+        total, holding = known, []
         for g in np.unique(self.group[variables]):
             h, members, used = self._model(g)
             local = np.searchsorted(members, variables[self.group[variables] == g])
-            _extreme(h, local, highspy.ObjSense.kMaximize if upward else highspy.ObjSense.kMinimize)
-            duals = np.asarray(h.getSolution().row_dual)
-            out += self.published[self.rows[used[np.abs(duals) > 1e-9]]].tolist()
-        return out
+            total += _extreme(h, local, highspy.ObjSense.kMaximize if upward else highspy.ObjSense.kMinimize)
+            if np.isfinite(total):
+                duals = np.asarray(h.getSolution().row_dual)
+                holding += self.published[self.rows[used[np.abs(duals) > 1e-9]]].tolist()
+        return total, holding
+
+    def interval(self, cell: int) -> tuple[float, float]:
+        return self.reach(cell, upward=False)[0], self.reach(cell, upward=True)[0]
 
 
 def _whole_model(attacker: "AttackModel"):
@@ -134,7 +130,7 @@ def _whole_model(attacker: "AttackModel"):
 
 
 def certified_intervals(table: TableSet, suppressed: set[int], required: pl.DataFrame, rounds: int = 40,
-                        seed: int = 0, only: set[int] | None = None) -> pl.DataFrame:
+                        seed: int = 0, only: set[int] | None = None, report: bool = True) -> pl.DataFrame:
     """Intervals each suppressed cell is certified to span, found by batches of LPs.
 
     Every LP solution is a table the attacker cannot rule out, so each cell's value in it is attainable.
@@ -143,7 +139,7 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
     that get exact single-cell solves, so a cell is reported unsafe only on its true interval.
     """
     if not suppressed:
-        return pl.DataFrame(schema={**INTERVAL_COLUMNS, "exact": pl.Boolean})
+        return pl.DataFrame(schema={**INTERVAL_COLUMNS, "exact": pl.Boolean, "binding": pl.List(pl.Int64)})
     attacker = AttackModel(table, suppressed)
     cells = np.array(sorted(suppressed if only is None else only & suppressed), dtype=np.int64)
     value = table.cell_values[cells]
@@ -157,7 +153,8 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
     cell_of_unknown = m[unknown_rows].T.tocsr()  # cells x unknowns
     low, high = value.copy(), value.copy()
     exact = np.zeros(len(cells), dtype=bool)
-    if cell_of_unknown.shape[1]:
+    holding: list[list[int]] = [[] for _ in cells]
+    if cell_of_unknown.shape[1] and len(cells) > BATCH_MIN_CELLS:
         h = _whole_model(attacker)
         rng = np.random.default_rng(seed)
         for _ in range(rounds):
@@ -175,10 +172,19 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
                 progress |= bool((high > before[0] + 1e-9).any() or (low < before[1] - 1e-9).any())
             if not progress:
                 break
-        for i in np.flatnonzero((high < target_up - 1e-6) | (low > target_low + 1e-6)):
-            low[i], high[i] = attacker.interval(int(cells[i]))
-            exact[i] = True
-    return pl.DataFrame({CELL_ID: cells, "lower": low, "upper": high, "exact": exact})
+    if cell_of_unknown.shape[1]:
+        explore = report and len(cells) <= BATCH_MIN_CELLS  # no batch ran: find each side's real bound
+        for i in range(len(cells)):
+            for upward in (True, False):
+                short = (high[i] < target_up[i] - 1e-6) if upward else (low[i] > target_low[i] + 1e-6)
+                if short or (explore and (high[i] if upward else low[i]) == value[i]):
+                    bound, found = attacker.reach(int(cells[i]), upward)
+                    (high if upward else low)[i] = bound
+                    exact[i] = True
+                    if (bound < target_up[i] - 1e-6) if upward else (bound > target_low[i] + 1e-6):
+                        holding[i] += found  # still short: these published cells are what hold it in
+    return pl.DataFrame({CELL_ID: cells, "lower": low, "upper": high, "exact": exact,
+                         "binding": pl.Series(holding, dtype=pl.List(pl.Int64))})
 
 
 def _solution(h, weights: np.ndarray, upward: bool) -> np.ndarray:
@@ -202,11 +208,13 @@ def intervals(table: TableSet, suppressed: set[int]) -> pl.DataFrame:
     return pl.DataFrame([(c, *attacker.interval(c)) for c in sorted(suppressed)], schema=INTERVAL_COLUMNS, orient="row")
 
 
-def audit(table: TableSet, suppressed: set[int], required: pl.DataFrame, only: set[int] | None = None) -> pl.DataFrame:
+def audit(table: TableSet, suppressed: set[int], required: pl.DataFrame, only: set[int] | None = None,
+          report: bool = True) -> pl.DataFrame:
     """Certified intervals joined to each cell's required protection (cell_id, upper_required,
     lower_required); a cell is safe when its interval reaches value + upper_required and value -
-    lower_required. `only` restricts the check to some suppressed cells."""
-    found = certified_intervals(table, suppressed, required, only=only).join(table.cells.select(CELL_ID, VALUE), on=CELL_ID)
+    lower_required. `only` restricts the check to some suppressed cells; without `report` the intervals
+    only need to show whether each cell is safe, not how far it can move where nothing is required."""
+    found = certified_intervals(table, suppressed, required, only=only, report=report).join(table.cells.select(CELL_ID, VALUE), on=CELL_ID)
     found = found.join(required, on=CELL_ID, how="left").with_columns(
         pl.col("upper_required").fill_null(0.0), pl.col("lower_required").fill_null(0.0))
     tolerance = 1e-6

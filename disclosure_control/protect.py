@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .audit import AttackModel, audit
+from .audit import audit
 from .policy import Policy
 from .primary import primary_cells, protection_required
 from .secondary import cell_costs, exactly_disclosed, gauss_suppression
@@ -79,24 +79,20 @@ def structural_cells(table: TableSet, structural: pl.DataFrame | None) -> set[in
             and set(m.indices[m.indptr[c]:m.indptr[c + 1]].tolist()) <= flags and m.indptr[c + 1] > m.indptr[c]}
 
 
-def extra_suppressions(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, policy: Policy) -> set[int]:
+def extra_suppressions(table: TableSet, unsafe: pl.DataFrame, policy: Policy) -> set[int]:
     """Published cells to suppress as well so that the cells the audit found too narrow can move further.
 
-    For each such cell the LP's duals name the published cells whose equations hold its bound in; each
+    For each such cell the audit's LP duals name the published cells whose equations hold its bound in; each
     takes the one with the lowest cost per narrow cell it loosens, so cells that serve several primaries are
     shared, and every narrow cell gets help in the same round.
     """
     costs = cell_costs(table, policy)
-    attacker = AttackModel(table, suppressed)
-    binding: dict[int, list[int]] = {}
-    for row in unsafe.iter_rows(named=True):
-        upward = row["upper"] < row[VALUE] + row["upper_required"] - 1e-6
-        binding[row[CELL_ID]] = attacker.binding(row[CELL_ID], upward)
+    binding = [cells for cells in unsafe["binding"].to_list() if cells]
     reach: dict[int, int] = {}
-    for cells in binding.values():
+    for cells in binding:
         for c in set(cells):
             reach[c] = reach.get(c, 0) + 1
-    return {min(cells, key=lambda c: (costs[c] / reach[c], c)) for cells in binding.values() if cells}
+    return {min(cells, key=lambda c: (costs[c] / reach[c], c)) for cells in binding}
 
 
 def without_needless_secondaries(table: TableSet, suppressed: set[int], primary: set[int], required: pl.DataFrame,
@@ -139,18 +135,19 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
         unsafe = checked.filter(~pl.col("safe"))
         if unsafe.is_empty():
             break
-        extra = extra_suppressions(table, suppressed, unsafe, policy)
+        extra = extra_suppressions(table, unsafe, policy)
         if not extra:
             raise ProtectionError(f"cells {unsafe[CELL_ID].head(5).to_list()} cannot be protected: nothing published holds them in")
         suppressed |= extra  # suppressing more never makes a primary recoverable again
         # nor narrows an interval (equations are only removed), so only the narrow cells need checking again
-        rechecked = audit(table, suppressed, required, only=set(unsafe[CELL_ID].to_list()) | extra)
+        rechecked = audit(table, suppressed, required, only=set(unsafe[CELL_ID].to_list()) | extra, report=False)
         checked = pl.concat([checked.filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())), rechecked]).sort(CELL_ID)
     else:
         raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
     if method == "fast" and suppressed - primary_ids:
         suppressed = without_needless_secondaries(table, suppressed, primary_ids, required, policy, CLEANUP_SECONDS)
-        checked = audit(table, suppressed, required)
+    if len(suppressed) != first_pattern:
+        checked = audit(table, suppressed, required)  # the intervals reported are those of the final pattern
     if len(suppressed) > first_pattern:
         notes.append(f"the interval audit asked for more protection: {len(suppressed) - first_pattern} cells "
                      "were suppressed on top of the first pattern")
