@@ -20,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from .table import CELL_ID, VALUE, TableSet
 
 INTERVAL_COLUMNS = {CELL_ID: pl.Int64, "lower": pl.Float64, "upper": pl.Float64}
+RECHECK_ROUNDS = 4  # cells re-checked after a repair are mostly truly narrow: go to exact solves sooner
 BATCH_MIN_CELLS = 0  # batches pay off even for a few cells: an exact solve on a large model costs as much
 
 
@@ -214,7 +215,8 @@ def audit(table: TableSet, suppressed: set[int], required: pl.DataFrame, only: s
     lower_required); a cell is safe when its interval reaches value + upper_required and value -
     lower_required. `only` restricts the check to some suppressed cells; without `report` the intervals
     only need to show whether each cell is safe, not how far it can move where nothing is required."""
-    found = certified_intervals(table, suppressed, required, only=only, report=report).join(table.cells.select(CELL_ID, VALUE), on=CELL_ID)
+    rounds = 40 if report else RECHECK_ROUNDS
+    found = certified_intervals(table, suppressed, required, rounds=rounds, only=only, report=report).join(table.cells.select(CELL_ID, VALUE), on=CELL_ID)
     found = found.join(required, on=CELL_ID, how="left").with_columns(
         pl.col("upper_required").fill_null(0.0), pl.col("lower_required").fill_null(0.0))
     tolerance = 1e-6
