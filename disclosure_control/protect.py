@@ -130,7 +130,7 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
             method = "fast"
     if method == "fast":
         suppressed = gauss_suppression(table, primary_ids, set(), policy)
-    first_pattern = len(suppressed)
+    first_pattern = frozenset(suppressed)
     checked = audit(table, suppressed, required)
     for _ in range(MAX_REPAIR_ROUNDS):
         unsafe = checked.filter(~pl.col("safe"))
@@ -147,10 +147,10 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
         raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
     if method == "fast" and suppressed - primary_ids:
         suppressed = without_needless_secondaries(table, suppressed, primary_ids, required, policy, CLEANUP_SECONDS)
-    if len(suppressed) != first_pattern:
+    if suppressed != first_pattern:
         checked = audit(table, suppressed, required)  # the intervals reported are those of the final pattern
-    if len(suppressed) > first_pattern:
-        notes.append(f"the interval audit asked for more protection: {len(suppressed) - first_pattern} cells "
+    if len(suppressed - first_pattern):
+        notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
     return Protection(decisions(table, primary, suppressed, structural_ids, checked, policy), checked, policy, method, notes)
 
