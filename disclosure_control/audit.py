@@ -21,7 +21,6 @@ from .table import CELL_ID, VALUE, TableSet
 
 INTERVAL_COLUMNS = {CELL_ID: pl.Int64, "lower": pl.Float64, "upper": pl.Float64}
 RECHECK_ROUNDS = 4  # cells re-checked after a repair are mostly truly narrow: go to exact solves sooner
-BATCH_MIN_CELLS = 0  # batches pay off even for a few cells: an exact solve on a large model costs as much
 
 
 class AuditError(RuntimeError):
@@ -122,16 +121,8 @@ class AttackModel:
                 holding += self.published[self.rows[used[np.abs(duals) > 1e-9]]].tolist()
         return total, holding
 
-    def interval(self, cell: int) -> tuple[float, float]:
-        return self.reach(cell, upward=False)[0], self.reach(cell, upward=True)[0]
-
-
-def _whole_model(attacker: "AttackModel"):
-    return _highs(attacker.a.tocsc(), attacker.rhs)
-
-
 def certified_intervals(table: TableSet, suppressed: set[int], required: pl.DataFrame, rounds: int = 40,
-                        seed: int = 0, only: set[int] | None = None, report: bool = True) -> pl.DataFrame:
+                        seed: int = 0, only: set[int] | None = None) -> pl.DataFrame:
     """Intervals each suppressed cell is certified to span, found by batches of LPs.
 
     Every LP solution is a table the attacker cannot rule out, so each cell's value in it is attainable.
@@ -155,8 +146,8 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
     low, high = value.copy(), value.copy()
     exact = np.zeros(len(cells), dtype=bool)
     holding: list[list[int]] = [[] for _ in cells]
-    if cell_of_unknown.shape[1] and len(cells) > BATCH_MIN_CELLS:
-        h = _whole_model(attacker)
+    if cell_of_unknown.shape[1]:
+        h = _highs(attacker.a.tocsc(), attacker.rhs)
         rng = np.random.default_rng(seed)
         for _ in range(rounds):
             progress = False
@@ -173,12 +164,9 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
                 progress |= bool((high > before[0] + 1e-9).any() or (low < before[1] - 1e-9).any())
             if not progress:
                 break
-    if cell_of_unknown.shape[1]:
-        explore = report and len(cells) <= BATCH_MIN_CELLS  # no batch ran: find each side's real bound
         for i in range(len(cells)):
             for upward in (True, False):
-                short = (high[i] < target_up[i] - 1e-6) if upward else (low[i] > target_low[i] + 1e-6)
-                if short or (explore and (high[i] if upward else low[i]) == value[i]):
+                if (high[i] < target_up[i] - 1e-6) if upward else (low[i] > target_low[i] + 1e-6):
                     bound, found = attacker.reach(int(cells[i]), upward)
                     (high if upward else low)[i] = bound
                     exact[i] = True
@@ -201,22 +189,12 @@ def _solution(h, weights: np.ndarray, upward: bool) -> np.ndarray:
     return np.asarray(h.getSolution().col_value)
 
 
-def intervals(table: TableSet, suppressed: set[int]) -> pl.DataFrame:
-    """Exact [lower, upper] for every suppressed cell (two LPs per cell: for small tables and checks)."""
-    if not suppressed:
-        return pl.DataFrame(schema=INTERVAL_COLUMNS)
-    attacker = AttackModel(table, suppressed)
-    return pl.DataFrame([(c, *attacker.interval(c)) for c in sorted(suppressed)], schema=INTERVAL_COLUMNS, orient="row")
-
-
 def audit(table: TableSet, suppressed: set[int], required: pl.DataFrame, only: set[int] | None = None,
-          report: bool = True) -> pl.DataFrame:
+          rounds: int = 40) -> pl.DataFrame:
     """Certified intervals joined to each cell's required protection (cell_id, upper_required,
     lower_required); a cell is safe when its interval reaches value + upper_required and value -
-    lower_required. `only` restricts the check to some suppressed cells; without `report` the intervals
-    only need to show whether each cell is safe, not how far it can move where nothing is required."""
-    rounds = 40 if report else RECHECK_ROUNDS
-    found = certified_intervals(table, suppressed, required, rounds=rounds, only=only, report=report).join(table.cells.select(CELL_ID, VALUE), on=CELL_ID)
+    lower_required. `only` restricts the check to some suppressed cells; `rounds` caps the batches."""
+    found = certified_intervals(table, suppressed, required, rounds=rounds, only=only).join(table.cells.select(CELL_ID, VALUE), on=CELL_ID)
     found = found.join(required, on=CELL_ID, how="left").with_columns(
         pl.col("upper_required").fill_null(0.0), pl.col("lower_required").fill_null(0.0))
     tolerance = 1e-6

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .audit import audit
+from .audit import RECHECK_ROUNDS, audit
 from .policy import Policy
 from .primary import primary_cells, protection_required
 from .secondary import cell_costs, exactly_disclosed, gauss_suppression
@@ -143,7 +143,8 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
             raise ProtectionError(f"cells {unsafe[CELL_ID].head(5).to_list()} cannot be protected: nothing published holds them in")
         suppressed |= extra  # suppressing more never makes a primary recoverable again
         # nor narrows an interval (equations are only removed), so only the narrow cells need checking again
-        rechecked = audit(table, suppressed, required, only=set(unsafe[CELL_ID].to_list()) | extra, report=False)
+        rechecked = audit(table, suppressed, required, only=set(unsafe[CELL_ID].to_list()) | extra,
+                          rounds=RECHECK_ROUNDS)
         checked = pl.concat([checked.filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())), rechecked]).sort(CELL_ID)
     else:
         raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")

@@ -2,7 +2,8 @@
 
 Three traps handled here (see docs in the issue notes):
 - GX cannot validate DuckDB tables, so it runs on pandas frames made from the staged polars frame via Arrow,
-  holding only the columns the suite needs (never names or addresses).
+  holding only the columns the suite needs (direct identifiers only as uniqueness keys, never names or
+  addresses).
 - GX stores and renders failing sample values unless told not to: RESULT_FORMAT keeps counts only.
 - GX's HTML pulls CSS, JS and a logo from CDNs: those tags are stripped so the site opens offline and leaks
   nothing when opened.
@@ -39,14 +40,18 @@ EXTERNAL_ASSETS = [
 ]
 
 
+def unique_keys(contract: Contract) -> list[str]:
+    return [k for r in contract.rules if r.check == "unique" and "pair_column" not in r.params for k in r.params["columns"]]
+
+
 def share_column(column: str, value: str) -> str:
     return f"share__{column}__{value}"
 
 
 def suite_frame(contract: Contract, staged: pl.DataFrame) -> pl.DataFrame:
-    """Only the columns the suite looks at, plus 0/1 indicators for the expected shares."""
-    wanted = [c.name for c in contract.columns if c.identifier != "direct" or c.required]
-    wanted += [k for r in contract.rules if r.check == "unique" for k in r.params["columns"]]
+    """Only the columns the suite looks at, plus 0/1 indicators for the expected shares. Direct identifiers
+    go in only as keys of a uniqueness check; their presence is the row rules' job."""
+    wanted = [c.name for c in contract.columns if c.identifier != "direct"] + unique_keys(contract)
     indicators = [
         ((pl.col(s["column"]) == s["value"]) if staged.schema[s["column"]] != pl.Boolean
          else (pl.col(s["column"]) == (s["value"] == "Y"))).cast(pl.Float64).alias(share_column(s["column"], s["value"]))
@@ -65,12 +70,12 @@ def expectation_list(contract: Contract, previous_rows: int | None, period: Peri
     else:
         low, high = 1, None
     out = [gxe.ExpectTableRowCountToBeBetween(min_value=low, max_value=high)]
-    for c in contract.columns:
+    for c in (c for c in contract.columns if c.identifier != "direct"):
         if c.required:
             out.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name))
         elif c.null_rate_max is not None:
             out.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=1 - c.null_rate_max))
-        if c.type == "code" and c.identifier != "direct":
+        if c.type == "code":
             out.append(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=allowed_codes(c, period)))
         if c.type in ("int", "decimal") and (c.min is not None or c.max is not None):
             out.append(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=c.min, max_value=c.max))

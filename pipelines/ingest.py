@@ -114,8 +114,6 @@ def _csv_frame(path: Path, spec: SourceSpec) -> pl.DataFrame:
         frame = _parsed(path, _cp1252_as_utf8(path, data), spec.delimiter)
     except pl.exceptions.PolarsError as error:
         raise FileProblem(f"{path.name}: not a well-formed CSV ({str(error).splitlines()[0]})") from None
-    if frame.height == 0:
-        raise FileProblem(f"{path.name}: has a header but no rows")
     return frame
 
 

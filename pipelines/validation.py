@@ -25,10 +25,6 @@ class Validated:
     warnings: pl.DataFrame  # source_row, rule_id: one row per warning on a staged or quarantined row
     rule_counts: pl.DataFrame  # rule_id, severity, rows
 
-    @property
-    def rows_read(self) -> int:
-        return self.staged.height + self.quarantine.height
-
 
 def _joined(rules: list[CompiledRule], text: dict[str, str], separator: str) -> pl.Expr:
     """For each row, the text of every rule whose flag column is set, joined (null when none is)."""

@@ -37,10 +37,6 @@ def codeset(name: str, academic_year: int) -> pl.DataFrame:
     return frame.filter(in_force)
 
 
-def codes(name: str, academic_year: int) -> list[str]:
-    return codeset(name, academic_year)["code"].to_list()
-
-
 def codeset_names() -> list[str]:
     return sorted(p.stem for p in CODESETS_DIR.glob("*.csv"))
 

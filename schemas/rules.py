@@ -241,9 +241,3 @@ def whole_file_columns(spec: RuleSpec) -> tuple[str, ...]:
         return ()
     return (*spec.params["columns"], *([spec.params["pair_column"]] if "pair_column" in spec.params else []))
 
-
-def rule_catalogue(contract: Contract, period: Period) -> pl.DataFrame:
-    """Every rule of a contract with its severity and message: for reports and the analyst's fix list."""
-    rules = compile_rules(contract, period)
-    return pl.DataFrame({"rule_id": [r.id for r in rules], "severity": [r.severity for r in rules],
-                         "message": [r.message for r in rules]})

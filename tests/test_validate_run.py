@@ -136,3 +136,18 @@ def test_a_relative_out_folder_works_as_the_demo_uses_it(tmp_path, small_clean, 
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "demo" / "data_docs" / "index.html").exists()
     assert (tmp_path / "out" / "demo" / "data" / "warehouse.duckdb").exists()
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_great_expectations_never_sees_a_direct_identifier_except_as_a_key(small_clean, dataset):
+    from pipelines.expectations import suite_frame, unique_keys
+    from pipelines.ingest import load_mapping
+    from pipelines.ingest import read_export as read_raw
+    from pipelines.validation import validate_frame
+    from schemas.rules import Period
+
+    contract = load_contract(dataset)
+    staged = validate_frame(read_raw(small_clean, load_mapping(None)[dataset]).frame, contract, Period(2025)).staged
+    sent = set(suite_frame(contract, staged).columns)
+    assert sent & set(contract.direct_identifiers) <= set(unique_keys(contract))
+    assert not sent & {"surname", "forename", "postcode", "date_of_birth", "address_line1", "email", "phone"}

@@ -12,8 +12,6 @@ from schemas.contract import load_contract
 from schemas.identifiers import upn_check_letter
 from schemas.rules import Period, compile_rules
 
-from .conftest import read_export as read_csv_export
-
 PERIOD = Period(2025)
 DATASETS = ["pupils", "early_years", "destinations", "ncmp"]
 LA_000_UPN = pl.select(upn_check_letter(pl.lit("000200124001")) + "000200124001").item()  # checksum-valid, LA 000

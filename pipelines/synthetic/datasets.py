@@ -12,8 +12,10 @@ from schemas.identifiers import NINO_UNALLOCATED_PREFIXES
 from schemas.lookups import codeset
 
 from .people import (
+    DUAL_REGISTRATION_SHARE,
+    KS2_EXPECTED_RATE,
     Context,
-    _demographics,
+    demographics,
     bernoulli,
     characteristics,
     nullable,
@@ -113,7 +115,6 @@ def admission_dates(ctx: Context, people: pl.DataFrame) -> np.ndarray:
         default=age,
     )
     entry_age = np.where(np.isin(people["nc_year"].to_numpy(), ["N1", "N2", "12", "13"]), age, entry_age)
-    entry_age = np.where(people["nc_year"].to_numpy() == "12", age, entry_age)
     start = np.array([np.datetime64(dt.date(ay - k, 9, 3)) for k in range(0, 20)])
     joined = start[np.clip(age - entry_age, 0, 19)]
     census = np.datetime64(ctx.census_day)
@@ -141,8 +142,7 @@ def pupils_frame(ctx: Context, people: pl.DataFrame) -> pl.DataFrame:
     year6 = pupils["nc_year"].to_numpy() == "6"
     year11 = pupils["nc_year"].to_numpy() == "11"
     ks2 = {}
-    for column, target in {"ks2_reading_expected": 0.74, "ks2_writing_expected": 0.72,
-                           "ks2_maths_expected": 0.73}.items():
+    for column, target in KS2_EXPECTED_RATE.items():
         score = ability + rng.normal(0, 0.6, pupils.height)
         cut = np.quantile(score[year6], 1 - target) if year6.any() else 0.0
         ks2[column] = nullable(np.where(year6, np.where(score >= cut, "Y", "N"), None), dtype=pl.String)
@@ -163,7 +163,7 @@ def with_dual_registrations(ctx: Context, pupils: pl.DataFrame) -> pl.DataFrame:
     """A few secondary pupils also attend a PRU: the same UPN twice, as a main and subsidiary pair."""
     rng = ctx.rng
     prus = ctx.schools.filter(pl.col("kind") == "pru")
-    dual = (pupils["kind"] == "secondary").to_numpy() & bernoulli(rng, 0.002 / 0.975 * 1.0, pupils.height)
+    dual = (pupils["kind"] == "secondary").to_numpy() & bernoulli(rng, DUAL_REGISTRATION_SHARE, pupils.height)
     pupils = pupils.with_columns(enrolment_status=nullable(np.where(dual, "M", "C")))
     chosen = rng.integers(0, prus.height, dual.sum())
     subsidiary = pupils.filter(pl.Series(dual)).with_columns(
@@ -191,7 +191,7 @@ def early_years_children(ctx: Context, people: pl.DataFrame, providers: pl.DataF
     age = pick(rng, {"3": 0.35, "2": 0.35, "1": 0.2, "0": 0.1}, n).astype(int)
     settings = providers.filter(pl.col("provider_type") != "SCH")
     weights = settings["size_weight"].to_numpy()
-    others = pl.DataFrame(_demographics(ctx, n, age, None)).with_columns(
+    others = pl.DataFrame(demographics(ctx, n, age, None)).with_columns(
         age_31_august=pl.Series(age),
         provider_urn=pl.Series(settings["provider_urn"].to_numpy()[rng.choice(settings.height, n, p=weights / weights.sum())]),
         upn=pl.lit(None, dtype=pl.String),

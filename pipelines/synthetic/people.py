@@ -186,7 +186,7 @@ def school_places(ctx: Context) -> pl.DataFrame:
     return pl.concat(frames)
 
 
-def _demographics(ctx: Context, n: int, age_31_august: np.ndarray, home_wards: np.ndarray | None) -> dict:
+def demographics(ctx: Context, n: int, age_31_august: np.ndarray, home_wards: np.ndarray | None) -> dict:
     """Sex, ethnicity, names, birth date and address for n people; home ward near their school if given."""
     rng = ctx.rng
     sex = np.where(bernoulli(rng, 0.512, n), "M", "F")
@@ -232,7 +232,7 @@ def pupils_on_roll(ctx: Context) -> pl.DataFrame:
     ages = codeset("nc_year", ctx.academic_year).select("code", pl.col("age_31_august").cast(pl.Int32))
     age = places.join(ages, left_on="nc_year", right_on="code", how="left", maintain_order="left")["age_31_august"].to_numpy()
     shift = np.where(bernoulli(ctx.rng, OUT_OF_COHORT_SHARE, len(age)), ctx.rng.choice([-1, 1], len(age)), 0)
-    people = _demographics(ctx, places.height, age + shift, places["ward_code"].to_numpy())
+    people = demographics(ctx, places.height, age + shift, places["ward_code"].to_numpy())
     return places.with_columns(
         pl.Series("age_31_august", age + shift),
         *[pl.Series(k, v) for k, v in people.items()],
@@ -246,7 +246,7 @@ def destination_only_people(ctx: Context, on_roll: pl.DataFrame) -> pl.DataFrame
     leavers = max(0, round(2 * NCCIS_COVERAGE * ctx.plan.cohort) - in_sixth_form)
     send = round(8 * SEND_ADULT_SHARE * ctx.plan.cohort)
     age = np.concatenate([ctx.rng.choice([16, 17], leavers), ctx.rng.integers(18, 26, send)])
-    people = _demographics(ctx, len(age), age, None)
+    people = demographics(ctx, len(age), age, None)
     return pl.DataFrame(
         {
             "school": pl.Series([None] * len(age), dtype=pl.UInt32),
