@@ -25,7 +25,18 @@ FAR_NC_YEAR = {
 }
 HOURS_ABOVE_CAP = {"2YO": "22.5", "U34": "22.5", "E34": "37.5", "WPE": "37.5"}
 
-Corruption = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+@dataclass(frozen=True)
+class Site:
+    """Where a fault lands: the field's current values at the target rows, and the chunk around them."""
+
+    values: np.ndarray
+    rows: np.ndarray
+    frame: pl.DataFrame
+    faulted: np.ndarray  # every row given any fault in this chunk
+    rng: np.random.Generator
+
+
+Corruption = Callable[[Site], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -40,69 +51,105 @@ class Fault:
         return self.applies if self.applies is not None else pl.col(self.field).is_not_null()
 
 
-def wrong_upn_check_letter(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def wrong_upn_check_letter(site: Site) -> np.ndarray:
+    values, rng = site.values, site.rng
     shift = rng.integers(1, len(UPN_LETTERS), len(values))
     letters = np.array([UPN_LETTERS[(UPN_LETTERS.index(v[0]) + s) % len(UPN_LETTERS)] for v, s in zip(values, shift, strict=True)])
     return np.char.add(letters, np.array([v[1:] for v in values]))
 
 
-def wrong_uln_check_digit(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def wrong_uln_check_digit(site: Site) -> np.ndarray:
+    values, rng = site.values, site.rng
     last = (np.array([int(v[-1]) for v in values]) + rng.integers(1, 10, len(values))) % 10
     return np.char.add(np.array([v[:-1] for v in values]), last.astype(str))
 
 
-def blank(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def blank(site: Site) -> np.ndarray:
+    values = site.values
     return np.full(len(values), None, dtype=object)
 
 
-def future_date(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def future_date(site: Site) -> np.ndarray:
+    values, rng = site.values, site.rng
     days = np.datetime64("2027-01-01") + rng.integers(0, 700, len(values)).astype("timedelta64[D]")
     return days.astype(str)
 
 
-def excel_serial(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def excel_serial(site: Site) -> np.ndarray:
     """What a date becomes when a spreadsheet stores it as a number and the number is exported."""
+    values = site.values
     days = np.array(values, dtype="datetime64[D]") - np.datetime64(EXCEL_EPOCH)
     return days.astype(int).astype(str)
 
 
-def far_nc_year(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def far_nc_year(site: Site) -> np.ndarray:
+    values = site.values
     return np.array([FAR_NC_YEAR[v] for v in values])
 
 
-def swapped_ncmp_year(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def swapped_ncmp_year(site: Site) -> np.ndarray:
+    values = site.values
     return np.where(values == "R", "6", "R")
 
 
-def malformed_postcode(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def malformed_postcode(site: Site) -> np.ndarray:
     """Either the last letter lost, or an inward letter that postcodes never use (C)."""
+    values, rng = site.values, site.rng
     truncated = np.array([v[:-1] for v in values])
     with_c = np.array([v[:-1] + "C" for v in values])
     return np.where(rng.random(len(values)) < 0.5, truncated, with_c)
 
 
 def unknown(codes: list[str]) -> Corruption:
-    return lambda values, rng: rng.choice(codes, len(values))
+    return lambda site: site.rng.choice(codes, len(site.values))
 
 
-def stray_spaces(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def stray_spaces(site: Site) -> np.ndarray:
+    values, rng = site.values, site.rng
     return np.char.add(np.char.add(rng.choice([" ", "  ", ""], len(values)), values.astype(str)), " ")
 
 
-def lower_case(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def lower_case(site: Site) -> np.ndarray:
+    values = site.values
     return np.char.lower(values.astype(str))
 
 
-def hours_above_cap(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.array([HOURS_ABOVE_CAP[v] for v in values])
+def hours_above_cap(site: Site) -> np.ndarray:
+    """Hours above the cap of the row's own entitlement."""
+    return np.array([HOURS_ABOVE_CAP[v] for v in site.frame["entitlement"].to_numpy()[site.rows]])
 
 
-def without_leading_zeros(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def without_leading_zeros(site: Site) -> np.ndarray:
+    values = site.values
     return np.char.lstrip(values.astype(str), "0")
 
 
-def in_metres(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def in_metres(site: Site) -> np.ndarray:
+    values = site.values
     return np.round(values.astype(float) / 100, 2).astype(str)
+
+
+def donor_candidates(frame: pl.DataFrame, faulted_rows: np.ndarray) -> np.ndarray:
+    """Rows whose UPN another row may copy: unfaulted and singly registered."""
+    clean = np.ones(frame.height, dtype=bool)
+    clean[faulted_rows] = False
+    if "enrolment_status" in frame.columns:
+        clean &= (frame["enrolment_status"] == "C").to_numpy()
+    return np.flatnonzero(clean)
+
+
+def first_donor(frame: pl.DataFrame, faulted_rows: np.ndarray) -> int:
+    candidates = donor_candidates(frame, faulted_rows)
+    return int(candidates[0]) if len(candidates) else frame.height
+
+
+def earlier_upn(site: Site) -> np.ndarray:
+    """The UPN of an earlier, unfaulted, singly registered pupil, so the later row is the duplicate."""
+    frame, targets, rng = site.frame, site.rows, site.rng
+    candidates = donor_candidates(frame, site.faulted)
+    below = np.searchsorted(candidates, targets)
+    pick = candidates[np.floor(rng.random(len(targets)) * np.maximum(below, 1)).astype(int)]
+    return frame["upn"].to_numpy()[pick]
 
 
 def _upn_faults() -> list[Fault]:
@@ -124,7 +171,7 @@ CATALOGUE: dict[str, list[Fault]] = {
         *_upn_faults(), *_dob_faults(), *_postcode_faults(),
         Fault("uln_check_digit", "uln", wrong_uln_check_digit),
         Fault("nc_year_age", "nc_year", far_nc_year),
-        Fault("duplicate_upn", "upn", blank, applies=pl.col("enrolment_status") == "C"),
+        Fault("duplicate_upn", "upn", earlier_upn, applies=pl.col("enrolment_status") == "C"),
         Fault("unknown_code", "ethnicity", unknown(["XXXX", "WBRT", "ASIA", "WHIT"])),
         Fault("unknown_code", "sen_provision", unknown(["Y", "SEN", "EHC"])),
         Fault("excel_date", "admission_date", excel_serial),
@@ -134,11 +181,11 @@ CATALOGUE: dict[str, list[Fault]] = {
     "early_years": [
         *_upn_faults(), *_dob_faults(), *_postcode_faults(),
         Fault("unknown_code", "entitlement", unknown(["30H", "15H", "FEEE"])),
-        Fault("ni_and_nass_both", "parent_nass_number", lambda v, rng: nass_numbers(rng, len(v)),
+        Fault("ni_and_nass_both", "parent_nass_number", lambda site: nass_numbers(site.rng, len(site.values)),
               applies=pl.col("parent_ni_number").is_not_null()),
-        Fault("ni_and_nass_both", "parent_ni_number", lambda v, rng: ni_numbers(rng, len(v)),
+        Fault("ni_and_nass_both", "parent_ni_number", lambda site: ni_numbers(site.rng, len(site.values)),
               applies=pl.col("parent_nass_number").is_not_null()),
-        Fault("hours_above_cap", "funded_hours_per_week", blank, applies=pl.col("entitlement").is_not_null()),
+        Fault("hours_above_cap", "funded_hours_per_week", hours_above_cap, applies=pl.col("entitlement").is_not_null()),
         Fault("excel_date", "date_of_birth", excel_serial),
         Fault("lost_leading_zero", "eligibility_code", without_leading_zeros,
               applies=pl.col("eligibility_code").str.starts_with("0").fill_null(False)),
@@ -195,14 +242,8 @@ def inject(frame: pl.DataFrame, dataset: str, rate: float, rng: np.random.Genera
     columns = {name: frame[name].to_numpy().astype(object).copy() for name in {f.field for f in faults}}
     for i, fault in enumerate(faults):
         target = rows[kinds == i]
-        if len(target) == 0:
-            continue
-        if fault.kind == "duplicate_upn":
-            columns["upn"][target] = donor_upns(frame, rows, target, rng)
-        elif fault.kind == "hours_above_cap":
-            columns[fault.field][target] = hours_above_cap(frame["entitlement"].to_numpy()[target], rng)
-        else:
-            columns[fault.field][target] = fault.corrupt(columns[fault.field][target], rng)
+        if len(target):
+            columns[fault.field][target] = fault.corrupt(Site(columns[fault.field][target], target, frame, rows, rng))
     faulted = frame.with_columns(pl.Series(name, values.tolist(), dtype=pl.String) for name, values in columns.items())
     listing = pl.DataFrame({
         "file": f"{dataset}.csv",
@@ -212,25 +253,3 @@ def inject(frame: pl.DataFrame, dataset: str, rate: float, rng: np.random.Genera
         "expected": [faults[k].expected for k in kinds],
     }, schema={"file": pl.String, "source_row": pl.Int64, "fault": pl.String, "field": pl.String, "expected": pl.String})
     return faulted, listing
-
-
-def donor_candidates(frame: pl.DataFrame, faulted_rows: np.ndarray) -> np.ndarray:
-    """Rows whose UPN another row may copy: unfaulted and singly registered."""
-    clean = np.ones(frame.height, dtype=bool)
-    clean[faulted_rows] = False
-    if "enrolment_status" in frame.columns:
-        clean &= (frame["enrolment_status"] == "C").to_numpy()
-    return np.flatnonzero(clean)
-
-
-def first_donor(frame: pl.DataFrame, faulted_rows: np.ndarray) -> int:
-    candidates = donor_candidates(frame, faulted_rows)
-    return int(candidates[0]) if len(candidates) else frame.height
-
-
-def donor_upns(frame: pl.DataFrame, faulted_rows: np.ndarray, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The UPN of an earlier, unfaulted, singly registered pupil, so the later row is the duplicate."""
-    candidates = donor_candidates(frame, faulted_rows)
-    below = np.searchsorted(candidates, targets)
-    pick = candidates[np.floor(rng.random(len(targets)) * np.maximum(below, 1)).astype(int)]
-    return frame["upn"].to_numpy()[pick]
