@@ -20,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from .table import CELL_ID, VALUE, TableSet
 
 INTERVAL_COLUMNS = {CELL_ID: pl.Int64, "lower": pl.Float64, "upper": pl.Float64}
+BATCH_ROUNDS = 8  # batches of LPs before single-cell solves: measured fastest on 16k-cell tables (8 vs 40: 1.9 s vs 2.5 s)
 RECHECK_ROUNDS = 4  # cells re-checked after a repair are mostly truly narrow: go to exact solves sooner
 
 
@@ -32,7 +33,7 @@ def new_solver():
     when it sets up callbacks, which this library never uses (and output must stay clean)."""
     h = highspy._core._Highs()
     h.setOptionValue("output_flag", False)
-    h.setOptionValue("presolve", "off")  # only the objective changes between solves: warm-start instead
+    h.setOptionValue("presolve", "off")  # models here are re-solved after small changes: warm-start instead
     return h
 
 
@@ -49,6 +50,8 @@ def _highs(a: sparse.csc_matrix, rhs: np.ndarray):
     lp.a_matrix_.index_ = a.indices
     lp.a_matrix_.value_ = a.data
     h = new_solver()
+    h.setOptionValue("simplex_strategy", 4)  # only the objective changes between solves, so the basis stays
+    # primal feasible: primal simplex re-solves about 10x faster than HiGHS's default dual here
     h.passModel(lp)
     return h
 
@@ -92,14 +95,14 @@ class AttackModel:
             self.group = groups[self.a.shape[0]:]
         else:
             self.group = np.array([], dtype=int)
-        self.models: dict[int, tuple[object, np.ndarray, np.ndarray]] = {}
+        self.models: dict[int, tuple[object, np.ndarray]] = {}
 
     def _model(self, g: int):
         if g not in self.models:
             members = np.flatnonzero(self.group == g)
             sub = self.a[:, members]
             used = np.flatnonzero(np.diff(sub.tocsr().indptr) > 0)
-            self.models[g] = (_highs(sub[used].tocsc(), self.rhs[used]), members, used)
+            self.models[g] = (_highs(sub[used].tocsc(), self.rhs[used]), members)
         return self.models[g]
 
     def _parts(self, cell: int):
@@ -107,21 +110,16 @@ class AttackModel:
         variables = self.position[inner[~self.known[inner]]]
         return float(self.values[inner[self.known[inner]]].sum()), variables
 
-    def reach(self, cell: int, upward: bool) -> tuple[float, list[int]]:
-        """The cell's exact maximum (or minimum), and the published cells whose equations hold it there
-        (non-zero dual at the optimum): suppressing one of those is what can move the bound."""
-        known, variables = self._parts(cell)
-        total, holding = known, []
+    def reach(self, cell: int, upward: bool) -> float:
+        """The cell's exact maximum (or minimum)."""
+        total, variables = self._parts(cell)
         for g in np.unique(self.group[variables]):
-            h, members, used = self._model(g)
+            h, members = self._model(g)
             local = np.searchsorted(members, variables[self.group[variables] == g])
             total += _extreme(h, local, highspy.ObjSense.kMaximize if upward else highspy.ObjSense.kMinimize)
-            if np.isfinite(total):
-                duals = np.asarray(h.getSolution().row_dual)
-                holding += self.published[self.rows[used[np.abs(duals) > 1e-9]]].tolist()
-        return total, holding
+        return total
 
-def certified_intervals(table: TableSet, suppressed: set[int], required: pl.DataFrame, rounds: int = 40,
+def certified_intervals(table: TableSet, suppressed: set[int], required: pl.DataFrame, rounds: int = BATCH_ROUNDS,
                         seed: int = 0, only: set[int] | None = None) -> pl.DataFrame:
     """Intervals each suppressed cell is certified to span, found by batches of LPs.
 
@@ -131,7 +129,7 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
     that get exact single-cell solves, so a cell is reported unsafe only on its true interval.
     """
     if not suppressed:
-        return pl.DataFrame(schema={**INTERVAL_COLUMNS, "exact": pl.Boolean, "binding": pl.List(pl.Int64)})
+        return pl.DataFrame(schema={**INTERVAL_COLUMNS, "exact": pl.Boolean})
     attacker = AttackModel(table, suppressed)
     cells = np.array(sorted(suppressed if only is None else only & suppressed), dtype=np.int64)
     value = table.cell_values[cells]
@@ -145,7 +143,6 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
     cell_of_unknown = m[unknown_rows].T.tocsr()  # cells x unknowns
     low, high = value.copy(), value.copy()
     exact = np.zeros(len(cells), dtype=bool)
-    holding: list[list[int]] = [[] for _ in cells]
     if cell_of_unknown.shape[1]:
         h = _highs(attacker.a.tocsc(), attacker.rhs)
         rng = np.random.default_rng(seed)
@@ -167,13 +164,9 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
         for i in range(len(cells)):
             for upward in (True, False):
                 if (high[i] < target_up[i] - 1e-6) if upward else (low[i] > target_low[i] + 1e-6):
-                    bound, found = attacker.reach(int(cells[i]), upward)
-                    (high if upward else low)[i] = bound
+                    (high if upward else low)[i] = attacker.reach(int(cells[i]), upward)
                     exact[i] = True
-                    if (bound < target_up[i] - 1e-6) if upward else (bound > target_low[i] + 1e-6):
-                        holding[i] += found  # still short: these published cells are what hold it in
-    return pl.DataFrame({CELL_ID: cells, "lower": low, "upper": high, "exact": exact,
-                         "binding": pl.Series(holding, dtype=pl.List(pl.Int64))})
+    return pl.DataFrame({CELL_ID: cells, "lower": low, "upper": high, "exact": exact})
 
 
 def _solution(h, weights: np.ndarray, upward: bool) -> np.ndarray:
@@ -190,7 +183,7 @@ def _solution(h, weights: np.ndarray, upward: bool) -> np.ndarray:
 
 
 def audit(table: TableSet, suppressed: set[int], required: pl.DataFrame, only: set[int] | None = None,
-          rounds: int = 40) -> pl.DataFrame:
+          rounds: int = BATCH_ROUNDS) -> pl.DataFrame:
     """Certified intervals joined to each cell's required protection (cell_id, upper_required,
     lower_required); a cell is safe when its interval reaches value + upper_required and value -
     lower_required. `only` restricts the check to some suppressed cells; `rounds` caps the batches."""

@@ -9,7 +9,7 @@ Cell statuses, one documented set (shown in EES files as the policy's symbols):
 - rounded          shown rounded to the policy's base (set by rounding.round_published).
 
 protect() never returns a pattern that fails its own audit: when a cell's interval is narrower than its
-protection level it suppresses one more cell beside it and tries again.
+protection level it suppresses the cheapest cells that let it move far enough (widening.py) and checks again.
 """
 
 from __future__ import annotations
@@ -22,14 +22,12 @@ import polars as pl
 from .audit import RECHECK_ROUNDS, audit
 from .policy import Policy
 from .primary import primary_cells, protection_required
-from .secondary import cell_costs, exactly_disclosed, gauss_suppression
+from .secondary import cell_costs, gauss_suppression
+from .widening import widening_cells
 from .table import CELL_ID, INNER_ID, VALUE, TableSet
 
 STATUSES = ("published", "primary", "secondary", "structural_zero", "rounded")
-MAX_REPAIR_ROUNDS = 200
-# Each narrow cell gets one more binding cell suppressed every this many rounds: early rounds choose one
-# (least loss); the long tail of a few stubborn cells then converges in fewer rounds.
-ROUNDS_PER_EXTRA_CELL = 5
+MAX_REPAIR_ROUNDS = 3  # each repair provably widens its cell; more rounds only absorb LP round-off
 CLEANUP_SECONDS = 2.0  # time allowed for publishing needless secondaries again; the pattern is safe either way
 
 
@@ -82,36 +80,40 @@ def structural_cells(table: TableSet, structural: pl.DataFrame | None) -> set[in
             and set(m.indices[m.indptr[c]:m.indptr[c + 1]].tolist()) <= flags and m.indptr[c + 1] > m.indptr[c]}
 
 
-def extra_suppressions(table: TableSet, unsafe: pl.DataFrame, policy: Policy, per_cell: int = 1) -> set[int]:
-    """Published cells to suppress as well so that the cells the audit found too narrow can move further.
+def interval_repairs(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, costs) -> set[int]:
+    """Cells to suppress as well so that every cell the audit found too narrow can move far enough.
 
-    For each such cell the audit's LP duals name the published cells whose equations hold its bound in; each
-    takes the one with the lowest cost per narrow cell it loosens, so cells that serve several primaries are
-    shared, and every narrow cell gets help in the same round.
+    Cells needing the most room go first, so the cells they release can serve the smaller ones after them.
     """
-    costs = cell_costs(table, policy)
-    binding = [cells for cells in unsafe["binding"].to_list() if cells]
-    reach: dict[int, int] = {}
-    for cells in binding:
-        for c in set(cells):
-            reach[c] = reach.get(c, 0) + 1
-    return {c for cells in binding for c in sorted(set(cells), key=lambda c: (costs[c] / reach[c], c))[:per_cell]}
+    added: set[int] = set()
+    tolerance = 1e-6
+    for row in unsafe.sort(["upper_required", CELL_ID], descending=[True, False]).iter_rows(named=True):
+        for upward, short, distance in (
+            (True, row["upper"] < row[VALUE] + row["upper_required"] - tolerance, row["upper_required"]),
+            (False, row["lower"] > row[VALUE] - row["lower_required"] + tolerance, row["lower_required"]),
+        ):
+            if not short:
+                continue
+            cells = widening_cells(table, suppressed | added, row[CELL_ID], upward, distance, costs)
+            if cells is None:
+                raise ProtectionError(f"cell {row[CELL_ID]} cannot be protected: no pattern lets it move {distance:g}")
+            added |= cells
+    return added
 
 
 def without_needless_secondaries(table: TableSet, suppressed: set[int], primary: set[int], required: pl.DataFrame,
-                                 policy: Policy, budget_seconds: float) -> set[int]:
-    """Publish again, most expensive first, any secondary cell the pattern stays safe without."""
-    costs = cell_costs(table, policy)
+                                 checked: pl.DataFrame, costs, budget_seconds: float) -> tuple[set[int], pl.DataFrame]:
+    """Publish again, most expensive first, any secondary cell the pattern stays safe without; returns the
+    pattern and its audit. A passing audit also rules out exact recovery: every primary keeps room both ways."""
     deadline = time.monotonic() + budget_seconds
     for cell in sorted(suppressed - primary, key=lambda c: (-costs[c], c)):
         if time.monotonic() > deadline:
             break
         trial = suppressed - {cell}
-        if exactly_disclosed(table, trial, primary):
-            continue
-        if audit(table, trial, required)["safe"].all():
-            suppressed = trial
-    return suppressed
+        trial_audit = audit(table, trial, required)
+        if trial_audit["safe"].all():
+            suppressed, checked = trial, trial_audit
+    return suppressed, checked
 
 
 def protect(table: TableSet, policy: Policy, method: str | None = None,
@@ -122,6 +124,7 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     primary = primary.filter(~pl.col(CELL_ID).is_in(list(structural_ids)))
     required = required_protection(table, primary, policy)
     primary_ids = set(primary[CELL_ID].to_list())
+    costs = cell_costs(table, policy)
     notes = []
     if method == "optimal":
         from .optimal import optimal_suppression
@@ -134,24 +137,23 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
         suppressed = gauss_suppression(table, primary_ids, set(), policy)
     first_pattern = frozenset(suppressed)
     checked = audit(table, suppressed, required)
-    for repair_round in range(MAX_REPAIR_ROUNDS):
+    for _ in range(MAX_REPAIR_ROUNDS):
         unsafe = checked.filter(~pl.col("safe"))
         if unsafe.is_empty():
             break
-        extra = extra_suppressions(table, unsafe, policy, 1 + repair_round // ROUNDS_PER_EXTRA_CELL)
-        if not extra:
-            raise ProtectionError(f"cells {unsafe[CELL_ID].head(5).to_list()} cannot be protected: nothing published holds them in")
-        suppressed |= extra  # suppressing more never makes a primary recoverable again
-        # nor narrows an interval (equations are only removed), so only the narrow cells need checking again
+        extra = interval_repairs(table, suppressed, unsafe, costs)
+        suppressed |= extra  # suppressing more never makes a primary recoverable again, nor narrows an
+        # interval (equations are only removed): each interval found stays attainable, so only the narrow
+        # cells need checking again, and the other cells' intervals are no longer known to be exact
         rechecked = audit(table, suppressed, required, only=set(unsafe[CELL_ID].to_list()) | extra,
                           rounds=RECHECK_ROUNDS)
-        checked = pl.concat([checked.filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())), rechecked]).sort(CELL_ID)
+        kept = checked.filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())).with_columns(exact=pl.lit(False))
+        checked = pl.concat([kept, rechecked]).sort(CELL_ID)
     else:
         raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
     if method == "fast" and suppressed - primary_ids:
-        suppressed = without_needless_secondaries(table, suppressed, primary_ids, required, policy, CLEANUP_SECONDS)
-    if suppressed != first_pattern:
-        checked = audit(table, suppressed, required)  # the intervals reported are those of the final pattern
+        suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids, required, checked, costs,
+                                                           CLEANUP_SECONDS)
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")

@@ -149,18 +149,6 @@ def gauss_suppression(table: TableSet, primary: set[int], forced: set[int], poli
     return suppressed
 
 
-def exactly_disclosed(table: TableSet, suppressed: set[int], targets: set[int]) -> set[int]:
-    """The targets whose value follows exactly from the published cells (a check independent of the order)."""
-    cols = columns(table)
-    span = Echelon()
-    for cell in range(len(cols)):
-        if cell not in suppressed:
-            v = span.reduce(dict(cols[cell]))
-            if v:
-                span.add(v)
-    return {t for t in targets if not span.reduce(dict(cols[t]))}
-
-
 def cell_costs(table: TableSet, policy: Policy) -> np.ndarray:
     """What suppressing each cell costs, for the optimal method and the information-loss figures."""
     base = table.cell_values.copy() if policy.cost == "value" else np.ones(table.cells.height)

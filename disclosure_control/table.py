@@ -52,9 +52,42 @@ class TableSet:
     def cell_values(self) -> np.ndarray:
         return self.cells[VALUE].to_numpy().astype(float)
 
+    @cached_property
+    def membership_rows(self) -> sparse.csr_matrix:
+        """The membership matrix by inner cell, for taking a subset of inner cells."""
+        return self.membership.tocsr()
+
     @property
     def magnitude(self) -> bool:
         return self.contributions is not None
+
+    @cached_property
+    def _ancestor_codes(self) -> dict[str, list[np.ndarray]]:
+        """Per dimension and depth, the position (in hierarchy.nodes) of each inner cell's ancestor there."""
+        out = {}
+        for dim in self.dimensions:
+            hierarchy = self.hierarchies[dim]
+            position = {node: i for i, node in enumerate(hierarchy.nodes)}
+            chains = {leaf: hierarchy.ancestors(leaf)[::-1] for leaf in hierarchy.leaves}
+            height = max(len(chain) for chain in chains.values())
+            per_leaf = {leaf: [position[n] for n in chain] + [-1] * (height - len(chain)) for leaf, chain in chains.items()}
+            codes = np.array([per_leaf[leaf] for leaf in self.inner[dim].to_list()], dtype=np.int64).reshape(-1, height)
+            out[dim] = [codes[:, depth] for depth in range(height)]
+        return out
+
+    def neighbourhood(self, cell: int, levels_up: int) -> np.ndarray:
+        """Inner cells that lie, in every dimension, under the cell's ancestor `levels_up` steps above it.
+
+        With one step this is the cell's siblings and their parts: where a small cell's protection is usually
+        found, as in HiTaS's subtables. Enough steps give the whole table.
+        """
+        keep = np.ones(self.inner.height, dtype=bool)
+        for dim in self.dimensions:
+            hierarchy = self.hierarchies[dim]
+            chain = hierarchy.ancestors(self.cells[dim][cell])
+            anchor = chain[min(levels_up, len(chain) - 1)]
+            keep &= self._ancestor_codes[dim][hierarchy.depth(anchor)] == hierarchy.nodes.index(anchor)
+        return np.flatnonzero(keep)
 
 
 def _hierarchies(frame: pl.DataFrame, dimensions, given: dict[str, Hierarchy] | None) -> dict[str, Hierarchy]:

@@ -1,0 +1,63 @@
+"""Secondary suppression for interval protection: the cheapest cells to suppress so that a cell can move far enough.
+
+Linear independence (secondary.py) stops exact recovery, but a primary hemmed in by small suppressed cells can
+still be pinned to a narrow interval. For such a cell and direction this solves the linear relaxation of the
+Fischetti-Salazar subproblem: a change to the inner cells (none going below zero) that moves the cell by its
+protection level, where each published cell that changes is charged its suppression cost per unit of change.
+The published cells that change are then suppressed. The change is itself a table the attacker cannot rule out,
+so the cell's interval reaches its protection level, and stays there whatever else is suppressed later.
+
+The search starts in the cell's neighbourhood (its siblings under its parents in every dimension), which keeps
+each LP small, and widens to grandparents and then the whole table only where the neighbourhood cannot do it.
+"""
+
+from __future__ import annotations
+
+import highspy
+import numpy as np
+from scipy import sparse
+
+from .audit import new_solver
+from .table import TableSet
+
+NEIGHBOURHOOD_STEPS = (1, 2, 1_000)  # levels above the cell; the last covers the whole table
+TOLERANCE = 1e-7
+
+
+def widening_cells(table: TableSet, suppressed: set[int], cell: int, upward: bool, distance: float,
+                   costs: np.ndarray) -> set[int] | None:
+    """Published cells whose suppression lets `cell` move `distance` up (or down); None when nothing can."""
+    for steps in NEIGHBOURHOOD_STEPS:
+        found = _cheapest_release(table, suppressed, cell, upward, distance, costs, table.neighbourhood(cell, steps))
+        if found is not None:
+            return found
+    return None
+
+
+def _cheapest_release(table: TableSet, suppressed: set[int], cell: int, upward: bool, distance: float,
+                      costs: np.ndarray, inner: np.ndarray) -> set[int] | None:
+    """The LP on the given inner cells (the rest held at their values); None if it is infeasible there."""
+    part = table.membership_rows[inner].tocsc()  # the chosen inner cells x all cells
+    touched = np.flatnonzero(np.diff(part.indptr) > 0)
+    published = np.array([c for c in touched.tolist() if c not in suppressed], dtype=np.int64)
+    rows = part[:, np.append(published, cell)].T.tocsc()  # published cells, then the moving cell
+    n, p = len(inner), len(published)
+    slack = sparse.vstack([sparse.identity(p, format="csc"), sparse.csc_matrix((1, p))]).tocsc()
+    a = sparse.hstack([rows, -slack, slack]).tocsc()
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = a.shape[1], a.shape[0]
+    lp.col_cost_ = np.concatenate([np.zeros(n), costs[published], costs[published]])
+    lp.col_lower_ = np.concatenate([-table.inner_values[inner], np.zeros(2 * p)])
+    lp.col_upper_ = np.full(a.shape[1], highspy.kHighsInf)
+    lp.row_lower_ = np.append(np.zeros(p), distance if upward else -highspy.kHighsInf)
+    lp.row_upper_ = np.append(np.zeros(p), highspy.kHighsInf if upward else -distance)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+    h = new_solver()
+    h.passModel(lp)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    x = np.asarray(h.getSolution().col_value)
+    change = x[n:n + p] + x[n + p:]
+    return set(published[change > TOLERANCE].tolist())
