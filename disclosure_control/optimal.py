@@ -8,8 +8,8 @@ closer than the protection level, LP duality gives a capacity cut that every pro
 
     sum_c (alpha_c * UB_c + beta_c * LB_c) * y_c  >=  a_p + UPL_p - sum_c (alpha_c - beta_c) * a_c
 
-where alpha, beta are the positive and negative parts of the row duals. Cuts are added until no attacker
-succeeds; if the time limit passes first, the caller falls back to the fast method and says so.
+where alpha, beta are the positive and negative parts of the row duals. A singleton pair's sum (singletons.py)
+is one more target: it must be able to move up by one. Cuts are added until no attacker succeeds; if the time limit passes first, the caller falls back to the fast method and says so.
 """
 
 from __future__ import annotations
@@ -57,12 +57,13 @@ class _Attacker:
         self.lower, self.upper = lower, upper
         self.h.changeRowsBounds(self.n_rows, np.arange(self.n_rows, dtype=np.int32), lower, upper)
 
-    def cut(self, cell: int, upward: bool, target: float) -> tuple[np.ndarray, float] | None:
-        """None when the attacker cannot reach past target; else the cut's coefficients and right side."""
+    def cut(self, cells: tuple[int, ...], upward: bool, target: float) -> tuple[np.ndarray, float] | None:
+        """None when the attacker cannot take the cells' sum past target; else the cut's coefficients and
+        right side."""
         n = self.h.getNumCol()
         cost = np.zeros(n)
-        inner = self.cells.indices[self.cells.indptr[cell]:self.cells.indptr[cell + 1]]
-        cost[inner] = 1.0 if upward else -1.0
+        for cell in cells:
+            cost[self.cells.indices[self.cells.indptr[cell]:self.cells.indptr[cell + 1]]] += 1.0 if upward else -1.0
         self.h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
         self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
         self.h.run()
@@ -81,14 +82,25 @@ class _Attacker:
         return coefficients, needed
 
 
+def goals(table: TableSet, required: pl.DataFrame, pairs: list[tuple[int, int]]) -> list[tuple[tuple[int, ...], bool, float]]:
+    """(cells, upward, target): each primary must reach its protection level both ways; each singleton pair's
+    sum must be able to move by one, so that it cannot be worked out exactly."""
+    a = table.cell_values
+    out = []
+    for row in required.sort(CELL_ID).iter_rows(named=True):
+        value = a[row[CELL_ID]]
+        out += [((row[CELL_ID],), True, value + row["upper_required"]), ((row[CELL_ID],), False, value - row["lower_required"])]
+    return out + [(pair, True, a[pair[0]] + a[pair[1]] + 1) for pair in pairs]
+
+
 def optimal_suppression(table: TableSet, primary: set[int], required: pl.DataFrame, policy: Policy,
-                        time_limit: float | None = None) -> tuple[set[int], str | None]:
+                        pairs: list[tuple[int, int]] = (), time_limit: float | None = None) -> tuple[set[int], str | None]:
     """The cheapest protecting pattern, or (set(), a note saying why the fast method must be used)."""
     started = time.monotonic()
     limit = time_limit or policy.optimal_time_limit
     costs = cell_costs(table, policy)
     n = len(costs)
-    targets = required.sort(CELL_ID)
+    targets = goals(table, required, pairs)
     attacker = _Attacker(table)
     master = new_solver()
     master.setOptionValue("mip_rel_gap", 0.0)
@@ -102,17 +114,15 @@ def optimal_suppression(table: TableSet, primary: set[int], required: pl.DataFra
     while True:
         attacker.set_pattern(y)
         cuts = 0
-        for row in targets.iter_rows(named=True):
+        for cells, upward, target in targets:
             if time.monotonic() - started > limit:
                 return set(), out_of_time
-            p, value = row[CELL_ID], attacker.a[row[CELL_ID]]
-            for upward, target in ((True, value + row["upper_required"]), (False, value - row["lower_required"])):
-                found = attacker.cut(p, upward, target)
-                if found is not None:
-                    coefficients, needed = found
-                    used = np.flatnonzero(coefficients > TOLERANCE)
-                    master.addRow(float(needed), highspy.kHighsInf, len(used), used.astype(np.int32), coefficients[used])
-                    cuts += 1
+            found = attacker.cut(cells, upward, target)
+            if found is not None:
+                coefficients, needed = found
+                used = np.flatnonzero(coefficients > TOLERANCE)
+                master.addRow(float(needed), highspy.kHighsInf, len(used), used.astype(np.int32), coefficients[used])
+                cuts += 1
         if not cuts:
             return {int(c) for c in np.flatnonzero(y > 0.5)}, None
         master.setOptionValue("time_limit", max(1.0, limit - (time.monotonic() - started)))

@@ -29,6 +29,7 @@ class Policy:
     threshold: int = 10
     protection_level: float = 50.0  # percent of the cell value, as tau-ARGUS's FREQ(n, p)
     zeros: str = "publish"
+    protect_singletons: bool = True  # a count of one (one contributor) is known to its own member
     dominance: Dominance | None = None
     p_percent: float | None = None
     group_disclosure: tuple[str, ...] = ()  # dimensions whose categories are sensitive attributes
@@ -80,6 +81,10 @@ def parse_policy(raw: dict) -> Policy:
         values["protection_level"] = _number(raw, "protection_level", float, 0, 100)
     if "zeros" in raw:
         values["zeros"] = _choice(raw, "zeros", ZERO_HANDLING)
+    if "protect_singletons" in raw:
+        if not isinstance(raw["protect_singletons"], bool):
+            raise PolicyError(f"protect_singletons: must be true or false, not {raw['protect_singletons']!r}")
+        values["protect_singletons"] = raw["protect_singletons"]
     if "dominance" in raw:
         spec = raw["dominance"]
         if not isinstance(spec, dict) or set(spec) != {"n", "k"}:

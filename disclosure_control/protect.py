@@ -22,7 +22,8 @@ import polars as pl
 from .audit import RECHECK_ROUNDS, audit
 from .policy import Policy
 from .primary import primary_cells, protection_required
-from .secondary import cell_costs, gauss_suppression
+from .secondary import cell_costs, gauss_suppression, recoverable_pairs
+from .singletons import singleton_cells, singleton_pairs
 from .widening import widening_cells
 from .table import CELL_ID, INNER_ID, VALUE, TableSet
 
@@ -102,17 +103,22 @@ def interval_repairs(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame
 
 
 def without_needless_secondaries(table: TableSet, suppressed: set[int], primary: set[int], required: pl.DataFrame,
-                                 checked: pl.DataFrame, costs, budget_seconds: float) -> tuple[set[int], pl.DataFrame]:
+                                 checked: pl.DataFrame, pairs: list[tuple[int, int]], costs,
+                                 budget_seconds: float, trial_seconds: float) -> tuple[set[int], pl.DataFrame]:
     """Publish again, most expensive first, any secondary cell the pattern stays safe without; returns the
-    pattern and its audit. A passing audit also rules out exact recovery: every primary keeps room both ways."""
+    pattern and its audit. A passing audit also rules out exact recovery: every primary keeps room both ways.
+    A trial starts only if it should end within the budget (trial_seconds estimates it, then the longest trial)."""
     deadline = time.monotonic() + budget_seconds
     for cell in sorted(suppressed - primary, key=lambda c: (-costs[c], c)):
-        if time.monotonic() > deadline:
+        started = time.monotonic()
+        if started + trial_seconds > deadline:
             break
         trial = suppressed - {cell}
-        trial_audit = audit(table, trial, required)
-        if trial_audit["safe"].all():
-            suppressed, checked = trial, trial_audit
+        if not (pairs and recoverable_pairs(table, trial, pairs)):
+            trial_audit = audit(table, trial, required)
+            if trial_audit["safe"].all():
+                suppressed, checked = trial, trial_audit
+        trial_seconds = max(trial_seconds, time.monotonic() - started)
     return suppressed, checked
 
 
@@ -126,17 +132,24 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     primary_ids = set(primary[CELL_ID].to_list())
     costs = cell_costs(table, policy)
     notes = []
+    singletons = singleton_cells(table, primary_ids) if policy.protect_singletons else set()
+    pairs = singleton_pairs(table, primary_ids, singletons)
     if method == "optimal":
         from .optimal import optimal_suppression
 
-        suppressed, note = optimal_suppression(table, primary_ids, required, policy)
+        suppressed, note = optimal_suppression(table, primary_ids, required, policy, pairs)
         if note:
             notes.append(note)
             method = "fast"
+    started = time.monotonic()
     if method == "fast":
-        suppressed = gauss_suppression(table, primary_ids, set(), policy)
+        suppressed = gauss_suppression(table, primary_ids, set(), policy, pairs)
+    gauss_seconds = time.monotonic() - started
     first_pattern = frozenset(suppressed)
+    started = time.monotonic()
     checked = audit(table, suppressed, required)
+    # a cleanup trial costs an audit, and with singleton pairs an elimination like Gauss's too
+    trial_seconds = time.monotonic() - started + (gauss_seconds if pairs else 0.0)
     for _ in range(MAX_REPAIR_ROUNDS):
         unsafe = checked.filter(~pl.col("safe"))
         if unsafe.is_empty():
@@ -152,8 +165,8 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     else:
         raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
     if method == "fast" and suppressed - primary_ids:
-        suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids, required, checked, costs,
-                                                           CLEANUP_SECONDS)
+        suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids, required, checked,
+                                                           pairs, costs, CLEANUP_SECONDS, trial_seconds)
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")

@@ -118,11 +118,39 @@ def publish_order(table: TableSet, policy: Policy) -> list[int]:
     return ordered[CELL_ID].to_list()
 
 
-def gauss_suppression(table: TableSet, primary: set[int], forced: set[int], policy: Policy) -> set[int]:
-    """Cells to suppress (primaries, forced cells and the secondaries found) so no primary is recoverable."""
+def _sum(a: Vector, b: Vector) -> Vector:
+    total = dict(a)
+    for k, x in b.items():
+        if total.setdefault(k, 0) + x:
+            total[k] += x
+        else:
+            del total[k]
+    return total
+
+
+def _sum_parallel(a: Vector, b: Vector, v: Vector) -> bool:
+    """Whether a + b is a multiple of v, rejecting cheaply where the coordinates already rule it out: a
+    coordinate of only one of a, b cannot cancel, so it must be one of v's."""
+    if any(k not in v and k not in b for k in a) or any(k not in v and k not in a for k in b):
+        return False
+    return _parallel(_sum(a, b), v)
+
+
+def gauss_suppression(table: TableSet, primary: set[int], forced: set[int], policy: Policy,
+                      pairs: list[tuple[int, int]] = ()) -> set[int]:
+    """Cells to suppress (primaries, forced cells and the secondaries found) so that no primary, and no sum of
+    the given pairs of primaries, is recoverable.
+
+    A pair's sum is recoverable once the sum of the two residuals is: publishing v does that exactly when that
+    sum is a multiple of v, so pairs need no residuals of their own (checked only for primaries v touches).
+    """
     cols = columns(table)
     span = Echelon()
     residual: dict[int, Vector] = {p: dict(cols[p]) for p in primary}
+    partners: dict[int, list[int]] = defaultdict(list)
+    for a, b in pairs:
+        partners[a].append(b)
+        partners[b].append(a)
     holders: dict[int, set[int]] = defaultdict(set)  # coordinate -> primaries whose residual uses it
     for p, r in residual.items():
         for k in r:
@@ -136,8 +164,9 @@ def gauss_suppression(table: TableSet, primary: set[int], forced: set[int], poli
             continue  # already determined by what is published: publishing it adds nothing
         j = min(v)
         affected = list(holders.get(j, ()))
-        if any(_parallel(residual[p], v) for p in affected):
-            suppressed.add(cell)  # publishing it would let someone work out a primary exactly
+        if any(_parallel(residual[p], v) for p in affected) or any(
+                _sum_parallel(residual[p], residual[q], v) for p in affected for q in partners.get(p, ())):
+            suppressed.add(cell)  # publishing it would let someone work out a primary (or a pair's sum) exactly
             continue
         span.add(v)
         changed: list[int] = []
@@ -147,6 +176,18 @@ def gauss_suppression(table: TableSet, primary: set[int], forced: set[int], poli
             for k in changed:
                 (holders[k].add if k in residual[p] else holders[k].discard)(p)
     return suppressed
+
+
+def recoverable_pairs(table: TableSet, suppressed: set[int], pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The pairs whose sum follows exactly from the published cells (independent of any visiting order)."""
+    cols = columns(table)
+    span = Echelon()
+    for cell in range(len(cols)):
+        if cell not in suppressed:
+            v = span.reduce(dict(cols[cell]))
+            if v:
+                span.add(v)
+    return [pair for pair in pairs if not span.reduce(_sum(cols[pair[0]], cols[pair[1]]))]
 
 
 def cell_costs(table: TableSet, policy: Policy) -> np.ndarray:

@@ -57,6 +57,20 @@ class TableSet:
         """The membership matrix by inner cell, for taking a subset of inner cells."""
         return self.membership.tocsr()
 
+    @cached_property
+    def relations(self) -> pl.DataFrame:
+        """total, part: each total with the cells that add up to it along one dimension (relation numbers it)."""
+        frames = []
+        for dim in self.dimensions:
+            parents = self.hierarchies[dim].parents
+            others = [d for d in self.dimensions if d != dim]
+            parts = self.cells.filter(pl.col(dim) != ROOT).select(
+                *others, pl.col(dim).replace_strict(parents).alias(dim), pl.col(CELL_ID).alias("part"))
+            frames.append(parts.join(self.cells.select(*self.dimensions, pl.col(CELL_ID).alias("total")),
+                                     on=list(self.dimensions)).select("total", "part", pl.lit(dim).alias("dimension")))
+        joined = pl.concat(frames)
+        return joined.with_columns(relation=pl.struct("total", "dimension").rank("dense").cast(pl.Int64) - 1)
+
     @property
     def magnitude(self) -> bool:
         return self.contributions is not None

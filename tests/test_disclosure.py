@@ -147,6 +147,27 @@ def test_linked_tables_share_one_status_for_a_shared_margin_and_resist_attack_ac
     assert_protected(result, {"by_sex": ["school", "sex"], "by_sen": ["school", "sen"]}, policy)
 
 
+def test_a_singleton_cannot_subtract_itself_to_read_another_primary():
+    """The one pupil in (x, p) knows that cell; with only (x, p) and (x, q) hidden in row x they would read (x, q)."""
+    table = from_frequencies(frequency_table({
+        ("x", "p"): 1, ("x", "q"): 4, ("x", "r"): 20, ("x", "s"): 25,
+        ("y", "p"): 17, ("y", "q"): 19, ("y", "r"): 22, ("y", "s"): 30,
+        ("z", "p"): 21, ("z", "q"): 23, ("z", "r"): 26, ("z", "s"): 28,
+    }), ["a", "b"], "n")
+
+    def interval_known_to_the_singleton(policy):
+        result = protect(table, policy)
+        singleton = (pl.col("a") == "x") & (pl.col("b") == "p")
+        known = result.cells.with_columns(status=pl.when(singleton).then(pl.lit("published")).otherwise("status"))
+        cell = result.cells.filter((pl.col("a") == "x") & (pl.col("b") == "q"))["cell_id"].item()
+        return attack(type(result)(known, result.audit, result.policy, result.method), {"table": ["a", "b"]})[cell]
+
+    low, high = interval_known_to_the_singleton(Policy(threshold=5, protection_level=10, protect_singletons=False))
+    assert low == high == 4  # the table alone hides it, the singleton's member does not
+    low, high = interval_known_to_the_singleton(Policy(threshold=5, protection_level=10))
+    assert low < 4 < high
+
+
 def test_no_primary_means_everything_published():
     table = from_frequencies(frequency_table({("x", "p"): 10, ("x", "q"): 15, ("y", "p"): 17, ("y", "q"): 19}), ["a", "b"], "n")
     result = protect(table, Policy(threshold=3))
