@@ -25,7 +25,7 @@ install: .venv/.synced
 
 run: install
 	$(UV) run --frozen lareturns generate --out $(DEMO_DIR)/input --scale county --seed 1 --faults 0.02
-	$(UV) run --frozen lareturns validate --input $(DEMO_DIR)/input --out $(DEMO_DIR)/validated
+	$(UV) run --frozen lareturns run --input $(DEMO_DIR)/input --out $(DEMO_DIR)/census --period 2026-spring
 
 test: install
 	$(UV) run --frozen pytest -q

@@ -96,6 +96,25 @@ def validate(
                   f"warehouse: {run.warehouse}")
 
 
+@app.command()
+def run(
+    input: Annotated[Path, typer.Option("--input", help="Folder holding the MIS exports.")],
+    out: Annotated[Path, typer.Option(help="Folder for the validation results, deliveries, auditor report and warehouse.")],
+    period: Annotated[str, typer.Option(help="Census term, such as 2026-spring (the spring term of 2025/26).")] = "2026-spring",
+    policy: Annotated[Path | None, typer.Option(help="Disclosure policy TOML (default: schemas/policies/disclosure.toml).")] = None,
+) -> None:
+    """Run the census return now on the embedded Prefect API: validate, protect, deliver, report."""
+    from pipelines.flows import census_return
+
+    try:
+        result = census_return(input, out, period, policy)
+    except (FileProblem, PolicyError, ValueError) as error:
+        raise fail(str(error)) from None
+    console.print(f"run {result['run_id']}: audit {'passed' if result['audit_passed'] else 'FAILED'}")
+    console.print(f"deliveries: {result['deliveries']}")
+    console.print(f"auditor report: {result['report']}")
+
+
 def _hierarchies(specs: list[str]) -> dict[str, Hierarchy]:
     out = {}
     for spec in specs:

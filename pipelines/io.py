@@ -56,15 +56,27 @@ def write_csv(frame: pl.DataFrame, path: Path) -> None:
     frame.write_csv(path)
 
 
-def write_csv_atomic(frame: pl.DataFrame, path: Path) -> None:
-    """Written beside the target, then renamed over it: readers never see half a file."""
+def _atomically(path: Path, write) -> None:
+    """write(partial) beside the target, then renamed over it: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
-        frame.write_csv(partial)
+        write(partial)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def write_csv_atomic(frame: pl.DataFrame, path: Path) -> None:
+    _atomically(path, frame.write_csv)
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    _atomically(path, frame.write_parquet)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    _atomically(path, lambda partial: partial.write_text(text, encoding="utf-8"))
 
 
 def read_json(path: Path):

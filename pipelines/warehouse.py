@@ -144,3 +144,10 @@ def previous_row_count(connection: duckdb.DuckDBPyConnection, dataset: str) -> i
         "SELECT rows_read FROM audit.runs WHERE dataset = ? ORDER BY loaded_at DESC LIMIT 1", [dataset]
     ).fetchone()
     return row[0] if row else None
+
+
+def staged_frames(path: Path, datasets: tuple[str, ...]) -> dict[str, pl.DataFrame]:
+    """The staged rows of some datasets (without the run bookkeeping columns), for the transforms."""
+    with open_warehouse(path) as connection:
+        return {name: connection.sql(f'SELECT * EXCLUDE (run_id, source_row) FROM staging."{name}"').pl()
+                for name in datasets}

@@ -46,3 +46,11 @@ def term_start(academic_year: int, term: str) -> dt.date:
 
 def academic_year_end(academic_year: int) -> dt.date:
     return dt.date(academic_year + 1, 8, 31)
+
+
+def parse_term_label(label: str) -> tuple[int, str]:
+    """(academic year, term) from a label such as 2026-spring (the spring term of 2025/26)."""
+    year, _, term = label.partition("-")
+    if term not in TERMS or not year.isdigit() or len(year) != 4:
+        raise ValueError(f"period {label!r}: expected YYYY-autumn, YYYY-spring or YYYY-summer")
+    return (int(year) if term == "autumn" else int(year) - 1), term

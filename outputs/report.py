@@ -1,0 +1,69 @@
+"""The auditor report: one static HTML page (no scripts, no external loads, opens offline) and the same
+content as JSON. It holds counts, statuses, reasons and intervals of cells, never a record about a person."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from pipelines.io import write_text_atomic
+
+STATUS_COLOURS = {"published": "#4c9f70", "primary": "#c0392b", "secondary": "#e67e22", "structural_zero": "#7f8c8d",
+                  "rounded": "#2980b9"}
+
+
+def pattern_chart(by_status: dict[str, int]) -> str:
+    """A bar split by cell status: the suppression pattern of a table at a glance (inline SVG)."""
+    total = sum(by_status.values()) or 1
+    x, parts = 0.0, []
+    for status, count in by_status.items():
+        width = 600 * count / total
+        if width:
+            parts.append(f'<rect x="{x:.1f}" y="0" width="{width:.1f}" height="18" fill="{STATUS_COLOURS[status]}">'
+                         f"<title>{status}: {count}</title></rect>")
+        x += width
+    return f'<svg role="img" aria-label="cells by status" width="600" height="18">{"".join(parts)}</svg>'
+
+
+def _rows(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def report_html(document: dict) -> str:
+    run = document["run"]
+    sections = [f"<h1>lareturns auditor report</h1><p>Run {html.escape(run['run_id'])}, period "
+                f"{html.escape(run['period'])}, created {html.escape(run['created_at'])}.</p>"]
+    validation = document["validation"]
+    sections.append("<h2>Validation</h2>" + _rows(
+        ["dataset", "rows read", "staged", "quarantined", "rows with warnings"],
+        [[d["dataset"], d["rows_read"], d["rows_staged"], d["rows_quarantined"], d["rows_with_warnings"]]
+         for d in validation["datasets"]]) + f'<p><a href="{html.escape(validation["data_docs"])}">Great Expectations Data Docs</a></p>')
+    for table in document["tables"]:
+        summary = table["summary"]
+        audit = summary["audit"]
+        verdict = "PASSED: no suppressed cell can be narrowed below its protection level" if audit["passed"] else "FAILED"
+        sections.append(
+            f"<h2>{html.escape(table['name'])}</h2><p>{html.escape(verdict)}. Policy {html.escape(summary['policy_version'])}, "
+            f"threshold {table['policy']['threshold']}, protection level {table['policy']['protection_level']}%, "
+            f"method {html.escape(summary['method'])}. Information loss: {summary['information_loss']['secondary_cells']} "
+            f"secondary cells, total value {summary['information_loss']['secondary_value']:g}.</p>"
+            + pattern_chart(summary["by_status"])
+            + _rows(["status", "cells"], [[s, n] for s, n in summary["by_status"].items()])
+            + "<details><summary>Suppressed cells</summary>"
+            + _rows(["cell", "status", "reason", "lower", "upper"],
+                    [[c["cell"], c["status"], c["reason"], c["lower"], c["upper"]] for c in table["suppressed"]])
+            + "</details>")
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>lareturns auditor report</title>'
+            f"<style>{style}</style></head><body>{''.join(sections)}</body></html>")
+
+
+def write_report(folder: Path, document: dict) -> list[Path]:
+    paths = [folder / "auditor_report.json", folder / "auditor_report.html"]
+    write_text_atomic(paths[0], json.dumps(document, indent=2, default=str))
+    write_text_atomic(paths[1], report_html(document))
+    return paths

@@ -1,0 +1,62 @@
+"""The leak scan: read every outbound file back and fail if a direct identifier from the inputs is in it where
+its recipient is not entitled to it.
+
+Values are compared cell by cell, per column, against the identifiers held in the inputs; a column the
+recipient is entitled to (a UPN column in the DfE's record-level extract) is not scanned. Scanned kinds are the
+direct identifiers with enough entropy to mean one person: reference numbers, postcodes, phone numbers, email
+addresses, full names (forename and surname together), first address lines and full dates of birth. A finding
+names the file, column, kind and count, never the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+SCANNED = ("upn", "former_upn", "uln", "ni_number", "nass_number", "parent_ni_number", "parent_nass_number",
+           "postcode", "phone", "email", "address_line1", "parent_name", "date_of_birth")
+
+
+@dataclass(frozen=True)
+class Leak:
+    file: str
+    column: str
+    kind: str
+    cells: int
+
+    def __str__(self) -> str:
+        return f"{self.file}: column {self.column!r} holds {self.cells} {self.kind} value(s) from the inputs"
+
+
+def identifier_values(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """value, kind: every non-empty direct identifier in the staged inputs (full names built from two parts)."""
+    parts = []
+    for frame in frames:
+        parts += [_texts(frame[kind], kind) for kind in SCANNED if kind in frame.columns]
+        if {"forename", "surname"} <= set(frame.columns):
+            parts.append(_texts(frame.select(pl.concat_str("forename", pl.lit(" "), "surname")).to_series(), "full_name"))
+    return pl.concat(parts).unique() if parts else pl.DataFrame(schema={"value": pl.String, "kind": pl.String})
+
+
+def _normal(values: pl.Expr) -> pl.Expr:
+    return values.cast(pl.String).str.strip_chars().str.to_uppercase()
+
+
+def _texts(values: pl.Series, kind: str) -> pl.DataFrame:
+    cleaned = values.to_frame("value").select(_normal(pl.col("value")))
+    return cleaned.filter(pl.col("value").is_not_null() & (pl.col("value") != "")).with_columns(kind=pl.lit(kind))
+
+
+def scan_file(path: Path, identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:
+    frame = pl.read_csv(path, infer_schema=False)
+    leaks = []
+    for column in (c for c in frame.columns if c not in entitled):
+        hits = frame.select(_normal(pl.col(column)).alias("value")).join(identifiers, on="value").group_by("kind").len()
+        leaks += [Leak(path.name, column, kind, n) for kind, n in hits.sort("kind").iter_rows()]
+    return leaks
+
+
+def scan(paths: list[Path], identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:
+    return [leak for path in paths if path.suffix == ".csv" for leak in scan_file(path, identifiers, entitled)]

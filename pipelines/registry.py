@@ -1,0 +1,43 @@
+"""Where each dataset of a run lives: the one place that knows paths (transforms never see them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import schemas
+
+PUBLICATIONS_DIR = Path(schemas.__file__).parent / "publications"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def validated(self) -> Path:
+        return self.root / "validated"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "data" / "warehouse.duckdb"
+
+    @property
+    def work(self) -> Path:
+        """Intermediate results passed between tasks by reference (decision records)."""
+        return self.root / "data" / "work"
+
+    def decisions(self, publication: str) -> Path:
+        return self.work / f"{publication}.decisions.parquet"
+
+    @staticmethod
+    def delivery(staging: Path, recipient: str) -> Path:
+        return staging / "deliveries" / recipient
+
+    @staticmethod
+    def report(staging: Path) -> Path:
+        return staging / "report"
+
+
+def publication_spec(name: str) -> Path:
+    return PUBLICATIONS_DIR / f"{name}.toml"
