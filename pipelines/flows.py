@@ -25,7 +25,7 @@ from outputs.manifest import write_manifest
 from outputs.report import write_report
 from pipelines.io import read_json, staged_output, write_parquet_atomic
 from pipelines.leakscan import identifier_values, scan
-from pipelines.policies import load_disclosure_policy, load_publication
+from pipelines.policies import load_disclosure_policy, load_publication, load_recipients
 from pipelines.registry import RunPaths, publication_spec
 from pipelines.transforms.school_statistics import SCHOOL, counted_pupils, linked_tables, school_hierarchy
 from pipelines.validate import new_run_id, run_validation
@@ -103,10 +103,9 @@ def census_return(input_dir: Path, out: Path, period: str = "2026-spring", polic
         folder = RunPaths.delivery(staging, PUBLICATION)
         files = publish_school_statistics(paths, folder, academic_year, term)
         staged = tuple(d["dataset"] for d in validation["datasets"])
-        leak_scan(paths, staged, files, frozenset())
-        recipient = {"name": "Public release (Explore Education Statistics)", "legal_basis": "official statistics",
-                     "level": "aggregate"}
-        write_manifest(folder, recipient, run | {"policy_version": protection["summary"]["policy_version"]},
+        recipient = load_recipients()[PUBLICATION]
+        leak_scan(paths, staged, files, recipient.fields)
+        write_manifest(folder, recipient.manifest_entry(), run | {"policy_version": protection["summary"]["policy_version"]},
                        {"school_statistics": protection["summary"]})
         document = {"run": run, "validation": validation | {"data_docs": str((paths.validated / "data_docs" / "index.html").resolve())},
                     "tables": [{"name": "school_statistics", **protection, "suppressed": suppressed_cells(paths, "school_statistics")}]}

@@ -1,0 +1,35 @@
+"""The leak scan and the recipients file it takes entitlements from."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from pipelines.leakscan import identifier_values, scan
+from pipelines.policies import RecipientError, load_recipients, parse_recipient
+
+
+def test_a_planted_identifier_is_found_by_column_and_kind_and_entitled_columns_are_skipped(small_clean, tmp_path):
+    pupils = pl.read_csv(small_clean / "pupils.csv", infer_schema=False)
+    identifiers = identifier_values([pupils])
+    upn, name = pupils["upn"][3], f"{pupils['forename'][5]} {pupils['surname'][5]}"
+    outbound = tmp_path / "extract.csv"
+    pl.DataFrame({"pupil": [upn.lower(), "x"], "label": ["White", name], "n": ["12", "c"]}).write_csv(outbound)
+    leaks = scan([outbound], identifiers, set())
+    found = {(leak.column, leak.kind, leak.cells) for leak in leaks}
+    assert {("pupil", "upn", 1), ("label", "full_name", 1)} <= found  # the name may also be some parent's name
+    assert {column for column, _, _ in found} == {"pupil", "label"}  # "White" and the counts are not identifiers
+    assert upn not in " ".join(map(str, leaks)) and name not in " ".join(map(str, leaks))  # findings never echo a value
+    assert {leak.column for leak in scan([outbound], identifiers, {"pupil"})} == {"label"}
+
+
+def test_the_shipped_recipients_file_loads_and_errors_name_the_key(tmp_path):
+    assert load_recipients()["publication"].fields == frozenset()
+    with pytest.raises(RecipientError, match=r"dfe\.level: 'rows'"):
+        parse_recipient("dfe", {"name": "DfE", "legal_basis": "x", "level": "rows", "fields": []})
+    with pytest.raises(RecipientError, match=r"publication\.fields"):
+        parse_recipient("publication", {"name": "p", "legal_basis": "x", "level": "aggregate", "fields": ["upn"]})
+    bad = tmp_path / "recipients.toml"
+    bad.write_text('[health]\nname = "ICB"\n')
+    with pytest.raises(RecipientError, match=r"recipients.toml: health.legal_basis: missing"):
+        load_recipients(bad)
