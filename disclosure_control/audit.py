@@ -56,19 +56,24 @@ def _highs(a: sparse.csc_matrix, rhs: np.ndarray):
     return h
 
 
-def _extreme(h, columns: np.ndarray, sense) -> float:
+def _solved(h, weights: np.ndarray, upward: bool) -> bool:
+    """Maximise (or minimise) weights . x; False when unbounded, so any bound is reached."""
     n = h.getNumCol()
-    cost = np.zeros(n)
-    cost[columns] = 1.0
-    h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
-    h.changeObjectiveSense(sense)
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), np.asarray(weights, dtype=float))
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize if upward else highspy.ObjSense.kMinimize)
     h.run()
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kUnbounded:
-        return math.inf
+        return False
     if status != highspy.HighsModelStatus.kOptimal:
         raise AuditError(f"HiGHS returned {h.modelStatusToString(status)} on a table that has a feasible solution")
-    return h.getInfo().objective_function_value
+    return True
+
+
+def _extreme(h, columns: np.ndarray, upward: bool) -> float:
+    weights = np.zeros(h.getNumCol())
+    weights[columns] = 1.0
+    return h.getInfo().objective_function_value if _solved(h, weights, upward) else math.inf
 
 
 class AttackModel:
@@ -116,7 +121,7 @@ class AttackModel:
         for g in np.unique(self.group[variables]):
             h, members = self._model(g)
             local = np.searchsorted(members, variables[self.group[variables] == g])
-            total += _extreme(h, local, highspy.ObjSense.kMaximize if upward else highspy.ObjSense.kMinimize)
+            total += _extreme(h, local, upward)
         return total
 
 def certified_intervals(table: TableSet, suppressed: set[int], required: pl.DataFrame, rounds: int = BATCH_ROUNDS,
@@ -170,16 +175,7 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
 
 
 def _solution(h, weights: np.ndarray, upward: bool) -> np.ndarray:
-    n = h.getNumCol()
-    h.changeColsCost(n, np.arange(n, dtype=np.int32), np.asarray(weights, dtype=float))
-    h.changeObjectiveSense(highspy.ObjSense.kMaximize if upward else highspy.ObjSense.kMinimize)
-    h.run()
-    status = h.getModelStatus()
-    if status == highspy.HighsModelStatus.kUnbounded:
-        return np.full(n, 1e12)  # unbounded: any bound is reached
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise AuditError(f"HiGHS returned {h.modelStatusToString(status)} on a table that has a feasible solution")
-    return np.asarray(h.getSolution().col_value)
+    return np.asarray(h.getSolution().col_value) if _solved(h, weights, upward) else np.full(h.getNumCol(), 1e12)
 
 
 def audit(table: TableSet, suppressed: set[int], required: pl.DataFrame, only: set[int] | None = None,

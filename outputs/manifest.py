@@ -6,19 +6,12 @@ anyone can re-hash the files against it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from pipelines.io import file_sha256
+
 MANIFEST = "manifest.json"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def csv_rows(path: Path) -> int:
@@ -28,7 +21,7 @@ def csv_rows(path: Path) -> int:
 
 
 def file_entry(folder: Path, path: Path) -> dict:
-    entry = {"file": path.relative_to(folder).as_posix(), "sha256": sha256(path), "bytes": path.stat().st_size}
+    entry = {"file": path.relative_to(folder).as_posix(), "sha256": file_sha256(path), "bytes": path.stat().st_size}
     if path.suffix == ".csv":
         entry["rows"] = csv_rows(path)
     return entry

@@ -104,11 +104,11 @@ def run(
     policy: Annotated[Path | None, typer.Option(help="Disclosure policy TOML (default: schemas/policies/disclosure.toml).")] = None,
 ) -> None:
     """Run the census return now on the embedded Prefect API: validate, protect, deliver, report."""
-    from pipelines.flows import census_return
+    from pipelines.flows import LeakFound, census_return
 
     try:
         result = census_return(input, out, period, policy)
-    except (FileProblem, PolicyError, ValueError) as error:
+    except (FileProblem, PolicyError, ValueError, WarehouseBusy, ReconciliationError, ProtectionError, LeakFound) as error:
         raise fail(str(error)) from None
     console.print(f"run {result['run_id']}: audit {'passed' if result['audit_passed'] else 'FAILED'}")
     console.print(f"deliveries: {result['deliveries']}")

@@ -84,11 +84,10 @@ def leak_scan(paths: RunPaths, datasets: tuple[str, ...], files: list[Path], ent
 
 
 def suppressed_cells(paths: RunPaths, name: str) -> list[dict]:
+    """Each suppressed cell named by its codes (school or district, then each filter), for the auditor report."""
+    dims = [SCHOOL, *(t.filter for t in load_publication(publication_spec(name)).tables)]
     cells = pl.read_parquet(paths.decisions(name)).filter(pl.col("status").is_in(["primary", "secondary"]))
-    dims = [c for c in cells.columns if c not in
-            ("cell_id", "value", "is_total", "tables", "rule", "reason", "status", "display", "lower", "upper", "exact", "safe")]
-    return cells.select(pl.concat_str([pl.col(d) for d in dims], separator=" / ").alias("cell"), "status", "reason",
-                        "lower", "upper").to_dicts()
+    return cells.select(pl.concat_str(dims, separator=" / ").alias("cell"), "status", "reason", "lower", "upper").to_dicts()
 
 
 @flow(name="census_return")

@@ -8,12 +8,12 @@ before anything is written downstream. Values are kept exactly as read; normalis
 from __future__ import annotations
 
 import csv
-import hashlib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+
+from pipelines.io import file_sha256, read_toml
 
 from schemas.contract import Contract, contract_names, load_contract
 
@@ -54,9 +54,9 @@ def load_mapping(path: Path | None) -> dict[str, SourceSpec]:
     if path is None:
         return specs
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise FileProblem(f"{path}: cannot read the mapping config ({error})") from None
+        raw = read_toml(path)
+    except ValueError as error:
+        raise FileProblem(f"mapping config {error}") from None
     for dataset, table in raw.items():
         if dataset not in specs:
             raise FileProblem(f"{path}: [{dataset}] is not a dataset (known: {', '.join(specs)})")
@@ -214,10 +214,3 @@ def read_export(folder: Path, spec: SourceSpec) -> RawExport:
     frame, ignored = conformed(read_source(path, spec), path, contract, spec)
     return RawExport(spec.dataset, path, file_sha256(path), frame, ignored)
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

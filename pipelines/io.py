@@ -7,9 +7,11 @@ target and moved into place only when everything succeeded, so a failed run leav
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,13 +81,29 @@ def write_text_atomic(path: Path, text: str) -> None:
     _atomically(path, lambda partial: partial.write_text(text, encoding="utf-8"))
 
 
-def read_json(path: Path):
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parsed(path: Path, parse, kind: str, parse_error: type[Exception]):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return parse(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ValueError(f"{path}: cannot read ({error.strerror})") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    except parse_error as error:
+        raise ValueError(f"{path}: not valid {kind} ({error})") from None
+
+
+def read_json(path: Path):
+    return _parsed(path, json.loads, "JSON", json.JSONDecodeError)
+
+
+def read_toml(path: Path) -> dict:
+    return _parsed(path, tomllib.loads, "TOML", tomllib.TOMLDecodeError)
 
 
 def read_csv_text(path: Path) -> pl.DataFrame:

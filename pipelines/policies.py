@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import schemas
 from disclosure_control.policy import Policy, PolicyError, parse_policy
+from pipelines.io import read_toml
 from pipelines.transforms.school_statistics import Publication, PublicationError, parse_publication
 
 POLICIES_DIR = Path(schemas.__file__).parent / "policies"
@@ -16,21 +16,20 @@ DEFAULT_RECIPIENTS = POLICIES_DIR / "recipients.toml"
 LEVELS = ("aggregate", "record")
 
 
-def _toml(path: Path, error_type: type[Exception]) -> dict:
+def _loaded(path: Path, parse, error_type: type[ValueError]):
+    """A config file read once and checked; every error names the file (and the key, from parse)."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise error_type(f"cannot read it ({error.strerror})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise error_type(f"not valid TOML ({error})") from None
+        raw = read_toml(path)
+    except ValueError as error:
+        raise error_type(str(error)) from None
+    try:
+        return parse(raw)
+    except error_type as error:
+        raise error_type(f"{path}: {error}") from None
 
 
 def load_disclosure_policy(path: Path | None = None) -> Policy:
-    path = path or DEFAULT_DISCLOSURE_POLICY
-    try:
-        return parse_policy(_toml(path, PolicyError))
-    except PolicyError as error:
-        raise PolicyError(f"{path}: {error}") from None
+    return _loaded(path or DEFAULT_DISCLOSURE_POLICY, parse_policy, PolicyError)
 
 
 @dataclass(frozen=True)
@@ -61,14 +60,8 @@ def parse_recipient(key: str, raw: dict) -> Recipient:
 
 
 def load_recipients(path: Path = DEFAULT_RECIPIENTS) -> dict[str, Recipient]:
-    try:
-        return {key: parse_recipient(key, spec) for key, spec in _toml(path, RecipientError).items()}
-    except RecipientError as error:
-        raise RecipientError(f"{path}: {error}") from None
+    return _loaded(path, lambda raw: {key: parse_recipient(key, spec) for key, spec in raw.items()}, RecipientError)
 
 
 def load_publication(path: Path) -> Publication:
-    try:
-        return parse_publication(_toml(path, PublicationError))
-    except PublicationError as error:
-        raise PublicationError(f"{path}: {error}") from None
+    return _loaded(path, parse_publication, PublicationError)
