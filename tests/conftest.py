@@ -6,7 +6,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from prefect.testing.utilities import prefect_test_harness
 
+from pipelines.flows import census_return
 from pipelines.synthetic.generate import generate
 
 
@@ -36,3 +38,17 @@ def small_faulty(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("small_faulty")
     generate(folder, seed=7, scale="6000", fault_rate=0.05)
     return folder
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server for the session: it takes 15-30 s to start."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def census_run(prefect_harness, small_clean, tmp_path_factory) -> tuple[Path, dict]:
+    """One real census_return run on the small county: its out folder and the flow's result."""
+    out = tmp_path_factory.mktemp("census")
+    return out, census_return(small_clean, out, "2026-spring")

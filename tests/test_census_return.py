@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 from scipy.optimize import linprog
 from scipy.sparse import csr_matrix
 
@@ -19,18 +18,6 @@ from disclosure_control.policy import PolicyError
 from pipelines.flows import census_return
 
 PUBLICATION = ("pupils_by_sex", "pupils_by_ethnicity", "pupils_by_sen", "pupils_by_fsm")
-
-
-@pytest.fixture(scope="session")
-def prefect_harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture(scope="session")
-def census_run(prefect_harness, small_clean, tmp_path_factory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("census")
-    return out, census_return(small_clean, out, "2026-spring")
 
 
 def test_every_delivery_exists_and_matches_its_manifest(census_run):
