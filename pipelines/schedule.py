@@ -1,0 +1,268 @@
+"""When the returns run: the schedule config, the census dates its rules give, and the term a run reports on.
+
+Pure: no Prefect here (pipelines/serve.py turns this into deployments). The config is
+schemas/policies/schedule.toml, read and checked once by load_schedule; every error names the file and the key.
+
+Each deployment's rule is an RFC 5545 RRULE for the day (FREQ=YEARLY;BYMONTH=10;BYDAY=1TH is the first Thursday
+of October); its hour and timezone give the time of day, so the rule itself holds no time or start. Rules are
+anchored as Prefect anchors them (1 January 2020, midnight, in the deployment's timezone), so the dates computed
+here are the dates Prefect schedules.
+
+Terms follow the funding terms of schemas/calendar.py: autumn is 1 September to 31 December, spring 1 January to
+31 March, summer 1 April to 31 August. Easter moves, so 1 April, not the Easter holiday, is the boundary; a census day
+(October, January, May) is always well inside its term.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrule, rrulestr
+
+import schemas
+from pipelines.io import read_toml
+from schemas.calendar import TERMS, term_label, term_start
+
+DEFAULT_SCHEDULE = Path(schemas.__file__).parent / "policies" / "schedule.toml"
+ENGLAND = "Europe/London"
+ANCHOR = dt.datetime(2020, 1, 1)  # Prefect's implicit DTSTART for a rule without one
+RULE_PARTS = ("FREQ", "INTERVAL", "BYMONTH", "BYMONTHDAY", "BYDAY", "BYSETPOS", "WKST")
+FREQUENCIES = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY")
+DEPLOYMENT_KEYS = ("return", "rrule", "hour", "timezone", "term", "input", "output", "description")
+REQUIRED_KEYS = ("return", "rrule", "hour", "term", "input", "output")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+TERM_CHECK_RUNS = 6  # occurrences checked to fall in the configured term
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+WEEKDAYS = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday", "SA": "Saturday",
+            "SU": "Sunday"}
+ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", -1: "last", -2: "second last"}
+
+
+class ScheduleError(ValueError):
+    """A schedule config that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One scheduled return: which return, on which days (rrule) at which hour, and where it reads and writes."""
+
+    name: str
+    return_name: str
+    rrule: str  # the day rule as configured, without RRULE: prefix
+    hour: int
+    timezone: str
+    term: str
+    input: Path  # relative paths resolve against the root given to serve
+    output: Path
+    description: str = ""
+
+    @property
+    def full_rrule(self) -> str:
+        """The rule with its time of day, as Prefect schedules it (in self.timezone)."""
+        return f"{self.rrule};BYHOUR={self.hour};BYMINUTE=0;BYSECOND=0"
+
+    def rule(self) -> rrule:
+        return rrulestr(self.full_rrule, dtstart=ANCHOR.replace(tzinfo=ZoneInfo(self.timezone)))
+
+    def folders(self, root: Path) -> tuple[Path, Path]:
+        """(input, output) as absolute paths under root."""
+        return (root / self.input).resolve(), (root / self.output).resolve()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    path: Path
+    deployments: tuple[Deployment, ...]
+
+
+def load_schedule(path: Path | None, returns: Collection[str]) -> Schedule:
+    """Read and check a schedule config (default schemas/policies/schedule.toml); returns are the known return names."""
+    path = path or DEFAULT_SCHEDULE
+    try:
+        raw = read_toml(path)
+    except ValueError as error:
+        raise ScheduleError(str(error)) from None
+    try:
+        return Schedule(path, parse_schedule(raw, returns))
+    except ScheduleError as error:
+        raise ScheduleError(f"{path}: {error}") from None
+
+
+def parse_schedule(raw: dict, returns: Collection[str]) -> tuple[Deployment, ...]:
+    unknown = [key for key in raw if key not in ("timezone", "deployments")]
+    if unknown:
+        raise ScheduleError(f"{unknown[0]}: unknown key (expected timezone and [deployments.<name>] tables)")
+    timezone = _timezone("timezone", raw.get("timezone", ENGLAND))
+    deployments = raw.get("deployments")
+    if not isinstance(deployments, dict) or not deployments:
+        raise ScheduleError("deployments: missing (one [deployments.<name>] table per scheduled return)")
+    return tuple(parse_deployment(name, spec, timezone, returns) for name, spec in deployments.items())
+
+
+def parse_deployment(name: str, raw: object, timezone: str, returns: Collection[str]) -> Deployment:
+    key = f"deployments.{name}"
+    if not NAME.fullmatch(name):
+        raise ScheduleError(f"{key}: a deployment name is letters, digits, - and _")
+    if not isinstance(raw, dict):
+        raise ScheduleError(f"{key}: expected a table")
+    unknown = [k for k in raw if k not in DEPLOYMENT_KEYS]
+    if unknown:
+        raise ScheduleError(f"{key}.{unknown[0]}: unknown key (expected {', '.join(DEPLOYMENT_KEYS)})")
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise ScheduleError(f"{key}.{missing[0]}: missing")
+    if not isinstance(raw["return"], str) or raw["return"] not in returns:
+        raise ScheduleError(f"{key}.return: {raw['return']!r} is not one of {', '.join(returns)}")
+    hour = raw["hour"]
+    if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
+        raise ScheduleError(f"{key}.hour: {hour!r} is not a whole hour from 0 to 23")
+    if raw["term"] not in TERMS:
+        raise ScheduleError(f"{key}.term: {raw['term']!r} is not one of {', '.join(TERMS)}")
+    folders = {}
+    for folder in ("input", "output"):
+        if not isinstance(raw[folder], str) or not raw[folder].strip():
+            raise ScheduleError(f"{key}.{folder}: a folder path (relative to --root)")
+        folders[folder] = Path(raw[folder])
+    if not isinstance(raw.get("description", ""), str):
+        raise ScheduleError(f"{key}.description: expected text")
+    deployment = Deployment(name, raw["return"], _rule(f"{key}.rrule", raw["rrule"]), hour,
+                            _timezone(f"{key}.timezone", raw.get("timezone", timezone)), raw["term"],
+                            folders["input"], folders["output"], raw.get("description", ""))
+    runs = _first_runs(f"{key}.rrule", deployment)
+    for run in runs:
+        if term_of(run.date()) != deployment.term:
+            raise ScheduleError(f"{key}.term: {deployment.term!r}, but the rule runs on {run:%A %d %B %Y}, "
+                                f"in the {term_of(run.date())} term")
+    return deployment
+
+
+def _timezone(key: str, value: object) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(f"{key}: {value!r} is not an IANA timezone (such as {ENGLAND})") from None
+    return str(value)
+
+
+def rule_parts(rule: str) -> dict[str, str]:
+    """FREQ=YEARLY;BYDAY=1TH as {"FREQ": "YEARLY", "BYDAY": "1TH"} (an RRULE: prefix is allowed)."""
+    body = rule.strip()
+    if body.upper().startswith("RRULE:"):
+        body = body[len("RRULE:"):]
+    parts = {}
+    for item in body.split(";"):
+        part, sep, value = item.partition("=")
+        if not sep or not part.strip() or not value.strip():
+            raise ValueError(f"{item!r} is not NAME=VALUE")
+        parts[part.strip().upper()] = value.strip().upper()
+    return parts
+
+
+def _rule(key: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ScheduleError(f"{key}: expected an RRULE such as FREQ=YEARLY;BYMONTH=10;BYDAY=1TH")
+    if "\n" in value:
+        raise ScheduleError(f"{key}: one RRULE line only")
+    try:
+        parts = rule_parts(value)
+    except ValueError as error:
+        raise ScheduleError(f"{key}: {error}") from None
+    unknown = [part for part in parts if part not in RULE_PARTS]
+    if unknown:
+        why = "the time of day is the hour key" if unknown[0] in ("BYHOUR", "BYMINUTE", "BYSECOND") else \
+            "the schedule repeats with no end" if unknown[0] in ("COUNT", "UNTIL") else f"use {', '.join(RULE_PARTS)}"
+        raise ScheduleError(f"{key}: {unknown[0]} is not allowed here ({why})")
+    if parts.get("FREQ") not in FREQUENCIES:
+        raise ScheduleError(f"{key}: FREQ must be one of {', '.join(FREQUENCIES)}")
+    rule = ";".join(f"{part}={value}" for part, value in parts.items())
+    try:
+        rrulestr(rule, dtstart=ANCHOR)
+    except (ValueError, TypeError) as error:
+        raise ScheduleError(f"{key}: {error}") from None
+    return rule
+
+
+def _first_runs(key: str, deployment: Deployment) -> list[dt.datetime]:
+    """The rule's first runs after the anchor; a rule with none in its first ten years is a mistake."""
+    anchor = ANCHOR.replace(tzinfo=ZoneInfo(deployment.timezone))
+    runs = list(deployment.rule().xafter(anchor, count=TERM_CHECK_RUNS, inc=True))
+    if not runs or runs[0].year >= ANCHOR.year + 10:
+        raise ScheduleError(f"{key}: {deployment.rrule!r} never runs (no such day)")
+    return runs
+
+
+def next_runs(deployment: Deployment, count: int, after: dt.datetime | None = None) -> list[dt.datetime]:
+    """The next count runs strictly after `after` (default now), as times in the deployment's timezone."""
+    zone = ZoneInfo(deployment.timezone)
+    after = after or dt.datetime.now(zone)
+    if after.tzinfo is None:
+        after = after.replace(tzinfo=zone)
+    return list(deployment.rule().xafter(after.astimezone(zone), count=count))
+
+
+def census_dates(deployment: Deployment, count: int, after: dt.date) -> list[dt.date]:
+    """The next count days the deployment runs on, after the day `after` (a run on that day itself is not next)."""
+    end_of_day = dt.datetime.combine(after, dt.time.max, ZoneInfo(deployment.timezone))
+    return [run.date() for run in next_runs(deployment, count, end_of_day)]
+
+
+def term_of(on: dt.date) -> str:
+    """autumn (1 September-31 December), spring (1 January-31 March) or summer (1 April-31 August)."""
+    academic_year = on.year if on.month >= 9 else on.year - 1
+    return max((t for t in TERMS if term_start(academic_year, t) <= on), key=lambda t: term_start(academic_year, t))
+
+
+def current_period(on: dt.date | dt.datetime | None = None) -> str:
+    """The period label (2027-spring) of the term that a run on this day reports on.
+
+    on: a date in England; an aware datetime (a flow run's scheduled start time, in UTC) is first converted to
+    Europe/London, so a run at 00:30 BST on 1 September is autumn; default today in England. The label's year is
+    the calendar year of the term, as schemas.calendar.term_label names it: 2026-10-01 is 2026-autumn (2026/27),
+    2027-01-21 is 2027-spring (also 2026/27), 2027-05-20 is 2027-summer.
+    """
+    if on is None:
+        on = dt.datetime.now(ZoneInfo(ENGLAND))
+    if isinstance(on, dt.datetime):
+        on = (on.astimezone(ZoneInfo(ENGLAND)) if on.tzinfo is not None else on).date()
+    term = term_of(on)
+    academic_year = on.year if on.month >= 9 else on.year - 1
+    return term_label(academic_year, term)
+
+
+def describe(deployment: Deployment) -> str:
+    """The schedule in words: "first Thursday of October, 18:00 Europe/London, every year"."""
+    when = f"{deployment.hour:02d}:00 {deployment.timezone}"
+    parts = rule_parts(deployment.rrule)
+    interval = int(parts.get("INTERVAL", "1"))
+    unit = {"YEARLY": "year", "MONTHLY": "month", "WEEKLY": "week", "DAILY": "day"}[parts["FREQ"]]
+    every = f"every {unit}" if interval == 1 else f"every {interval} {unit}s"
+    if set(parts) - {"FREQ", "INTERVAL", "BYMONTH", "BYMONTHDAY", "BYDAY"}:
+        return f"{deployment.rrule}, {when}"
+    try:
+        days = [_day_words(day) for day in parts["BYDAY"].split(",")] if "BYDAY" in parts else []
+        days += [f"day {int(day)}" if int(day) > 0 else f"day {int(day)} from the end" for day in
+                 parts.get("BYMONTHDAY", "").split(",") if day]
+        months = [MONTHS[int(month) - 1] for month in parts["BYMONTH"].split(",")] if "BYMONTH" in parts else []
+    except (KeyError, ValueError, IndexError):
+        return f"{deployment.rrule}, {when}"
+    day_text = " or ".join(days) or "each day"
+    month_text = f" of {_joined(months)}" if months else ""
+    return f"{day_text}{month_text}, {when}, {every}"
+
+
+def _day_words(day: str) -> str:
+    match = re.fullmatch(r"([+-]?\d+)?(MO|TU|WE|TH|FR|SA|SU)", day)
+    if not match:
+        raise ValueError(day)
+    weekday = WEEKDAYS[match[2]]
+    return f"{ORDINALS[int(match[1])]} {weekday}" if match[1] else f"every {weekday}"
+
+
+def _joined(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"

@@ -1,0 +1,164 @@
+"""The schedule: census dates from the config's rules, the term a run reports on, the deployments serve builds.
+
+Building deployments needs no Prefect server (nothing here starts one); the dates are checked against a
+calendar and against schemas.calendar's own census-day arithmetic, and Prefect's reading of each schedule is
+checked to fire on the same days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from prefect.client.schemas.schedules import RRuleSchedule
+from prefect.flows import load_flow_from_entrypoint
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.flows import RETURNS
+from pipelines.schedule import ScheduleError, census_dates, current_period, describe, load_schedule, next_runs
+from pipelines.serve import build_deployments
+from schemas.calendar import census_date
+
+LONDON = ZoneInfo("Europe/London")
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return load_schedule(None, RETURNS)
+
+
+def spec(schedule, name):
+    return next(d for d in schedule.deployments if d.name == name)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("autumn-census", dt.date(2026, 10, 1)),       # October 2026 starts on a Thursday
+    ("spring-census", dt.date(2027, 1, 21)),       # Thursdays 7, 14, 21 January 2027
+    ("early-years-census", dt.date(2027, 1, 21)),
+    ("summer-census", dt.date(2027, 5, 20)),       # Thursdays 6, 13, 20 May 2027
+])
+def test_next_census_day_after_1_september_2026(schedule, name, expected):
+    (day,) = census_dates(spec(schedule, name), 1, dt.date(2026, 9, 1))
+    assert day == expected and day.strftime("%A") == "Thursday"
+
+
+def test_census_rules_agree_with_the_calendar_for_a_decade(schedule):
+    for name, term in (("autumn-census", "autumn"), ("spring-census", "spring"), ("summer-census", "summer")):
+        days = census_dates(spec(schedule, name), 10, dt.date(2025, 8, 31))
+        assert days == [census_date(year, term) for year in range(2025, 2035)], name
+
+
+def test_census_day_itself_is_not_next_and_runs_are_at_the_configured_hour_in_london(schedule):
+    autumn = spec(schedule, "autumn-census")
+    assert census_dates(autumn, 2, dt.date(2026, 10, 1)) == [dt.date(2027, 10, 7), dt.date(2028, 10, 5)]
+    (run,) = next_runs(autumn, 1, dt.datetime(2026, 9, 1, tzinfo=LONDON))
+    assert run == dt.datetime(2026, 10, 1, autumn.hour, tzinfo=LONDON)
+    assert run.utcoffset() == dt.timedelta(hours=1)  # BST: 18:00 London is 17:00 UTC
+    assert describe(autumn) == "first Thursday of October, 18:00 Europe/London, every year"
+
+
+@pytest.mark.parametrize(("on", "period"), [
+    ("2026-08-31", "2026-summer"), ("2026-09-01", "2026-autumn"),
+    ("2026-10-01", "2026-autumn"), ("2026-12-31", "2026-autumn"),
+    ("2027-01-01", "2027-spring"), ("2027-01-21", "2027-spring"),
+    ("2027-03-31", "2027-spring"), ("2027-04-01", "2027-summer"),
+    ("2027-05-20", "2027-summer"), ("2027-08-31", "2027-summer"),
+])
+def test_period_of_a_run_on_a_day(on, period):
+    assert current_period(dt.date.fromisoformat(on)) == period
+
+
+def test_period_of_a_scheduled_start_time_is_taken_in_london():
+    # 23:30 UTC on 31 August is 00:30 BST on 1 September: the autumn term has begun.
+    assert current_period(dt.datetime(2026, 8, 31, 23, 30, tzinfo=dt.UTC)) == "2026-autumn"
+    assert current_period(dt.datetime(2027, 3, 31, 23, 30, tzinfo=dt.UTC)) == "2027-summer"
+    assert current_period(dt.datetime(2027, 1, 1, 0, 30, tzinfo=dt.UTC)) == "2027-spring"
+
+
+GOOD = """
+timezone = "Europe/London"
+[deployments.autumn]
+return = "census"
+rrule = "FREQ=YEARLY;BYMONTH=10;BYDAY=1TH"
+hour = 18
+term = "autumn"
+input = "landing"
+output = "out"
+"""
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    (("hour = 18", "hours = 18"), "deployments.autumn.hours"),
+    (("hour = 18", "hour = 24"), "deployments.autumn.hour"),
+    (('return = "census"', 'return = "cencus"'), "deployments.autumn.return"),
+    (('term = "autumn"', 'term = "spring"'), "deployments.autumn.term"),
+    (("BYDAY=1TH", "BYDAY=1TH;BYHOUR=6"), "deployments.autumn.rrule"),
+    (("BYDAY=1TH", "BYDAY=1XX"), "deployments.autumn.rrule"),
+    (("BYMONTH=10;BYDAY=1TH", "BYMONTH=2;BYMONTHDAY=30"), "deployments.autumn.rrule"),
+    (('output = "out"\n', ""), "deployments.autumn.output"),
+    (('timezone = "Europe/London"', 'timezone = "Europe/Londres"'), "timezone"),
+    (('timezone = "Europe/London"', 'timezones = "Europe/London"'), "timezones"),
+])
+def test_a_bad_key_is_named_with_the_file(tmp_path, change, key):
+    path = tmp_path / "schedule.toml"
+    path.write_text(GOOD.replace(*change))
+    with pytest.raises(ScheduleError) as error:
+        load_schedule(path, RETURNS)
+    assert str(error.value).startswith(f"{path}: {key}: ")
+
+
+def test_good_config_loads(tmp_path):
+    path = tmp_path / "schedule.toml"
+    path.write_text(GOOD)
+    (autumn,) = load_schedule(path, RETURNS).deployments
+    assert (autumn.name, autumn.return_name, autumn.timezone, autumn.input) == ("autumn", "census", "Europe/London",
+                                                                                Path("landing"))
+
+
+def test_deployments_built_with_london_rrules_and_folder_parameters(schedule, tmp_path):
+    deployments = build_deployments(schedule, tmp_path)
+    assert [d.name for d in deployments] == [s.name for s in schedule.deployments]
+    after = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+    for s, deployment in zip(schedule.deployments, deployments, strict=True):
+        assert deployment.flow_name == RETURNS[s.return_name].name
+        # A scheduled run starts in a new process that loads the flow by this entrypoint.
+        assert load_flow_from_entrypoint(deployment.entrypoint) is RETURNS[s.return_name]
+        # No period: the flow derives it from the run's own date.
+        assert deployment.parameters == {"input_dir": str((tmp_path / s.input).resolve()),
+                                         "out": str((tmp_path / s.output).resolve())}
+        (created,) = deployment.schedules
+        assert isinstance(created.schedule, RRuleSchedule) and created.active
+        assert created.schedule.timezone == "Europe/London"
+        assert s.full_rrule in created.schedule.rrule
+        # Prefect's own reading of the schedule fires on the configured days, at 18:00 London time.
+        prefect_runs = list(created.schedule.to_rrule().xafter(after, count=3))
+        assert prefect_runs == next_runs(s, 3, after)
+        assert all(run.astimezone(LONDON).hour == s.hour for run in prefect_runs)
+
+
+def test_serve_dry_run_prints_the_deployments(schedule, tmp_path):
+    result = CliRunner().invoke(app, ["serve", "--root", str(tmp_path), "--dry-run"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    for s in schedule.deployments:
+        line = next(line for line in result.output.splitlines() if f" {s.name} " in line)
+        assert RETURNS[s.return_name].name in line and describe(s) in line
+        assert next_runs(s, 1)[0].strftime("%Y-%m-%d") in line
+        assert f"input_dir={(tmp_path / s.input).resolve()}" in line
+    assert "No period is passed" in result.output
+
+
+def test_serve_refuses_a_bad_config_in_one_line(tmp_path):
+    path = tmp_path / "schedule.toml"
+    path.write_text(GOOD.replace("hour = 18", "hours = 18"))
+    result = CliRunner().invoke(app, ["serve", "--root", str(tmp_path), "--config", str(path), "--dry-run"],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {path}: deployments.autumn.hours: unknown key "
+                                                  "(expected return, rrule, hour, timezone, term, input, output, "
+                                                  "description)"]
+    missing = CliRunner().invoke(app, ["serve", "--root", str(tmp_path / "nowhere"), "--dry-run"],
+                                 env={"COLUMNS": "300"})
+    assert missing.exit_code == 2 and "not a folder" in missing.output
