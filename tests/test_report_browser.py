@@ -1,0 +1,240 @@
+"""The auditor report as an auditor sees it: rendered by headless Chromium (Debian's `chromium` package).
+
+Two browser launches for the whole file: one --dump-dom (with a net log), one --screenshot. Everything is
+checked against auditor_report.json, so new tables or returns need no change here. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Module-level skip, so that without a browser the session's flow run is not started for nothing.
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no headless browser: neither `chromium` nor `chromium-browser` is on PATH "
+                             "(on Debian: apt-get install chromium; .ci/run installs it)")
+
+TIMEOUT = 60  # seconds per browser launch; one takes under a second here
+WIDTH, HEIGHT = 1280, 900
+# Measured 1280x900 screenshots (Chromium 156, Debian 12): an empty page 5.3 KB, a page of one solid colour
+# 5.3 KB, the report cut after its <h1> and run line 18 KB; the test run's report (headings, the validation
+# table, a coloured chart, the status table) 71 KB, or 59 KB with DejaVu as the only fonts (what a
+# --no-install-recommends install gets). 35 KB is twice the near-empty page and below the real one either way.
+MIN_SCREENSHOT_BYTES = 35_000
+# Attributes through which a page could load something or send a request.
+URL_ATTRIBUTES = {"src", "href", "srcset", "poster", "data", "xlink:href", "background", "manifest", "ping",
+                  "action", "formaction", "codebase", "archive"}
+
+
+def run_chromium(*args: str, user_data_dir: Path) -> subprocess.CompletedProcess:
+    """One headless launch; on timeout the whole process group (browser, zygote, renderers) is killed."""
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={user_data_dir}", *args]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8",
+                          errors="replace", start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            pytest.fail(f"chromium did not finish within {TIMEOUT} s: {' '.join(command)}")
+    assert process.returncode == 0, f"chromium exited {process.returncode}:\n{stderr[-3000:]}"
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+class Page(HTMLParser):
+    """The rendered DOM, sectioned by <h2>: per section its text, paragraphs, tables (rows of cell texts) and
+    charts (the <title>s of each <svg>); plus what could load or run anything."""
+
+    HIDDEN = frozenset({"head", "style", "script", "title", "svg", "template", "noscript"})  # not page text
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.sections: dict[str, dict] = {}
+        self.section = self._open("")  # before the first <h2>
+        self.stack: list[str] = []
+        self.text: list[str] = []  # the whole page's visible text
+        self.scripts = 0
+        self.event_handlers: list[str] = []
+        self.urls: list[tuple[str, str, str]] = []
+        self.styles: list[str] = []
+        self.heading: list[str] | None = None
+        self.cell: list[str] | None = None
+        self.svg_title: list[str] | None = None
+
+    def _open(self, name: str) -> dict:
+        assert name not in self.sections, f"two sections headed {name!r}"
+        self.sections[name] = {"text": [], "paragraphs": [], "tables": [], "charts": []}
+        return self.sections[name]
+
+    def handle_starttag(self, tag, attrs):
+        self.stack.append(tag)
+        self.scripts += tag == "script"
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.event_handlers.append(f"<{tag} {name}>")
+            if name in URL_ATTRIBUTES:
+                self.urls.append((tag, name, value or ""))
+            if name == "style":
+                self.styles.append(value or "")
+        if tag == "h2":
+            self.heading = []
+        elif tag == "p":
+            self.section["paragraphs"].append([])
+        elif tag == "table":
+            self.section["tables"].append([])
+        elif tag == "tr":
+            self.section["tables"][-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+        elif tag == "svg":
+            self.section["charts"].append([])
+        elif tag == "title" and "svg" in self.stack:
+            self.svg_title = []
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        self.handle_endtag(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self.stack:  # the dumped DOM is well formed; tolerate void elements left open
+            while self.stack.pop() != tag:
+                pass
+        if tag == "h2":
+            self.section = self._open("".join(self.heading).strip())
+            self.heading = None
+        elif tag in ("td", "th"):
+            self.section["tables"][-1][-1].append("".join(self.cell).strip())
+            self.cell = None
+        elif tag == "title" and self.svg_title is not None:
+            self.section["charts"][-1].append("".join(self.svg_title).strip())
+            self.svg_title = None
+
+    def handle_data(self, data):
+        if "style" in self.stack:
+            self.styles.append(data)
+        if self.svg_title is not None:
+            self.svg_title.append(data)
+        if self.HIDDEN.intersection(self.stack):
+            return
+        self.text.append(data)
+        self.section["text"].append(data)
+        for part in (self.heading, self.cell):
+            if part is not None:
+                part.append(data)
+        if "p" in self.stack:
+            self.section["paragraphs"][-1].append(data)
+
+
+def plain(parts: list[str]) -> str:
+    return " ".join("".join(parts).split())
+
+
+@pytest.fixture(scope="module")
+def report(census_run) -> tuple[Path, dict]:
+    out, _ = census_run
+    folder = out / "report"
+    return folder / "auditor_report.html", json.loads((folder / "auditor_report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def rendered(report, tmp_path_factory) -> tuple[Page, dict]:
+    """Launch 1: the DOM after rendering, parsed, and Chromium's net log of the same launch."""
+    html_path, _ = report
+    work = tmp_path_factory.mktemp("chromium_dom")
+    net_log = work / "net_log.json"
+    result = run_chromium(f"--log-net-log={net_log}", "--dump-dom", html_path.resolve().as_uri(),
+                          user_data_dir=work / "profile")
+    assert "</html>" in result.stdout, f"no DOM dumped:\n{result.stderr[-3000:]}"
+    page = Page()
+    page.feed(result.stdout)
+    page.close()
+    return page, json.loads(net_log.read_text())
+
+
+def test_rendered_report_matches_its_json(report, rendered):
+    _, document = report
+    page, _ = rendered
+    text = plain(page.text)
+    run = document["run"]
+    assert "lareturns auditor report" in plain(page.sections[""]["text"])
+    for value in (run["run_id"], run["period"], run["created_at"]):
+        assert value in text
+
+    validation = page.sections["Validation"]["tables"][0]
+    assert validation[1:] == [[str(d[k]) for k in ("dataset", "rows_read", "rows_staged", "rows_quarantined",
+                                                   "rows_with_warnings")] for d in document["validation"]["datasets"]]
+
+    names = [table["name"] for table in document["tables"]]
+    assert names, "the report lists no table"
+    assert all(name in text for name in names)
+    assert list(page.sections) == ["", "Validation", *names]  # one <h2> section per table, in order
+    assert sum(len(section["charts"]) for section in page.sections.values()) == len(names)  # <svg> count
+
+    for table in document["tables"]:
+        section, summary = page.sections[table["name"]], table["summary"]
+        verdict = plain(section["paragraphs"][0])
+        if summary["audit"]["passed"]:
+            assert verdict.startswith("PASSED: no suppressed cell can be narrowed below its protection level.")
+        else:
+            assert verdict.startswith("FAILED.")
+        assert f"Policy {summary['policy_version']}," in verdict
+        assert f"{summary['information_loss']['secondary_cells']} secondary cells" in verdict
+
+        by_status = summary["by_status"]
+        status_table, suppressed_table = section["tables"]
+        assert status_table == [["status", "cells"], *([s, str(n)] for s, n in by_status.items())]
+        # The chart: one bar per status that has cells, each titled with its count.
+        assert section["charts"] == [[f"{s}: {n}" for s, n in by_status.items() if n]]
+
+        assert suppressed_table[0] == ["cell", "status", "reason", "lower", "upper"]
+        assert suppressed_table[1:] == [[str(c[k]) for k in ("cell", "status", "reason", "lower", "upper")]
+                                        for c in table["suppressed"]]
+        suppressed = [row[1] for row in suppressed_table[1:]]
+        assert len(suppressed) == summary["audit"]["suppressed_cells"]
+        for status in ("primary", "secondary"):
+            assert suppressed.count(status) == by_status.get(status, 0)
+
+
+def test_rendered_report_is_self_contained(rendered):
+    """No script, nothing fetched from anywhere: it opens offline and runs nothing."""
+    page, net_log = rendered
+    assert page.scripts == 0
+    assert page.event_handlers == []
+    for tag, attribute, value in page.urls:  # links to local files (the Data Docs) are fine; nothing remote
+        scheme = value.strip().lower()
+        assert not scheme.startswith(("http:", "https:", "//", "ftp:", "ws:", "wss:", "data:", "javascript:")), \
+            f"<{tag} {attribute}={value!r}>"
+        assert tag == "a" and attribute == "href", f"<{tag} {attribute}={value!r}> loads something"
+    styles = " ".join(page.styles).lower()
+    assert "url(" not in styles and "@import" not in styles
+    # The net log has every request the browser made. Chromium's own background requests (update check,
+    # accounts, spell-check dictionary) have no initiating origin; a request made for the page would have the
+    # file page's opaque origin ("null") as initiator and the file site for cookies.
+    events = {value: name for name, value in net_log["constants"]["logEventTypes"].items()}
+    requests = [event["params"] for event in net_log["events"]  # the job's start: its end event has no url
+                if events[event["type"]] == "URL_REQUEST_START_JOB" and "url" in event.get("params", {})]
+    from_page = [r["url"] for r in requests if r.get("initiator") != "not an origin"
+                 or "file://" in r.get("site_for_cookies", "")]
+    assert from_page == []
+
+
+def test_screenshot_is_a_rendered_page(report, tmp_path_factory):
+    """Launch 2: a 1280x900 PNG that is not blank (see MIN_SCREENSHOT_BYTES)."""
+    html_path, _ = report
+    work = tmp_path_factory.mktemp("chromium_shot")
+    shot = work / "report.png"
+    run_chromium(f"--screenshot={shot}", f"--window-size={WIDTH},{HEIGHT}", "--hide-scrollbars",
+                 html_path.resolve().as_uri(), user_data_dir=work / "profile")
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[12:16] == b"IHDR" and struct.unpack(">II", data[16:24]) == (WIDTH, HEIGHT)
+    assert len(data) > MIN_SCREENSHOT_BYTES, f"{len(data)} bytes: the page looks blank"
