@@ -11,7 +11,7 @@ export PREFECT_TASKS_DEFAULT_NO_CACHE := true
 
 DEMO_DIR ?= out/demo
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench ui clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -23,15 +23,26 @@ DEMO_DIR ?= out/demo
 
 install: .venv/.synced
 
-run: install
+# The demo's pseudonymisation keys: random, made once, kept beside the demo output (never in the repository).
+$(DEMO_DIR)/keys.env:
+	mkdir -p $(DEMO_DIR)
+	umask 077; $(PYTHON) -c "import secrets; print('LARETURNS_KEY_HEALTH=' + secrets.token_hex(32))" > $@
+
+run: install $(DEMO_DIR)/keys.env
 	$(UV) run --frozen lareturns generate --out $(DEMO_DIR)/input --scale county --seed 1 --faults 0.02
-	$(UV) run --frozen lareturns run --input $(DEMO_DIR)/input --out $(DEMO_DIR)/census --period 2026-spring
+	set -a; . $(DEMO_DIR)/keys.env; set +a; \
+	$(UV) run --frozen lareturns run census --input $(DEMO_DIR)/input --out $(DEMO_DIR)/census --period 2026-spring
 
 test: install
 	$(UV) run --frozen pytest -q
 
 bench: install
 	$(UV) run --frozen python -m bench
+
+# The Prefect server and UI at http://127.0.0.1:4200 (this machine only); `lareturns serve` registers the scheduled
+# returns with it when PREFECT_API_URL=http://127.0.0.1:4200/api. Ctrl-C stops it.
+ui: install
+	$(UV) run --frozen prefect server start --host 127.0.0.1 --port 4200
 
 clean:
 	rm -rf out .venv .tools .pytest_cache

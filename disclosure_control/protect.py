@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .audit import RECHECK_ROUNDS, audit
+from .audit import RECHECK_ROUNDS, AttackModel, audit
 from .policy import Policy
 from .primary import primary_cells, protection_required
 from .secondary import cell_costs, gauss_suppression, recoverable_pairs
@@ -122,6 +122,16 @@ def without_needless_secondaries(table: TableSet, suppressed: set[int], primary:
     return suppressed, checked
 
 
+def determined_secondaries(table: TableSet, suppressed: set[int], primary: set[int], checked: pl.DataFrame) -> set[int]:
+    """Secondary cells that the published cells already fix exactly. Showing them tells an attacker nothing new
+    (the equation is implied), whereas a `c` that anyone can work out would only mislead the auditor."""
+    narrow = checked.filter(~pl.col(CELL_ID).is_in(list(primary)) & (pl.col("upper") - pl.col("lower") < 1e-6))
+    if narrow.is_empty():
+        return set()
+    model = AttackModel(table, suppressed)
+    return {c for c in narrow[CELL_ID].to_list() if model.reach(c, True) - model.reach(c, False) < 1e-6}
+
+
 def protect(table: TableSet, policy: Policy, method: str | None = None,
             structural: pl.DataFrame | None = None) -> Protection:
     method = method or policy.method
@@ -170,6 +180,11 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
+    determined = determined_secondaries(table, suppressed, primary_ids, checked)
+    if determined:
+        suppressed -= determined
+        checked = checked.filter(~pl.col(CELL_ID).is_in(list(determined)))
+        notes.append(f"{len(determined)} secondary cells were fixed exactly by the published cells, so they are shown")
     return Protection(decisions(table, primary, suppressed, structural_ids, checked, policy), checked, policy, method, notes)
 
 

@@ -11,7 +11,7 @@ import polars as pl
 
 from .policy import Policy
 from .protect import Protection
-from .table import VALUE
+from .table import CELL_ID, VALUE
 
 SUPPRESSED = ("primary", "secondary")
 
@@ -31,21 +31,27 @@ def round_published(result: Protection, base: int | None = None) -> Protection:
     return Protection(cells, result.audit, result.policy, result.method, [*result.notes, f"published counts rounded to base {base}"])
 
 
-def percentages(numerator: pl.DataFrame, denominator: pl.DataFrame, on: list[str], policy: Policy) -> pl.DataFrame:
-    """Percentage per cell from two sets of decision records joined on the given dimensions.
+def shown_value(policy: Policy) -> pl.Expr:
+    """The count as published: rounded where the cell was rounded (null for `low`), so that a percentage never
+    tells more than the counts it is made from."""
+    return pl.when(pl.col("status") == "rounded").then(pl.col("display").cast(pl.Float64, strict=False)).otherwise(pl.col(VALUE))
 
-    Returns the dimensions, `percent` (text: the figure to one decimal place, or a symbol), `suppressed` and
-    `small_denominator` (a reliability flag for the report).
+
+def percentages(numerator: pl.DataFrame, denominator: pl.DataFrame, on: list[str], policy: Policy) -> pl.DataFrame:
+    """Percentage per numerator cell, its denominator found by joining on the given dimensions.
+
+    Both frames are decision records (value, status, display). Returns cell_id, `percent` (text: the figure to
+    one decimal place, or a symbol), `suppressed` and `small_denominator` (a reliability flag for the report).
     """
-    joined = numerator.select(*on, pl.col(VALUE).alias("n"), pl.col("status").alias("n_status")).join(
-        denominator.select(*on, pl.col(VALUE).alias("d"), pl.col("status").alias("d_status")), on=on, how="left")
+    joined = numerator.select(CELL_ID, *on, shown_value(policy).alias("n"), pl.col("status").alias("n_status")).join(
+        denominator.select(*on, shown_value(policy).alias("d"), pl.col("status").alias("d_status")), on=on, how="left")
     suppressed = pl.col("n_status").is_in(SUPPRESSED) | pl.col("d_status").is_in(SUPPRESSED) | pl.col("d_status").is_null()
     return joined.select(
-        *on,
+        CELL_ID,
         percent=pl.when(suppressed).then(pl.lit(policy.symbols["suppressed"]))
+        .when(pl.col("n").is_null() | pl.col("d").is_null()).then(pl.lit(policy.symbols["low"]))
         .when(pl.col("d") == 0).then(pl.lit(policy.symbols["not_applicable"]))
         .otherwise((100 * pl.col("n") / pl.col("d")).round(1).cast(pl.String)),
         suppressed=suppressed,
         small_denominator=(pl.col("d") < policy.small_denominator) & ~suppressed,
     )
-

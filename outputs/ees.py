@@ -1,8 +1,10 @@
 """EES open-data files: one tidy CSV and its .meta.csv per published table (data-standards.md section 6).
 
-Pure frame builders plus one writer. Rows are the LA, each district and each school; geography columns are
-filled for the row's level and every level above it, never below (the screener's "over-completed" check).
-Indicator values are the decision records' display values: counts, or the policy's symbols (c, z, low).
+Pure frame builders plus one writer. Rows are the LA, each district and (for school tables) each school;
+geography columns are filled for the row's level and every level above it, never below (the screener's
+"over-completed" check), and a table has only the geography columns of the levels it publishes. Indicator
+values are the decision records' display values: counts, or the policy's symbols (c, z, low); a share and a
+measure are shown only where the count is.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import polars as pl
 
 from disclosure_control.hierarchy import ROOT
 from pipelines.io import write_csv_atomic
+from pipelines.transforms.publication import AREA, Publication, PublishedTable
 from schemas.lookups import dfe_lookup, live_english_las
 
 LEVELS = ("Local authority", "Local authority district", "School")
@@ -21,6 +24,7 @@ LAD_COLUMNS = ("lad_code", "lad_name")
 SCHOOL_COLUMNS = ("school_urn", "school_name", "school_laestab")
 META_COLUMNS = ("col_name", "col_type", "label", "indicator_grouping", "indicator_unit", "indicator_dp",
                 "filter_hint", "filter_grouping_column")
+SHARE = "percent"
 
 
 def time_columns(academic_year: int, term: str) -> list[pl.Expr]:
@@ -29,56 +33,73 @@ def time_columns(academic_year: int, term: str) -> list[pl.Expr]:
             pl.lit(f"{term.capitalize()} term").alias("time_identifier")]
 
 
-def school_geography(schools: pl.DataFrame) -> pl.DataFrame:
-    """Staged schools (urn, laestab, school_name, lad_code, old_la_code) with names and codes from the DfE's
-    own lists, so that every code/name pair is one the screener accepts."""
+def district_geography(places: pl.DataFrame) -> pl.DataFrame:
+    """Districts (lad_code, old_la_code) with names and codes from the DfE's own lists, so that every code/name
+    pair is one the screener accepts."""
     lads = dfe_lookup("lads").filter(pl.col("status") == "live").select("lad_code", "lad_name").unique("lad_code")
-    return (
-        schools.select(pl.col("urn").cast(pl.String).alias("school_urn"), "school_name",
-                       pl.col("laestab").cast(pl.String).alias("school_laestab"), "lad_code", "old_la_code")
-        .join(lads, on="lad_code", how="left", validate="m:1")
-        .join(live_english_las(), on="old_la_code", how="left", validate="m:1")
-    )
+    return (places.select("lad_code", "old_la_code").unique()
+            .join(lads, on="lad_code", how="left", validate="1:1")
+            .join(live_english_las(), on="old_la_code", how="left", validate="m:1"))
 
 
-def geography_rows(schools: pl.DataFrame) -> pl.DataFrame:
-    """node (the school dimension's code: Total, a district or a URN) -> level and geography columns, from
-    school_geography()."""
-    la = schools.select(*LA_COLUMNS).unique()
+def geography_rows(districts: pl.DataFrame, schools: pl.DataFrame | None = None) -> pl.DataFrame:
+    """node (the area dimension's code: Total, a district or a URN) -> level and geography columns."""
+    la = districts.select(*LA_COLUMNS).unique()
     if la.height != 1:
-        raise ValueError(f"the schools span {la.height} local authorities; a return covers one")
+        raise ValueError(f"the areas span {la.height} local authorities; a return covers one")
     blank = lambda names: [pl.lit(None, pl.String).alias(n) for n in names]  # noqa: E731
-    return pl.concat([
+    rows = [
         la.select(pl.lit(ROOT).alias("node"), pl.lit(LEVELS[0]).alias("geographic_level"), *LA_COLUMNS,
                   *blank(LAD_COLUMNS), *blank(SCHOOL_COLUMNS)),
-        schools.select(pl.col("lad_code").alias("node"), pl.lit(LEVELS[1]).alias("geographic_level"), *LA_COLUMNS,
-                       *LAD_COLUMNS, *blank(SCHOOL_COLUMNS)).unique(),
-        schools.select(pl.col("school_urn").alias("node"), pl.lit(LEVELS[2]).alias("geographic_level"), *LA_COLUMNS,
-                       *LAD_COLUMNS, *SCHOOL_COLUMNS),
-    ])
+        districts.select(pl.col("lad_code").alias("node"), pl.lit(LEVELS[1]).alias("geographic_level"), *LA_COLUMNS,
+                         *LAD_COLUMNS, *blank(SCHOOL_COLUMNS)),
+    ]
+    if schools is not None:
+        rows.append(
+            schools.select(pl.col("urn").cast(pl.String).alias("node"), "lad_code", "school_name",
+                           pl.col("urn").cast(pl.String).alias("school_urn"), pl.col("laestab").cast(pl.String).alias("school_laestab"))
+            .join(districts, on="lad_code", how="left", validate="m:1")
+            .select("node", pl.lit(LEVELS[2]).alias("geographic_level"), *LA_COLUMNS, *LAD_COLUMNS, *SCHOOL_COLUMNS))
+    return pl.concat(rows)
 
 
-def ees_data(cells: pl.DataFrame, table: str, school_dim: str, filter_column: str, indicator: str,
-             geography: pl.DataFrame, academic_year: int, term: str) -> pl.DataFrame:
-    """The table's cells (its rows in the linked decision records) in EES column order, LA first."""
-    mine = cells.filter(pl.col("tables").list.contains(table))
+def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publication, geography: pl.DataFrame,
+             academic_year: int, term: str, percents: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The table's cells (its rows in the linked decision records) in EES column order, LA first.
+
+    percents: cell_id, percent (from rounding.percentages), when the publication has a share filter."""
+    mine = cells.filter(pl.col("tables").list.contains(table.name))
+    if percents is not None:
+        mine = mine.join(percents.select("cell_id", SHARE), on="cell_id", how="left")
+    shown = pl.col("status").is_in(["published", "rounded"])
+    levels = geography.filter(pl.col("node").is_in(mine[AREA].implode()))["geographic_level"].unique().to_list()
+    columns = [*LA_COLUMNS, *LAD_COLUMNS, *(SCHOOL_COLUMNS if LEVELS[2] in levels else ())]
+    filters = [f.name for f in table.filters]
     return (
-        mine.rename({school_dim: "node"}).join(geography, on="node", how="left", validate="m:1")
+        mine.rename({AREA: "node"}).join(geography, on="node", how="left", validate="m:1")
         .with_columns(pl.col("geographic_level").replace_strict({lvl: i for i, lvl in enumerate(LEVELS)}).alias("__level"))
-        .sort("__level", "lad_code", "school_urn", filter_column, nulls_last=False)
+        .sort("__level", "lad_code", *(["school_urn"] if LEVELS[2] in levels else []), *filters, nulls_last=False)
         .select(*time_columns(academic_year, term), "geographic_level",
                 pl.lit("E92000001").alias("country_code"), pl.lit("England").alias("country_name"),
-                *LA_COLUMNS, *LAD_COLUMNS, *SCHOOL_COLUMNS, filter_column, pl.col("display").alias(indicator))
+                *columns, *filters, pl.col("display").alias(publication.indicator),
+                *([pl.col(SHARE)] if percents is not None else []),
+                *[pl.when(shown).then(pl.col(m.col_name).round(m.dp).cast(pl.String)).otherwise(pl.col("display")).alias(m.col_name)
+                  for m in publication.measures])
     )
 
 
-def ees_meta(filter_column: str, filter_label: str, indicator: str, indicator_label: str) -> pl.DataFrame:
-    return pl.DataFrame([
-        {"col_name": filter_column, "col_type": "Filter", "label": filter_label, "indicator_grouping": "",
-         "indicator_unit": "", "indicator_dp": "", "filter_hint": "", "filter_grouping_column": ""},
-        {"col_name": indicator, "col_type": "Indicator", "label": indicator_label, "indicator_grouping": "",
-         "indicator_unit": "", "indicator_dp": "0", "filter_hint": "", "filter_grouping_column": ""},
-    ]).select(META_COLUMNS)
+def _meta_row(col_name: str, col_type: str, label: str, unit: str = "", dp: str = "") -> dict:
+    return {"col_name": col_name, "col_type": col_type, "label": label, "indicator_grouping": "",
+            "indicator_unit": unit, "indicator_dp": dp, "filter_hint": "", "filter_grouping_column": ""}
+
+
+def ees_meta(table: PublishedTable, publication: Publication) -> pl.DataFrame:
+    rows = [_meta_row(f.name, "Filter", f.label) for f in table.filters]
+    rows.append(_meta_row(publication.indicator, "Indicator", publication.indicator_label, dp="0"))
+    if publication.share:
+        rows.append(_meta_row(SHARE, "Indicator", publication.share_label, unit="%", dp="1"))
+    rows += [_meta_row(m.col_name, "Indicator", m.label, unit=m.unit, dp=str(m.dp)) for m in publication.measures]
+    return pl.DataFrame(rows).select(META_COLUMNS)
 
 
 def write_ees(folder: Path, name: str, data: pl.DataFrame, meta: pl.DataFrame) -> list[Path]:

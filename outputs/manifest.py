@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
+
 from pipelines.io import file_sha256
 
 MANIFEST = "manifest.json"
@@ -24,6 +26,8 @@ def file_entry(folder: Path, path: Path) -> dict:
     entry = {"file": path.relative_to(folder).as_posix(), "sha256": file_sha256(path), "bytes": path.stat().st_size}
     if path.suffix == ".csv":
         entry["rows"] = csv_rows(path)
+    elif path.suffix == ".parquet":
+        entry["rows"] = pl.scan_parquet(path).select(pl.len()).collect().item()
     return entry
 
 

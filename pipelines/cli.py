@@ -100,18 +100,31 @@ def validate(
 def run(
     input: Annotated[Path, typer.Option("--input", help="Folder holding the MIS exports.")],
     out: Annotated[Path, typer.Option(help="Folder for the validation results, deliveries, auditor report and warehouse.")],
-    period: Annotated[str, typer.Option(help="Census term, such as 2026-spring (the spring term of 2025/26).")] = "2026-spring",
-    policy: Annotated[Path | None, typer.Option(help="Disclosure policy TOML (default: schemas/policies/disclosure.toml).")] = None,
+    return_name: Annotated[str, typer.Argument(metavar="RETURN", help="census (all), school_statistics, early_years, destinations or health.")] = "census",
+    period: Annotated[str | None, typer.Option(help="Census term, such as 2026-spring (the spring term of 2025/26); default the current term.")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Disclosure policy TOML for all statistics (default: each recipient's).")] = None,
 ) -> None:
-    """Run the census return now on the embedded Prefect API: validate, protect, deliver, report."""
-    from pipelines.flows import LeakFound, census_return
+    """Run a return now on the embedded Prefect API: validate, protect, deliver, report."""
+    from pipelines.flows import RETURNS, LeakFound
+    from pipelines.keys import MissingKey
 
+    if return_name not in RETURNS:
+        raise fail(f"no return {return_name!r}; choose one of {', '.join(RETURNS)}")
     try:
-        result = census_return(input, out, period, policy)
-    except (FileProblem, PolicyError, ValueError, WarehouseBusy, ReconciliationError, ProtectionError, LeakFound) as error:
+        with console.status(f"running {return_name} for {period or 'the current term'} (Prefect logs below)"):
+            result = RETURNS[return_name](input, out, period, policy)
+    except (FileProblem, PolicyError, ValueError, WarehouseBusy, ReconciliationError, ProtectionError, LeakFound,
+            MissingKey) as error:
         raise fail(str(error)) from None
-    console.print(f"run {result['run_id']}: audit {'passed' if result['audit_passed'] else 'FAILED'}")
-    console.print(f"deliveries: {result['deliveries']}")
+    summary = Table(title=f"run {result['run_id']}: {return_name} {result['period']}")
+    for column in ("published table set", "recipient", "cells", "primary", "secondary", "audit"):
+        summary.add_column(column, justify="right" if column in ("cells", "primary", "secondary") else "left")
+    for item in result["publications"]:
+        summary.add_row(item["name"], item["recipient"], f"{item['cells']:,}", f"{item['primary']:,}",
+                        f"{item['secondary']:,}", "passed" if item["passed"] else "FAILED")
+    console.print(summary)
+    for delivery in result["delivered"]:
+        console.print(f"{delivery['recipient']}: {delivery['files']} files in {delivery['folder']}")
     console.print(f"auditor report: {result['report']}")
 
 
@@ -175,3 +188,39 @@ def protect(
     for note in summary["notes"]:
         console.print(f"note: {note}")
     console.print(f"written: {out} and {out.with_name(out.stem + '.decisions.csv')}")
+
+
+@app.command()
+def serve(
+    root: Annotated[Path, typer.Option(help="Folder the schedule's landing and output folders are relative to.")],
+    config: Annotated[Path | None, typer.Option(help="Schedule TOML (default: schemas/policies/schedule.toml).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the deployments and their next runs, then exit.")] = False,
+) -> None:
+    """Register the returns as Prefect deployments on their census days and run each when due, until stopped."""
+    from pipelines import serve as serving
+    from pipelines.schedule import describe, next_runs
+
+    if not root.is_dir():
+        raise fail(f"--root {root}: not a folder")
+    try:
+        schedule = serving.load(config)
+        deployments = serving.build_deployments(schedule, root)
+    except ValueError as error:  # a ScheduleError naming the key, or a deployment Prefect refuses
+        raise fail(str(error)) from None
+    table = Table(title=f"Deployments from {schedule.path}",
+                  caption="No period is passed: each run reports on the term of its own date.")
+    for column in ("deployment", "flow", "schedule", "next runs", "parameters"):
+        table.add_column(column, overflow="fold")
+    for spec, deployment in zip(schedule.deployments, deployments, strict=True):
+        runs = "\n".join(f"{run:%Y-%m-%d}" for run in next_runs(spec, 3))
+        values = "\n".join(f"{key}={value}" for key, value in deployment.parameters.items())
+        table.add_row(spec.name, deployment.flow_name, describe(spec), runs, values)
+    console.print(table)
+    if dry_run:
+        return
+    try:
+        url = serving.check_api()
+    except serving.ServeError as error:
+        raise fail(str(error)) from None
+    console.print(f"serving {len(deployments)} deployments against {url}; Ctrl-C stops and pauses their schedules")
+    serving.serve(deployments)

@@ -1,5 +1,10 @@
 """Prefect flows: thin wiring of the pure transforms, the disclosure-control library and the writers.
 
+A return (school statistics, early years, destinations, health) is the publications and extracts whose specs
+name it (schemas/publications/, schemas/extracts/). Each return has its own flow; census_return runs them all
+on one validation of the exports. Either way the run ends the same: every recipient's folder is leak-scanned,
+gets its manifest, and the auditor report is written.
+
 Tasks pass data by reference (the warehouse, decision-record files, delivery folders), never as frames, so a
 regional deployment can run them on Dask workers over a shared file system. Task caching is off: hashing frames
 for the cache costs seconds and a return must be recomputed from its inputs anyway.
@@ -17,27 +22,49 @@ import polars as pl
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
-from disclosure_control.policy import as_mapping
+from disclosure_control.policy import Policy, as_mapping
 from disclosure_control.protect import protect
-from outputs.ees import ees_data, ees_meta, geography_rows, school_geography, write_ees
+from disclosure_control.rounding import round_published
+from outputs.ees import district_geography, ees_data, ees_meta, geography_rows, write_ees
 from outputs.manifest import write_manifest
 from outputs.report import write_report
-from pipelines.io import read_json, staged_output, write_parquet_atomic
+from pipelines.io import read_json, staged_output, write_csv_atomic, write_parquet_atomic
+from pipelines.keys import pseudonymisation_key
 from pipelines.leakscan import identifier_values, scan
-from pipelines.policies import load_disclosure_policy, load_publication, load_recipients
-from pipelines.registry import RunPaths, publication_spec
-from pipelines.transforms.school_statistics import SCHOOL, counted_pupils, linked_tables, school_hierarchy
+from pipelines.policies import Recipient, load_disclosure_policy, load_extract, load_publication, load_recipients
+from pipelines.schedule import current_period
+from pipelines.registry import RunPaths, extract_names, extract_spec, publication_names, publication_spec
+from pipelines.transforms.extract import extract_rows
+from pipelines.transforms.publication import (Publication, area_hierarchy, linked_tables, measure_totals,
+                                              published_rows, share_percents)
 from pipelines.validate import new_run_id, run_validation
 from pipelines.warehouse import staged_frames
 from schemas.calendar import parse_term_label
+from schemas.contract import load_contract
 
 TASK = {"cache_policy": NO_CACHE, "persist_result": False}
-PUBLICATION = "publication"
+RETURN_NAMES = ("school_statistics", "early_years", "destinations", "health")
+PLACES = ("schools", "postcodes")  # reference datasets that place a unit in the area hierarchy
 
 
 class LeakFound(RuntimeError):
     """An outbound file holds a direct identifier its recipient is not entitled to; nothing was delivered."""
+
+
+def publications_of(return_name: str) -> list[Publication]:
+    return [p for p in (load_publication(publication_spec(n)) for n in publication_names()) if p.return_name == return_name]
+
+
+def extracts_of(return_name: str):
+    recipients = load_recipients()
+    return [e for e in (load_extract(extract_spec(n), recipients) for n in extract_names()) if e.return_name == return_name]
+
+
+def publication_policy(publication: Publication, policy_file: Path | None) -> Policy:
+    """The recipient's policy, unless the run names one for all its statistics."""
+    return load_disclosure_policy(policy_file or load_recipients()[publication.recipient].policy)
 
 
 @task(**TASK)
@@ -46,71 +73,179 @@ def validate_exports(input_dir: Path, paths: RunPaths, academic_year: int, run_i
     return read_json(paths.validated / "validation.json")
 
 
-@task(**TASK)
-def protect_school_statistics(paths: RunPaths, academic_year: int, policy_file: Path | None) -> dict:
-    """Decision records of the linked school tables, written to the work area; returns their summary."""
-    frames = staged_frames(paths.warehouse, ("pupils", "schools"))
-    publication = load_publication(publication_spec("school_statistics"))
-    policy = load_disclosure_policy(policy_file)
-    tables = linked_tables(counted_pupils(frames["pupils"], publication, academic_year), publication,
-                           school_hierarchy(frames["schools"]))
-    result = protect(tables, policy)
-    write_parquet_atomic(result.cells, paths.decisions("school_statistics"))
-    return {"summary": result.summary(), "policy": as_mapping(policy)}
+@task(**TASK, task_run_name="protect-{name}")
+def protect_publication(paths: RunPaths, name: str, academic_year: int, period: str, policy_file: Path | None) -> dict:
+    """Decision records of one publication's linked tables, written to the work area; returns their summary."""
+    publication = load_publication(publication_spec(name))
+    frames = staged_frames(paths.warehouse, (publication.dataset, *PLACES))
+    rows, unplaced = published_rows(frames[publication.dataset], publication, academic_year, period,
+                                    frames["schools"], frames["postcodes"])
+    tables = linked_tables(rows, publication, area_hierarchy(publication, frames["schools"], frames["postcodes"]))
+    policy = publication_policy(publication, policy_file)
+    result = round_published(protect(tables, policy))
+    write_parquet_atomic(result.cells.join(measure_totals(rows, tables, publication), on="cell_id"), paths.decisions(name))
+    return {"name": name, "title": publication.title, "recipient": publication.recipient, "units": rows.height,
+            "units_without_area": unplaced, "summary": result.summary(), "policy": as_mapping(policy)}
 
 
-@task(**TASK)
-def publish_school_statistics(paths: RunPaths, folder: Path, academic_year: int, term: str) -> list[Path]:
-    """One EES file pair per table, plus the decision-free Parquet of each for analysts."""
-    publication = load_publication(publication_spec("school_statistics"))
-    cells = pl.read_parquet(paths.decisions("school_statistics"))
-    geography = geography_rows(school_geography(staged_frames(paths.warehouse, ("schools",))["schools"]))
-    files = []
+@task(**TASK, task_run_name="publish-{name}")
+def publish(paths: RunPaths, name: str, staging: Path, academic_year: int, term: str, policy_file: Path | None) -> list[Path]:
+    """One EES file pair per table (and the same table as Parquet, for analysts, if the recipient takes it)."""
+    publication = load_publication(publication_spec(name))
+    recipient = load_recipients()[publication.recipient]
+    cells = pl.read_parquet(paths.decisions(name))
+    percents = share_percents(cells, publication, publication_policy(publication, policy_file)) if publication.share else None
+    places = staged_frames(paths.warehouse, PLACES)
+    districts = district_geography(places["postcodes"] if publication.geography == "residence" else places["schools"])
+    geography = geography_rows(districts, places["schools"] if publication.geography == "school" else None)
+    folder, files = RunPaths.delivery(staging, recipient.key), []
     for table in publication.tables:
-        data = ees_data(cells, table.name, SCHOOL, table.filter, publication.indicator, geography, academic_year, term)
-        files += write_ees(folder, table.name, data, ees_meta(table.filter, table.label, publication.indicator,
-                                                               publication.indicator_label))
+        data = ees_data(cells, table, publication, geography, academic_year, term, percents)
+        if "ees" in recipient.formats or "csv" in recipient.formats:
+            files += write_ees(folder, table.name, data, ees_meta(table, publication))
+        if "parquet" in recipient.formats:
+            files.append(folder / "parquet" / f"{table.name}.parquet")
+            write_parquet_atomic(data, files[-1])
     return files
 
 
-@task(**TASK)
-def leak_scan(paths: RunPaths, datasets: tuple[str, ...], files: list[Path], entitled: frozenset[str]) -> int:
-    """Every direct identifier staged from the inputs, looked for in every file about to go out."""
-    identifiers = identifier_values(list(staged_frames(paths.warehouse, datasets).values()))
-    leaks = scan(files, identifiers, set(entitled))
+@task(**TASK, task_run_name="extract-{name}")
+def write_extract(paths: RunPaths, name: str, staging: Path, academic_year: int, period: str) -> list[Path]:
+    """The record-level (or summary) extract as CSV in the recipient's column order."""
+    recipient_by_key = load_recipients()
+    extract = load_extract(extract_spec(name), recipient_by_key)
+    recipient = recipient_by_key[extract.recipient]
+    key = pseudonymisation_key(recipient.entitlement.key_id) if recipient.entitlement.pseudonymise else None
+    frame = staged_frames(paths.warehouse, (extract.dataset,))[extract.dataset]
+    path = RunPaths.delivery(staging, recipient.key) / f"{name}.csv"
+    write_csv_atomic(extract_rows(frame, extract, recipient.entitlement, academic_year, period, key), path)
+    return [path]
+
+
+@task(**TASK, task_run_name="leak-scan-{recipient_key}")
+def leak_scan(paths: RunPaths, recipient_key: str, files: list[Path]) -> int:
+    """Every direct identifier staged from the inputs, looked for in every file about to go to the recipient."""
+    recipient = load_recipients()[recipient_key]
+    people = tuple(name for name in staged_datasets(paths) if load_contract(name).direct_identifiers)
+    identifiers = identifier_values(list(staged_frames(paths.warehouse, people).values()))
+    leaks = scan(files, identifiers, entitled_columns(recipient))
     if leaks:
         raise LeakFound("; ".join(str(leak) for leak in leaks[:5]))
     return len(files)
 
 
+def staged_datasets(paths: RunPaths) -> list[str]:
+    return [d["dataset"] for d in read_json(paths.validated / "validation.json")["datasets"]]
+
+
+def entitled_columns(recipient: Recipient) -> set[str]:
+    """Output columns that hold a field the recipient may have in the clear (an extract's UPN for the DfE)."""
+    recipients = load_recipients()
+    extracts = (load_extract(extract_spec(n), recipients) for n in extract_names())
+    return {column for e in extracts if e.recipient == recipient.key for column, field in e.columns
+            if field in recipient.entitlement.fields and recipient.entitlement.treatment(field) is None}
+
+
 def suppressed_cells(paths: RunPaths, name: str) -> list[dict]:
-    """Each suppressed cell named by its codes (school or district, then each filter), for the auditor report."""
-    dims = [SCHOOL, *(t.filter for t in load_publication(publication_spec(name)).tables)]
+    """Each suppressed cell named by its area and filter values, for the auditor report."""
+    dims = list(load_publication(publication_spec(name)).dimensions)
     cells = pl.read_parquet(paths.decisions(name)).filter(pl.col("status").is_in(["primary", "secondary"]))
     return cells.select(pl.concat_str(dims, separator=" / ").alias("cell"), "status", "reason", "lower", "upper").to_dicts()
 
 
-@flow(name="census_return")
-def census_return(input_dir: Path, out: Path, period: str = "2026-spring", policy_file: Path | None = None) -> dict:
-    """Validate the exports, build and protect the statistics, write the deliveries and the auditor report."""
-    academic_year, term = parse_term_label(period)
+@flow(name="return-outputs", flow_run_name="{return_name}")
+def return_outputs(return_name: str, paths: RunPaths, staging: Path, academic_year: int, period: str,
+                   policy_file: Path | None) -> dict:
+    """One return's statistics (protected) and extracts, written into the staging folder."""
+    term = parse_term_label(period)[1]
+    protections, files = [], []
+    for publication in publications_of(return_name):
+        protections.append(protect_publication(paths, publication.name, academic_year, period, policy_file))
+        files += publish(paths, publication.name, staging, academic_year, term, policy_file)
+    extracts = []
+    for extract in extracts_of(return_name):
+        if term in extract.terms:
+            written = write_extract(paths, extract.name, staging, academic_year, period)
+            files += written
+            extracts.append({"name": extract.name, "title": extract.title, "recipient": extract.recipient,
+                             "rows": pl.scan_csv(written[0]).select(pl.len()).collect().item()})
+    return {"return": return_name, "protections": protections, "extracts": extracts, "files": [str(f) for f in files]}
+
+
+def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, returns: tuple[str, ...]) -> dict:
+    """Validate once, run the returns, then leak-scan, manifest and report every recipient's delivery."""
+    academic_year, _ = parse_term_label(period)
     paths, run_id = RunPaths(Path(out)), new_run_id()
-    run = {"run_id": run_id, "period": period, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    run = {"run_id": run_id, "period": period, "returns": list(returns),
+           "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     validation = validate_exports(Path(input_dir), paths, academic_year, run_id)
     with staged_output(paths.root) as staging:
-        protection = protect_school_statistics(paths, academic_year, policy_file)
-        folder = RunPaths.delivery(staging, PUBLICATION)
-        files = publish_school_statistics(paths, folder, academic_year, term)
-        staged = tuple(d["dataset"] for d in validation["datasets"])
-        recipient = load_recipients()[PUBLICATION]
-        leak_scan(paths, staged, files, recipient.fields)
-        write_manifest(folder, recipient.manifest_entry(), run | {"policy_version": protection["summary"]["policy_version"]},
-                       {"school_statistics": protection["summary"]})
-        document = {"run": run, "validation": validation | {"data_docs": str((paths.validated / "data_docs" / "index.html").resolve())},
-                    "tables": [{"name": "school_statistics", **protection, "suppressed": suppressed_cells(paths, "school_statistics")}]}
+        outputs = [return_outputs(name, paths, staging, academic_year, period, policy_file) for name in returns]
+        protections = [p for o in outputs for p in o["protections"]]
+        deliveries = []
+        for recipient in load_recipients().values():
+            folder = RunPaths.delivery(staging, recipient.key)
+            if not folder.exists():
+                continue
+            leak_scan(paths, recipient.key, sorted(p for p in folder.rglob("*") if p.is_file()))
+            mine = {p["name"]: p["summary"] for p in protections if p["recipient"] == recipient.key}
+            policy_version = next(iter(mine.values()))["policy_version"] if mine else load_disclosure_policy(recipient.policy).version
+            manifest = write_manifest(folder, recipient.manifest_entry(), run | {"policy_version": policy_version}, mine or None)
+            deliveries.append({"recipient": recipient.key, "name": recipient.name, "legal_basis": recipient.legal_basis,
+                               "files": read_json(manifest)["files"]})
+        document = {"run": run,
+                    "validation": validation | {"data_docs": str((paths.validated / "data_docs" / "index.html").resolve())},
+                    "tables": [p | {"suppressed": suppressed_cells(paths, p["name"])} for p in protections],
+                    "extracts": [e for o in outputs for e in o["extracts"]], "deliveries": deliveries}
         write_report(RunPaths.report(staging), document)
     report = (paths.root / "report" / "auditor_report.html").resolve()
-    create_markdown_artifact(f"[Auditor report]({report.as_uri()}) for run {run_id}", key="auditor-report",
-                             description="lareturns auditor report")
-    return {"run_id": run_id, "deliveries": str(paths.root / "deliveries"), "report": str(report),
-            "audit_passed": protection["summary"]["audit"]["passed"]}
+    create_markdown_artifact(f"[Auditor report]({report.as_uri()}) for run {run_id} ({', '.join(returns)})",
+                             key="auditor-report", description="lareturns auditor report")
+    return {"run_id": run_id, "period": period, "deliveries": str(paths.root / "deliveries"), "report": str(report),
+            "audit_passed": all(p["summary"]["audit"]["passed"] for p in protections),
+            "publications": [{"name": p["name"], "recipient": p["recipient"], "cells": p["summary"]["cells"],
+                              "primary": p["summary"]["by_status"]["primary"], "secondary": p["summary"]["by_status"]["secondary"],
+                              "passed": p["summary"]["audit"]["passed"]} for p in protections],
+            "delivered": [{"recipient": d["recipient"], "files": len(d["files"]),
+                           "folder": str(RunPaths.delivery(paths.root, d["recipient"]))} for d in deliveries]}
+
+
+def run_period(period: str | None) -> str:
+    """The term a run reports on: as given, or (a scheduled run) the term of its scheduled start."""
+    return period or current_period(flow_run.scheduled_start_time)
+
+
+# One flow per return. Each is a module-level function named as in RETURNS, because a scheduled run imports
+# its flow by name in a new process.
+@flow(name="census_return")
+def census_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+    """Every return on one validation of the exports: the whole census."""
+    return deliver(input_dir, out, run_period(period), policy_file, RETURN_NAMES)
+
+
+@flow(name="school_statistics_return")
+def school_statistics_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+    """Pupils by characteristic, attainment and absence, for publication."""
+    return deliver(input_dir, out, run_period(period), policy_file, ("school_statistics",))
+
+
+@flow(name="early_years_return")
+def early_years_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+    """Funding statistics, the termly provider headcount and (in spring) the DfE early years census."""
+    return deliver(input_dir, out, run_period(period), policy_file, ("early_years",))
+
+
+@flow(name="destinations_return")
+def destinations_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+    """The NCCIS extract for the DfE and destination statistics."""
+    return deliver(input_dir, out, run_period(period), policy_file, ("destinations",))
+
+
+@flow(name="health_return")
+def health_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+    """NCMP prevalence and the pseudonymised NCMP extract for the health body."""
+    return deliver(input_dir, out, run_period(period), policy_file, ("health",))
+
+
+RETURNS = {"census": census_return, "school_statistics": school_statistics_return, "early_years": early_years_return,
+           "destinations": destinations_return, "health": health_return}

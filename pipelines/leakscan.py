@@ -49,8 +49,19 @@ def _texts(values: pl.Series, kind: str) -> pl.DataFrame:
     return cleaned.filter(pl.col("value").is_not_null() & (pl.col("value") != "")).with_columns(kind=pl.lit(kind))
 
 
+SCANNED_FILES = (".csv", ".parquet")
+
+
+def as_text(path: Path) -> pl.DataFrame:
+    """The file's cells as text, as a reader of the file would see them."""
+    if path.suffix == ".parquet":
+        frame = pl.read_parquet(path)
+        return frame.select(pl.col(c).cast(pl.String) for c in frame.columns)
+    return pl.read_csv(path, infer_schema=False)
+
+
 def scan_file(path: Path, identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:
-    frame = pl.read_csv(path, infer_schema=False)
+    frame = as_text(path)
     leaks = []
     for column in (c for c in frame.columns if c not in entitled):
         hits = frame.select(_normal(pl.col(column)).alias("value")).join(identifiers, on="value").group_by("kind").len()
@@ -59,4 +70,5 @@ def scan_file(path: Path, identifiers: pl.DataFrame, entitled: set[str]) -> list
 
 
 def scan(paths: list[Path], identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:
-    return [leak for path in paths if path.suffix == ".csv" for leak in scan_file(path, identifiers, entitled)]
+    """Every CSV and Parquet file among paths; other files (the manifest) hold no values from the inputs."""
+    return [leak for path in paths if path.suffix in SCANNED_FILES for leak in scan_file(path, identifiers, entitled)]

@@ -8,7 +8,9 @@ from pathlib import Path
 import schemas
 from disclosure_control.policy import Policy, PolicyError, parse_policy
 from pipelines.io import read_toml
-from pipelines.transforms.school_statistics import Publication, PublicationError, parse_publication
+from pipelines.transforms.deidentify import GENERALISATIONS
+from pipelines.transforms.extract import Entitlement, Extract, ExtractError, check_entitled, parse_extract
+from pipelines.transforms.publication import Publication, PublicationError, parse_filters, parse_publication
 
 POLICIES_DIR = Path(schemas.__file__).parent / "policies"
 DEFAULT_DISCLOSURE_POLICY = POLICIES_DIR / "disclosure.toml"
@@ -32,13 +34,22 @@ def load_disclosure_policy(path: Path | None = None) -> Policy:
     return _loaded(path or DEFAULT_DISCLOSURE_POLICY, parse_policy, PolicyError)
 
 
+FORMATS = ("ees", "parquet", "csv")
+
+
 @dataclass(frozen=True)
 class Recipient:
     key: str
     name: str
     legal_basis: str
     level: str
-    fields: frozenset[str]
+    entitlement: Entitlement
+    policy: Path
+    formats: tuple[str, ...]
+
+    @property
+    def fields(self) -> frozenset[str]:
+        return self.entitlement.fields
 
     def manifest_entry(self) -> dict:
         return {"recipient": self.key, "name": self.name, "legal_basis": self.legal_basis, "level": self.level}
@@ -48,15 +59,44 @@ class RecipientError(ValueError):
     """A recipients file that cannot be used; the message names the file and the key."""
 
 
+def _names(raw: dict, key: str, where: str) -> frozenset[str]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RecipientError(f"{where}.{key}: a list of column names")
+    return frozenset(value)
+
+
+def _entitlement(key: str, raw: dict) -> Entitlement:
+    generalise = raw.get("generalise", {})
+    bad = [field for field, how in generalise.items() if how not in GENERALISATIONS]
+    if bad:
+        raise RecipientError(f"{key}.generalise.{bad[0]}: {generalise[bad[0]]!r} is not one of {', '.join(GENERALISATIONS)}")
+    pseudonymise = _names(raw, "pseudonymise", key)
+    if pseudonymise and not raw.get("key_id"):
+        raise RecipientError(f"{key}.key_id: needed to pseudonymise {', '.join(sorted(pseudonymise))}")
+    return Entitlement(_names(raw, "fields", key), pseudonymise, tuple(sorted(generalise.items())), raw.get("key_id"))
+
+
 def parse_recipient(key: str, raw: dict) -> Recipient:
-    missing = [k for k in ("name", "legal_basis", "level", "fields") if k not in raw]
+    missing = [k for k in ("name", "legal_basis", "level", "fields", "policy", "formats") if k not in raw]
     if missing:
         raise RecipientError(f"{key}.{missing[0]}: missing")
+    unknown = sorted(set(raw) - {"name", "legal_basis", "level", "fields", "pseudonymise", "generalise", "key_id",
+                                 "policy", "formats"})
+    if unknown:
+        raise RecipientError(f"{key}.{unknown[0]}: unknown key")
     if raw["level"] not in LEVELS:
         raise RecipientError(f"{key}.level: {raw['level']!r} is not one of {', '.join(LEVELS)}")
-    if not isinstance(raw["fields"], list) or (raw["level"] == "aggregate" and raw["fields"]):
-        raise RecipientError(f"{key}.fields: a list of column names (empty for an aggregate recipient)")
-    return Recipient(key, str(raw["name"]), str(raw["legal_basis"]), raw["level"], frozenset(map(str, raw["fields"])))
+    entitlement = _entitlement(key, raw)
+    if raw["level"] == "aggregate" and (entitlement.fields or entitlement.pseudonymise or entitlement.generalise):
+        raise RecipientError(f"{key}.fields: an aggregate recipient is entitled to no fields")
+    bad = [f for f in raw["formats"] if f not in FORMATS]
+    if bad:
+        raise RecipientError(f"{key}.formats: {bad[0]!r} is not one of {', '.join(FORMATS)}")
+    policy = POLICIES_DIR / raw["policy"]
+    if not policy.is_file():
+        raise RecipientError(f"{key}.policy: no policy file {raw['policy']!r} in {POLICIES_DIR}")
+    return Recipient(key, str(raw["name"]), str(raw["legal_basis"]), raw["level"], entitlement, policy, tuple(raw["formats"]))
 
 
 def load_recipients(path: Path = DEFAULT_RECIPIENTS) -> dict[str, Recipient]:
@@ -64,4 +104,16 @@ def load_recipients(path: Path = DEFAULT_RECIPIENTS) -> dict[str, Recipient]:
 
 
 def load_publication(path: Path) -> Publication:
-    return _loaded(path, parse_publication, PublicationError)
+    filters = _loaded(path.parent / "filters.toml", parse_filters, PublicationError)
+    return _loaded(path, lambda raw: parse_publication(raw, filters, path.stem), PublicationError)
+
+
+def load_extract(path: Path, recipients: dict[str, Recipient]) -> Extract:
+    """An extract spec, refused at load if it asks for more than its recipient may have."""
+    def parsed(raw: dict) -> Extract:
+        extract = parse_extract(raw, path.stem)
+        if extract.recipient not in recipients:
+            raise ExtractError(f"recipient: {extract.recipient!r} is not in recipients.toml")
+        check_entitled(extract, recipients[extract.recipient].entitlement)
+        return extract
+    return _loaded(path, parsed, ExtractError)

@@ -8,6 +8,7 @@ from pathlib import Path
 import schemas
 
 PUBLICATIONS_DIR = Path(schemas.__file__).parent / "publications"
+EXTRACTS_DIR = Path(schemas.__file__).parent / "extracts"
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,15 @@ class RunPaths:
 
 def publication_spec(name: str) -> Path:
     return PUBLICATIONS_DIR / f"{name}.toml"
+
+
+def publication_names() -> list[str]:
+    return sorted(p.stem for p in PUBLICATIONS_DIR.glob("*.toml") if p.stem != "filters")
+
+
+def extract_spec(name: str) -> Path:
+    return EXTRACTS_DIR / f"{name}.toml"
+
+
+def extract_names() -> list[str]:
+    return sorted(p.stem for p in EXTRACTS_DIR.glob("*.toml"))

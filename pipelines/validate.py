@@ -22,7 +22,7 @@ from pipelines.warehouse import Reconciliation, load_validated, open_warehouse, 
 from schemas.contract import load_contract
 from schemas.rules import Period
 
-EXPORT_DATASETS = ("pupils", "early_years", "destinations", "ncmp", "schools")
+EXPORT_DATASETS = ("pupils", "early_years", "destinations", "ncmp", "schools", "postcodes")
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 import polars as pl
@@ -48,7 +50,15 @@ def prefect_harness():
 
 
 @pytest.fixture(scope="session")
-def census_run(prefect_harness, small_clean, tmp_path_factory) -> tuple[Path, dict]:
+def health_key() -> bytes:
+    """The health body's pseudonymisation key for the session, from the environment as in production."""
+    key = secrets.token_bytes(32)
+    os.environ["LARETURNS_KEY_HEALTH"] = key.hex()
+    return key
+
+
+@pytest.fixture(scope="session")
+def census_run(prefect_harness, health_key, small_clean, tmp_path_factory) -> tuple[Path, dict]:
     """One real census_return run on the small county: its out folder and the flow's result."""
     out = tmp_path_factory.mktemp("census")
     return out, census_return(small_clean, out, "2026-spring")

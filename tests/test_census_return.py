@@ -3,112 +3,158 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
+import hmac
 import json
+import tomllib
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
-from scipy.optimize import linprog
-from scipy.sparse import csr_matrix
 
-from tests.ees_screener import screen, text_csv
 from disclosure_control.policy import PolicyError
 from pipelines.flows import census_return
+from pipelines.registry import EXTRACTS_DIR, PUBLICATIONS_DIR
+from tests.attack import attack
+from tests.ees_screener import screen
 
-PUBLICATION = ("pupils_by_sex", "pupils_by_ethnicity", "pupils_by_sen", "pupils_by_fsm")
+PUBLICATIONS = {p.stem: tomllib.loads(p.read_text()) for p in sorted(PUBLICATIONS_DIR.glob("*.toml")) if p.stem != "filters"}
+EXTRACTS = {p.stem: tomllib.loads(p.read_text()) for p in sorted(EXTRACTS_DIR.glob("*.toml"))}
+PEOPLE = ("pupils", "early_years", "destinations", "ncmp")
+
+
+def published_files(recipient: str) -> dict[str, list[str]]:
+    """publication -> its table files, for the recipient."""
+    return {name: [t["name"] for t in spec["tables"]] for name, spec in PUBLICATIONS.items() if spec["recipient"] == recipient}
+
+
+def expected_files(recipient: str) -> set[str]:
+    tables = [t for names in published_files(recipient).values() for t in names]
+    files = {f"{t}{suffix}" for t in tables for suffix in (".csv", ".meta.csv")}
+    if recipient == "publication":
+        files |= {f"parquet/{t}.parquet" for t in tables}
+    return files | {f"{name}.csv" for name, spec in EXTRACTS.items() if spec["recipient"] == recipient}
 
 
 def test_every_delivery_exists_and_matches_its_manifest(census_run):
     out, result = census_run
     assert result["audit_passed"]
-    folder = out / "deliveries" / "publication"
-    manifest = json.loads((folder / "manifest.json").read_text())
-    listed = {entry["file"]: entry for entry in manifest["files"]}
-    assert set(listed) == {f"{name}{suffix}" for name in PUBLICATION for suffix in (".csv", ".meta.csv")}
-    for name, entry in listed.items():
-        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"]
-        assert entry["rows"] == len((folder / name).read_text().splitlines()) - 1
-    assert manifest["run"]["run_id"] == result["run_id"] and manifest["run"]["policy_version"] == "2026.1"
-    assert manifest["suppression"]["school_statistics"]["audit"]["passed"]
+    assert sorted(d["recipient"] for d in result["delivered"]) == ["dfe", "ey_funding", "health", "publication"]
+    for recipient in ("publication", "dfe", "ey_funding", "health"):
+        folder = out / "deliveries" / recipient
+        manifest = json.loads((folder / "manifest.json").read_text())
+        listed = {entry["file"]: entry for entry in manifest["files"]}
+        assert set(listed) == expected_files(recipient), recipient
+        on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"manifest.json"}
+        assert on_disk == set(listed)
+        for name, entry in listed.items():
+            assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"]
+            rows = pl.read_parquet(folder / name).height if name.endswith(".parquet") else len((folder / name).read_text().splitlines()) - 1
+            assert entry["rows"] == rows
+        assert manifest["recipient"]["recipient"] == recipient and manifest["run"]["run_id"] == result["run_id"]
+    health = json.loads((out / "deliveries" / "health" / "manifest.json").read_text())
+    assert health["run"]["policy_version"] == "2026.1-health" and health["suppression"]["ncmp_prevalence"]["audit"]["passed"]
     assert (out / "report" / "auditor_report.html").exists() and (out / "report" / "auditor_report.json").exists()
     assert not list(out.glob(".staging-*"))
 
 
-@pytest.mark.parametrize("name", PUBLICATION)
-def test_ees_files_pass_the_screener(census_run, name):
+@pytest.mark.parametrize("recipient,name", [(spec["recipient"], t["name"]) for spec in PUBLICATIONS.values() for t in spec["tables"]])
+def test_ees_files_pass_the_screener(census_run, recipient, name):
     out, _ = census_run
-    assert screen(out / "deliveries" / "publication" / f"{name}.csv") == []
+    assert screen(out / "deliveries" / recipient / f"{name}.csv") == []
 
 
-def test_no_direct_identifier_reaches_a_delivery_or_the_report(census_run, small_clean):
+def identifiers(folder: Path) -> dict[str, set[str]]:
+    """Every direct identifier in the inputs, by kind, as text."""
+    found: dict[str, set[str]] = {}
+    for dataset in PEOPLE:
+        frame = pl.read_csv(folder / f"{dataset}.csv", infer_schema=False)
+        for column in ("upn", "uln", "postcode", "email", "phone", "date_of_birth", "address_line1", "parent_ni_number",
+                       "parent_nass_number", "parent_name"):
+            if column in frame.columns:
+                found.setdefault(column, set()).update(frame[column].drop_nulls())
+        found.setdefault("full_name", set()).update(frame.select(pl.concat_str("forename", pl.lit(" "), "surname")).to_series())
+    return found
+
+
+def cells_as_text(path: Path) -> dict[str, set[str]]:
+    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
+    return {c: set(frame[c].cast(pl.String).drop_nulls()) for c in frame.columns}
+
+
+def test_no_direct_identifier_reaches_a_recipient_not_entitled_to_it(census_run, small_clean):
     out, _ = census_run
-    pupils = pl.read_csv(small_clean / "pupils.csv", infer_schema=False)
-    texts = [p.read_text() for p in [*(out / "deliveries").rglob("*.csv"), *(out / "report").glob("*")]]
-    for column in ("upn", "uln", "postcode", "email", "phone", "date_of_birth", "address_line1"):
-        values = set(pupils[column].drop_nulls())
-        assert not any(v in text for v in values for text in texts), column
-    full_names = set(pupils.select(pl.concat_str("forename", pl.lit(" "), "surname")).to_series())
-    assert not any(n in text for n in full_names for text in texts)
+    known = identifiers(small_clean)
+    report = "".join(p.read_text() for p in (out / "report").glob("*"))
+    assert not any(v in report for values in known.values() for v in values)
+    dfe_entitled = set(tomllib.loads((PUBLICATIONS_DIR.parent / "policies" / "recipients.toml").read_text())["dfe"]["fields"])
+    for path in (out / "deliveries").rglob("*"):
+        if path.suffix not in (".csv", ".parquet"):
+            continue
+        spec = EXTRACTS.get(path.stem, {})
+        by_law = {c["name"] for c in spec.get("columns", []) if spec["recipient"] == "dfe" and c["source"] in dfe_entitled}
+        for column, values in cells_as_text(path).items():
+            if column in by_law:
+                continue  # the DfE's census and NCCIS columns: identifiers it is entitled to by law
+            for kind, ids in known.items():
+                assert not values & ids, f"{path.name}: {column} holds {kind}"
+    parents = known["parent_ni_number"] | known["parent_nass_number"] | known["parent_name"]
+    for path in (out / "deliveries" / "dfe").glob("*.csv"):
+        assert not any(values & parents for values in cells_as_text(path).values()), path.name
 
 
-def attack_intervals(folder: Path) -> dict[tuple[str, str, str], tuple[float, float, float | None]]:
-    """An attacker's LP over the joint counts (school x every filter) from the four published files.
-
-    Returns, for each suppressed cell (file, geography node, filter value), its feasible [min, max].
-    """
-    files = {name: text_csv(folder / f"{name}.csv")
-             for name in PUBLICATION}
-    filters = {name: f.columns[-2] for name, f in files.items()}  # each file's filter, just before its indicator
-    schools = files["pupils_by_sex"].filter(pl.col("geographic_level") == "School")
-    district_of = dict(schools.select("school_urn", "lad_code").unique().iter_rows())
-    levels = {name: sorted(set(files[name][filters[name]]) - {"Total"}) for name in PUBLICATION}
-    grid = list(itertools.product(sorted(district_of), *[levels[n] for n in PUBLICATION]))
-    index = {combo: i for i, combo in enumerate(grid)}
-
-    def members(name: str, row: dict) -> list[int]:
-        position = PUBLICATION.index(name) + 1
-        node = row["school_urn"] or row["lad_code"] or None
-        return [index[c] for c in grid
-                if (node is None or c[0] == node or district_of[c[0]] == node)
-                and (row[filters[name]] == "Total" or c[position] == row[filters[name]])]
-
-    rows, values, hidden = [], [], []
-    for name, frame in files.items():
-        for row in frame.iter_rows(named=True):
-            cells = members(name, row)
-            key = (name, row["school_urn"] or row["lad_code"] or "LA", row[filters[name]])
-            if row["headcount"].isdigit():
-                rows.append(cells)
-                values.append(float(row["headcount"]))
-            else:
-                hidden.append((key, cells))
-    a = csr_matrix((np.ones(sum(map(len, rows))), (np.repeat(np.arange(len(rows)), [len(r) for r in rows]),
-                                                  np.concatenate(rows))), shape=(len(rows), len(grid)))
-    out = {}
-    for key, cells in hidden:
-        objective = np.zeros(len(grid))
-        objective[cells] = 1.0
-        bounds = []
-        for sign in (1, -1):
-            solved = linprog(sign * objective, A_eq=a, b_eq=values, bounds=(0, None), method="highs")
-            assert solved.status in (0, 3), solved.message
-            bounds.append(np.inf if solved.status == 3 else sign * solved.fun)
-        out[key] = (bounds[0], bounds[1])
-    return out
-
-
-def test_an_independent_attack_across_the_linked_tables_recovers_no_suppressed_cell(census_run):
+def test_the_health_extract_holds_keyed_pseudonyms_and_generalised_fields_only(census_run, small_clean, health_key):
     out, _ = census_run
-    intervals = attack_intervals(out / "deliveries" / "publication")
-    cells = pl.read_parquet(out / "data" / "work" / "school_statistics.decisions.parquet")
-    assert intervals and len(intervals) >= cells.filter(pl.col("status") != "published").height
+    extract = pl.read_csv(out / "deliveries" / "health" / "ncmp_pseudonymised.csv", infer_schema=False)
+    spec = EXTRACTS["ncmp_pseudonymised"]
+    assert extract.columns == [c["name"] for c in spec["columns"]]
+    ncmp = pl.read_csv(small_clean / "ncmp.csv", infer_schema=False)
+    expected = {hmac.new(health_key, upn.strip().upper().encode(), hashlib.sha256).hexdigest() for upn in ncmp["upn"]}
+    assert set(extract["pseudo_id"]) <= expected and extract["pseudo_id"].n_unique() == extract.height
+    assert extract.height >= 0.9 * ncmp.height  # every staged row; the quarantine holds the rest
+    assert extract["month_of_birth"].str.contains(r"^\d{4}-\d{2}$").all()
+    assert extract["postcode_district"].str.contains(r"^[A-Z]{1,2}\d[A-Z\d]?$").all()
+    assert set(extract["bmi_category"].drop_nulls()) <= {"Underweight", "Healthy weight", "Overweight", "Obese"}
+
+
+def test_the_early_years_census_and_headcount_reconcile_with_the_staged_term(census_run, small_clean):
+    out, _ = census_run
+    census = pl.read_csv(out / "deliveries" / "dfe" / "ey_census.csv", infer_schema=False)
+    assert census.columns == [c["name"] for c in EXTRACTS["ey_census"]["columns"]]
+    headcount = pl.read_csv(out / "deliveries" / "ey_funding" / "ey_provider_headcount.csv")
+    assert headcount["children"].sum() == census.height  # one census row per child and provider
+    hours = census.select(pl.col("FundedHours").cast(pl.Float64) * pl.col("FundedWeeks").cast(pl.Float64)).sum().item()
+    assert headcount["funded_hours"].sum() == pytest.approx(hours)
+    raw = pl.read_csv(small_clean / "early_years.csv", infer_schema=False).filter(pl.col("term") == "2026-spring")
+    assert 0.9 * raw.height <= census.height <= raw.height
+
+
+@pytest.mark.parametrize("publication", sorted(PUBLICATIONS))
+def test_an_independent_attack_recovers_no_suppressed_cell_in_any_release(census_run, publication):
+    """The intruder sees every file of one linked release (its shared margins included) and nothing else."""
+    out, _ = census_run
+    spec = PUBLICATIONS[publication]
+    folder = out / "deliveries" / spec["recipient"]
+    base = 5 if spec["recipient"] == "health" else None  # the health policy rounds published counts to 5
+    intervals = attack([folder / f"{t['name']}.csv" for t in spec["tables"]], base)
+    decisions = pl.read_parquet(out / "data" / "work" / f"{publication}.decisions.parquet")
+    hidden = decisions.filter(pl.col("status").is_in(["primary", "secondary"]))
+    assert len(intervals) >= hidden.height  # a hidden cell appears in every file of the release that holds it
     narrow = {key: bounds for key, bounds in intervals.items() if bounds[1] - bounds[0] < 1 - 1e-6}
     assert narrow == {}
 
 
-def test_a_run_that_fails_midway_leaves_no_delivery(prefect_harness, small_clean, tmp_path):
+def test_the_auditor_report_lists_every_release_and_delivery(census_run):
+    out, result = census_run
+    document = json.loads((out / "report" / "auditor_report.json").read_text())
+    assert {t["name"] for t in document["tables"]} == set(PUBLICATIONS)
+    assert {d["recipient"] for d in document["deliveries"]} == {"publication", "dfe", "ey_funding", "health"}
+    assert {e["name"] for e in document["extracts"]} == set(EXTRACTS)
+    for table in document["tables"]:
+        assert table["units_without_area"] == 0 or table["units_without_area"] < 0.02 * table["units"]
+        assert len(table["suppressed"]) == table["summary"]["by_status"]["primary"] + table["summary"]["by_status"]["secondary"]
+
+
+def test_a_run_that_fails_midway_leaves_no_delivery(prefect_harness, health_key, small_clean, tmp_path):
     bad_policy = tmp_path / "policy.toml"
     bad_policy.write_text('threshold = "ten"\n')
     with pytest.raises(PolicyError, match="policy.toml: threshold: must be an integer"):

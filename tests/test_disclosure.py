@@ -287,8 +287,29 @@ def test_rounding_publishes_low_for_small_non_zero_counts_and_leaves_suppression
 def test_percentages_are_suppressed_with_their_counts_and_flag_small_denominators():
     from disclosure_control.rounding import percentages
 
-    numerator = pl.DataFrame({"school": ["A", "B", "C", "D"], "value": [2, 10, 0, 5], "status": ["primary", "published", "published", "published"]})
-    denominator = pl.DataFrame({"school": ["A", "B", "C", "D"], "value": [40, 50, 0, 20], "status": ["published", "published", "published", "secondary"]})
-    got = percentages(numerator, denominator, ["school"], Policy(small_denominator=30)).sort("school")
-    assert got["percent"].to_list() == ["c", "20.0", "z", "c"]
-    assert got["small_denominator"].to_list() == [False, False, True, False]
+    numerator = pl.DataFrame({"cell_id": [0, 1, 2, 3, 4], "school": ["A", "B", "C", "D", "E"], "value": [2, 10, 0, 5, 12],
+                              "status": ["primary", "published", "published", "published", "rounded"],
+                              "display": ["c", "10", "0", "5", "10"]})
+    denominator = pl.DataFrame({"school": ["A", "B", "C", "D", "E"], "value": [40, 50, 0, 20, 41],
+                                "status": ["published", "published", "published", "secondary", "rounded"],
+                                "display": ["40", "50", "0", "c", "40"]})
+    got = percentages(numerator, denominator, ["school"], Policy(small_denominator=30)).sort("cell_id")
+    assert got["percent"].to_list() == ["c", "20.0", "z", "c", "25.0"]  # rounded cells: 10 of 40, not 12 of 41
+    assert got["small_denominator"].to_list() == [False, False, True, False, False]
+
+
+def test_a_secondary_cell_that_the_published_cells_fix_exactly_is_found_to_be_shown():
+    """A rectangle protects the primary A-x; C-z, hidden alone in its row, is fixed by row C's total, so hiding
+    it protects nothing and anyone could undo it: it is the only cell determined_secondaries gives back."""
+    from disclosure_control.audit import audit
+    from disclosure_control.primary import primary_cells
+    from disclosure_control.protect import determined_secondaries, required_protection
+
+    frame = pl.DataFrame({"row": ["A", "A", "A", "B", "B", "B", "C", "C", "C"], "col": ["x", "y", "z"] * 3,
+                          "n": [3, 14, 40, 30, 31, 50, 20, 22, 60]})
+    table = from_frequencies(frame, ["row", "col"], "n")
+    ids = {(r["row"], r["col"]): r["cell_id"] for r in table.cells.iter_rows(named=True)}
+    primary = {ids[("A", "x")]}
+    suppressed = primary | {ids[("A", "y")], ids[("B", "x")], ids[("B", "y")], ids[("C", "z")]}
+    checked = audit(table, suppressed, required_protection(table, primary_cells(table, Policy(threshold=5)), Policy(threshold=5)))
+    assert determined_secondaries(table, suppressed, primary, checked) == {ids[("C", "z")]}

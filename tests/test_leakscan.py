@@ -23,12 +23,31 @@ def test_a_planted_identifier_is_found_by_column_and_kind_and_entitled_columns_a
     assert {leak.column for leak in scan([outbound], identifiers, {"pupil"})} == {"label"}
 
 
+def test_parquet_files_are_scanned_too(small_clean, tmp_path):
+    pupils = pl.read_csv(small_clean / "pupils.csv", infer_schema=False)
+    outbound = tmp_path / "table.parquet"
+    pl.DataFrame({"postcode_sector": [pupils["postcode"][0]], "n": [12]}).write_parquet(outbound)
+    assert [(leak.column, leak.kind) for leak in scan([outbound], identifier_values([pupils]), set())] == [("postcode_sector", "postcode")]
+
+
+RECIPIENT = {"name": "DfE", "legal_basis": "x", "level": "record", "fields": [], "policy": "disclosure.toml", "formats": ["csv"]}
+
+
 def test_the_shipped_recipients_file_loads_and_errors_name_the_key(tmp_path):
-    assert load_recipients()["publication"].fields == frozenset()
+    recipients = load_recipients()
+    assert recipients["publication"].fields == frozenset()
+    assert recipients["health"].entitlement.treatment("upn") == "pseudonym"
+    assert recipients["health"].entitlement.treatment("postcode") == "postcode_district"
     with pytest.raises(RecipientError, match=r"dfe\.level: 'rows'"):
-        parse_recipient("dfe", {"name": "DfE", "legal_basis": "x", "level": "rows", "fields": []})
+        parse_recipient("dfe", RECIPIENT | {"level": "rows"})
     with pytest.raises(RecipientError, match=r"publication\.fields"):
-        parse_recipient("publication", {"name": "p", "legal_basis": "x", "level": "aggregate", "fields": ["upn"]})
+        parse_recipient("publication", RECIPIENT | {"level": "aggregate", "fields": ["upn"]})
+    with pytest.raises(RecipientError, match=r"dfe\.generalise\.postcode: 'postcode_area'"):
+        parse_recipient("dfe", RECIPIENT | {"generalise": {"postcode": "postcode_area"}})
+    with pytest.raises(RecipientError, match=r"dfe\.key_id: needed to pseudonymise upn"):
+        parse_recipient("dfe", RECIPIENT | {"pseudonymise": ["upn"]})
+    with pytest.raises(RecipientError, match=r"dfe\.policy: no policy file 'strict.toml'"):
+        parse_recipient("dfe", RECIPIENT | {"policy": "strict.toml"})
     bad = tmp_path / "recipients.toml"
     bad.write_text('[health]\nname = "ICB"\n')
     with pytest.raises(RecipientError, match=r"recipients.toml: health.legal_basis: missing"):

@@ -1,0 +1,66 @@
+"""Characteristics that the exports do not hold directly but publications report on.
+
+Each is derived from staged columns by one function (frame, academic year) -> column, named here once so that
+every publication derives it the same way. A unit that lacks what a derivation needs gets null, which the
+publication shows under its filter's `missing` label (or leaves out with `where`).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.transforms.growth import bmi_categories
+from schemas.calendar import age_reference_date
+from schemas.lookups import codeset
+
+PERSISTENT_ABSENCE_SHARE = 0.10  # DfE: a pupil missing 10% or more of their possible sessions
+
+
+def ks2_rwm_expected(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
+    """Reading, writing and maths all at the expected standard; null unless all three were assessed."""
+    subjects = [pl.col(f"ks2_{s}_expected") for s in ("reading", "writing", "maths")]
+    return pl.when(pl.all_horizontal(s.is_not_null() for s in subjects)).then(pl.all_horizontal(subjects))
+
+
+def persistent_absence(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
+    possible = pl.col("sessions_possible").cast(pl.Float64)
+    return pl.when(possible > 0).then(pl.col("sessions_missed") / possible >= PERSISTENT_ABSENCE_SHARE)
+
+
+def academic_age(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
+    """Age on 31 August at the start of the academic year, as NCCIS cohorts are defined."""
+    on = age_reference_date(academic_year)
+    born = pl.col("date_of_birth")
+    had_birthday = (born.dt.month() < on.month) | ((born.dt.month() == on.month) & (born.dt.day() <= on.day))
+    return (on.year - born.dt.year() - (~had_birthday).cast(pl.Int32)).cast(pl.Int32)
+
+
+def two_year_basis_group(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
+    """A child's bases for two-year-old funding as one category ("Economic criteria; Looked after ..."): a
+    child can qualify on several, and a published breakdown must put each child in exactly one row."""
+    labels = dict(codeset("two_year_basis", academic_year).select("code", "label").iter_rows())
+    return (pl.col("two_year_basis").str.split(";").list.eval(pl.element().str.strip_chars().replace_strict(labels, default=None))
+            .list.drop_nulls().list.sort().list.join("; ").replace("", None))
+
+
+def funded_hours(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
+    """Funded hours in the term: hours a week times funded weeks."""
+    return pl.col("funded_hours_per_week").cast(pl.Float64) * pl.col("funded_weeks").cast(pl.Float64)
+
+
+def bmi(frame: pl.DataFrame, academic_year: int) -> pl.Series:
+    return bmi_categories(frame)["bmi"].round(2)
+
+
+def bmi_centile(frame: pl.DataFrame, academic_year: int) -> pl.Series:
+    """Centile on the UK90 BMI reference (pipelines/transforms/growth.py)."""
+    return bmi_categories(frame)["bmi_centile"].round(1)
+
+
+def bmi_category(frame: pl.DataFrame, academic_year: int) -> pl.Series:
+    """The NCMP population-monitoring category of the child's UK90 BMI centile."""
+    return bmi_categories(frame)["bmi_category"].cast(pl.String)
+
+
+DERIVED = {f.__name__: f for f in (ks2_rwm_expected, persistent_absence, academic_age, two_year_basis_group,
+                                    funded_hours, bmi, bmi_centile, bmi_category)}
