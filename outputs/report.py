@@ -46,7 +46,10 @@ def report_html(document: dict) -> str:
         audit = summary["audit"]
         verdict = "PASSED: no suppressed cell can be narrowed below its protection level" if audit["passed"] else "FAILED"
         sections.append(
-            f"<h2>{html.escape(table['name'])}</h2><p>{html.escape(verdict)}. Policy {html.escape(summary['policy_version'])}, "
+            f"<h2>{html.escape(table['name'])}</h2><p>{html.escape(table['title'])}: {table['units']} units counted"
+            f" for {html.escape(table['recipient'])}"
+            f"{', ' + str(table['units_without_area']) + ' left out with no known area' if table['units_without_area'] else ''}."
+            f"</p><p>{html.escape(verdict)}. Policy {html.escape(summary['policy_version'])}, "
             f"threshold {table['policy']['threshold']}, protection level {table['policy']['protection_level']}%, "
             f"method {html.escape(summary['method'])}. Information loss: {summary['information_loss']['secondary_cells']} "
             f"secondary cells, total value {summary['information_loss']['secondary_value']:g}.</p>"
@@ -56,6 +59,15 @@ def report_html(document: dict) -> str:
             + _rows(["cell", "status", "reason", "lower", "upper"],
                     [[c["cell"], c["status"], c["reason"], c["lower"], c["upper"]] for c in table["suppressed"]])
             + "</details>")
+    sections.append("<h2>Extracts</h2>" + _rows(
+        ["extract", "title", "recipient", "rows"],
+        [[e["name"], e["title"], e["recipient"], e["rows"]] for e in document["extracts"]]))
+    for delivery in document["deliveries"]:
+        sections.append(
+            f"<h2>Delivery to {html.escape(delivery['name'])}</h2><p>Legal basis: {html.escape(delivery['legal_basis'])}. "
+            f"Folder deliveries/{html.escape(delivery['recipient'])}, listed in its manifest.json.</p>"
+            + _rows(["file", "rows", "bytes", "SHA-256"],
+                    [[f["file"], f.get("rows", ""), f["bytes"], f["sha256"]] for f in delivery["files"]]))
     style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
              "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>lareturns auditor report</title>'

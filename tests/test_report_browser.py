@@ -176,12 +176,14 @@ def test_rendered_report_matches_its_json(report, rendered):
     names = [table["name"] for table in document["tables"]]
     assert names, "the report lists no table"
     assert all(name in text for name in names)
-    assert list(page.sections) == ["", "Validation", *names]  # one <h2> section per table, in order
+    deliveries = [f"Delivery to {d['name']}" for d in document["deliveries"]]
+    assert list(page.sections) == ["", "Validation", *names, "Extracts", *deliveries]  # one <h2> per table, in order
     assert sum(len(section["charts"]) for section in page.sections.values()) == len(names)  # <svg> count
 
     for table in document["tables"]:
         section, summary = page.sections[table["name"]], table["summary"]
-        verdict = plain(section["paragraphs"][0])
+        assert f"{table['units']} units counted for {table['recipient']}" in plain(section["paragraphs"][0])
+        verdict = plain(section["paragraphs"][1])
         if summary["audit"]["passed"]:
             assert verdict.startswith("PASSED: no suppressed cell can be narrowed below its protection level.")
         else:
@@ -202,6 +204,14 @@ def test_rendered_report_matches_its_json(report, rendered):
         assert len(suppressed) == summary["audit"]["suppressed_cells"]
         for status in ("primary", "secondary"):
             assert suppressed.count(status) == by_status.get(status, 0)
+
+    assert page.sections["Extracts"]["tables"][0][1:] == [[e["name"], e["title"], e["recipient"], str(e["rows"])]
+                                                         for e in document["extracts"]]
+    for delivery, heading in zip(document["deliveries"], deliveries, strict=True):
+        section = page.sections[heading]
+        assert delivery["legal_basis"] in plain(section["text"])
+        assert section["tables"][0][1:] == [[f["file"], str(f.get("rows", "")), str(f["bytes"]), f["sha256"]]
+                                            for f in delivery["files"]]
 
 
 def test_rendered_report_is_self_contained(rendered):

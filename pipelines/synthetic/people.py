@@ -13,7 +13,7 @@ from functools import cache
 import numpy as np
 import polars as pl
 
-from schemas.calendar import age_reference_date, census_date
+from schemas.calendar import census_date
 from schemas.identifiers import UPN_LETTERS, uln_check_digit, upn_check_letter
 from schemas.lookups import codeset, live_english_las
 
