@@ -21,7 +21,7 @@ WORK = Path(os.environ.get("BENCH_DIR", "out/bench"))
 
 def scenarios() -> list[list[str]]:
     return [[sys.executable, "-m", f"bench.{kind}", scale, str(WORK / f"{kind}-{scale}")]
-            for kind in ("generator", "validation", "sdc") for scale in SCALES if kind != "sdc" or scale == "county"]
+            for kind in ("generator", "validation", "sdc", "e2e") for scale in SCALES if kind != "sdc" or scale == "county"]
 
 
 def run(command: list[str]) -> list[dict]:

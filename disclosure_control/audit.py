@@ -56,13 +56,26 @@ def _highs(a: sparse.csc_matrix, rhs: np.ndarray):
     return h
 
 
+def _run(h):
+    """Solve; if the warm-started primal simplex stalls in numerical trouble (HiGHS says Unknown, seen on a
+    48,000-cell linked table), solve once more from scratch with the dual simplex before giving up."""
+    h.run()
+    status = h.getModelStatus()
+    if status in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kUnbounded):
+        return status
+    h.clearSolver()
+    h.setOptionValue("simplex_strategy", 1)
+    h.run()
+    h.setOptionValue("simplex_strategy", 4)
+    return h.getModelStatus()
+
+
 def _solved(h, weights: np.ndarray, upward: bool) -> bool:
     """Maximise (or minimise) weights . x; False when unbounded, so any bound is reached."""
     n = h.getNumCol()
     h.changeColsCost(n, np.arange(n, dtype=np.int32), np.asarray(weights, dtype=float))
     h.changeObjectiveSense(highspy.ObjSense.kMaximize if upward else highspy.ObjSense.kMinimize)
-    h.run()
-    status = h.getModelStatus()
+    status = _run(h)
     if status == highspy.HighsModelStatus.kUnbounded:
         return False
     if status != highspy.HighsModelStatus.kOptimal:

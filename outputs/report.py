@@ -48,7 +48,8 @@ def report_html(document: dict) -> str:
         sections.append(
             f"<h2>{html.escape(table['name'])}</h2><p>{html.escape(table['title'])}: {table['units']} units counted"
             f" for {html.escape(table['recipient'])}"
-            f"{', ' + str(table['units_without_area']) + ' left out with no known area' if table['units_without_area'] else ''}."
+            f"{', ' + str(table['units_without_area']) + ' left out with no known area' if table['units_without_area'] else ''};"
+            f" published as {html.escape(', '.join(table['files']))}."
             f"</p><p>{html.escape(verdict)}. Policy {html.escape(summary['policy_version'])}, "
             f"threshold {table['policy']['threshold']}, protection level {table['policy']['protection_level']}%, "
             f"method {html.escape(summary['method'])}. Information loss: {summary['information_loss']['secondary_cells']} "

@@ -84,7 +84,8 @@ def protect_publication(paths: RunPaths, name: str, academic_year: int, period: 
     policy = publication_policy(publication, policy_file)
     result = round_published(protect(tables, policy))
     write_parquet_atomic(result.cells.join(measure_totals(rows, tables, publication), on="cell_id"), paths.decisions(name))
-    return {"name": name, "title": publication.title, "recipient": publication.recipient, "units": rows.height,
+    return {"name": name, "title": publication.title, "recipient": publication.recipient,
+            "files": [t.name for t in publication.tables], "units": rows.height,
             "units_without_area": unplaced, "summary": result.summary(), "policy": as_mapping(policy)}
 
 

@@ -60,13 +60,19 @@ def as_text(path: Path) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema=False)
 
 
-def scan_file(path: Path, identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:
+def file_values(path: Path, entitled: set[str]) -> pl.DataFrame:
+    """column, value: each distinct normalised value of each scanned column of the file."""
     frame = as_text(path)
-    leaks = []
-    for column in (c for c in frame.columns if c not in entitled):
-        hits = frame.select(_normal(pl.col(column)).alias("value")).join(identifiers, on="value").group_by("kind").len()
-        leaks += [Leak(path.name, column, kind, n) for kind, n in hits.sort("kind").iter_rows()]
-    return leaks
+    columns = [c for c in frame.columns if c not in entitled]
+    if not columns:
+        return pl.DataFrame(schema={"column": pl.String, "value": pl.String})
+    return (frame.select(columns).unpivot(variable_name="column").select("column", _normal(pl.col("value")).alias("value"))
+            .drop_nulls().unique())
+
+
+def scan_file(path: Path, identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:
+    hits = file_values(path, entitled).join(identifiers, on="value").group_by("column", "kind").len()
+    return [Leak(path.name, column, kind, n) for column, kind, n in hits.sort("column", "kind").iter_rows()]
 
 
 def scan(paths: list[Path], identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:

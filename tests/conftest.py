@@ -6,9 +6,14 @@ import os
 import secrets
 from pathlib import Path
 
-import polars as pl
-import pytest
-from prefect.testing.utilities import prefect_test_harness
+# Prefect quiet and offline, and no hashing of frames for its task cache, however pytest is started.
+for _name, _value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DO_NOT_TRACK", "1"),
+                      ("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")):
+    os.environ.setdefault(_name, _value)
+
+import polars as pl  # noqa: E402
+import pytest  # noqa: E402
+from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from pipelines.flows import census_return
 from pipelines.synthetic.generate import generate
