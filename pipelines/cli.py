@@ -224,3 +224,26 @@ def serve(
         raise fail(str(error)) from None
     console.print(f"serving {len(deployments)} deployments against {url}; Ctrl-C stops and pauses their schedules")
     serving.serve(deployments)
+
+
+@app.command()
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="A run's output folder (the --out of lareturns run).")],
+) -> None:
+    """Check a run without trusting its reports: ledger chain, file hashes, an interval attack, the leak scan."""
+    from pipelines.verify import verify_run
+
+    if not (run_dir / "data" / "warehouse.duckdb").exists():
+        raise fail(f"{run_dir}: no run here (no data/warehouse.duckdb)")
+    findings = verify_run(run_dir)
+    table = Table(title=f"lareturns audit of {run_dir}")
+    for column in ("check", "result", "detail"):
+        table.add_column(column)
+    for finding in findings:
+        table.add_row(finding.check, "[green]pass[/]" if finding.passed else "[bold red]FAIL[/]", finding.detail)
+    console.print(table)
+    failed = [f for f in findings if not f.passed]
+    if failed:
+        console.print(f"[bold red]{len(failed)} of {len(findings)} checks failed[/]")
+        raise typer.Exit(code=1)
+    console.print(f"all {len(findings)} checks passed")

@@ -30,19 +30,21 @@ from disclosure_control.rounding import round_published
 from outputs.ees import district_geography, ees_data, ees_meta, geography_rows, write_ees
 from outputs.manifest import write_manifest
 from outputs.report import write_report
-from pipelines.io import read_json, staged_output, write_csv_atomic, write_parquet_atomic
+from pipelines.io import file_sha256, read_json, staged_output, write_csv_atomic, write_parquet_atomic
 from pipelines.keys import pseudonymisation_key
-from pipelines.leakscan import identifier_values, scan
-from pipelines.policies import Recipient, load_disclosure_policy, load_extract, load_publication, load_recipients
+from pipelines.ledger import append
+from pipelines.leakscan import scan, staged_identifiers
+from pipelines.policies import (entitled_columns, load_disclosure_policy, load_extract, load_publication,
+                                load_recipients)
 from pipelines.schedule import current_period
-from pipelines.registry import RunPaths, extract_names, extract_spec, publication_names, publication_spec
+from pipelines.registry import (RunPaths, config_files, extract_names, extract_spec, publication_names,
+                                publication_spec)
 from pipelines.transforms.extract import extract_rows
 from pipelines.transforms.publication import (Publication, area_hierarchy, linked_tables, measure_totals,
                                               published_rows, share_percents)
 from pipelines.validate import new_run_id, run_validation
-from pipelines.warehouse import staged_frames
+from pipelines.warehouse import open_warehouse, staged_frames
 from schemas.calendar import parse_term_label
-from schemas.contract import load_contract
 
 TASK = {"cache_policy": NO_CACHE, "persist_result": False}
 RETURN_NAMES = ("school_statistics", "early_years", "destinations", "health")
@@ -65,6 +67,27 @@ def extracts_of(return_name: str):
 def publication_policy(publication: Publication, policy_file: Path | None) -> Policy:
     """The recipient's policy, unless the run names one for all its statistics."""
     return load_disclosure_policy(policy_file or load_recipients()[publication.recipient].policy)
+
+
+@task(**TASK)
+def record_in_ledger(paths: RunPaths, run: dict) -> dict:
+    """The run's ledger entry: the inputs' hashes, every config file's hash, every delivered file's hash."""
+    with open_warehouse(paths.warehouse) as connection:
+        rows = connection.execute("SELECT dataset, source_file, file_sha256, rows_read FROM audit.runs WHERE run_id = ? "
+                                  "ORDER BY dataset", [run["run_id"]]).fetchall()
+        inputs = [dict(zip(("dataset", "source_file", "file_sha256", "rows_read"), row, strict=True)) for row in rows]
+        return append(connection, paths.ledger, "run", run | {"inputs": inputs, "config": config_hashes(),
+                                                             "outputs": output_hashes(paths)})
+
+
+def config_hashes() -> dict[str, str]:
+    return {f"{p.parent.name}/{p.name}": file_sha256(p) for p in config_files()}
+
+
+def output_hashes(paths: RunPaths) -> dict[str, str]:
+    """deliveries/<recipient>/<file> and report/<file> -> SHA-256, manifests included."""
+    files = [p for folder in (paths.deliveries, paths.root / "report") for p in folder.rglob("*") if p.is_file()]
+    return {p.relative_to(paths.root).as_posix(): file_sha256(p) for p in sorted(files)}
 
 
 @task(**TASK)
@@ -126,25 +149,10 @@ def write_extract(paths: RunPaths, name: str, staging: Path, academic_year: int,
 @task(**TASK, task_run_name="leak-scan-{recipient_key}")
 def leak_scan(paths: RunPaths, recipient_key: str, files: list[Path]) -> int:
     """Every direct identifier staged from the inputs, looked for in every file about to go to the recipient."""
-    recipient = load_recipients()[recipient_key]
-    people = tuple(name for name in staged_datasets(paths) if load_contract(name).direct_identifiers)
-    identifiers = identifier_values(list(staged_frames(paths.warehouse, people).values()))
-    leaks = scan(files, identifiers, entitled_columns(recipient))
+    leaks = scan(files, staged_identifiers(paths.warehouse), entitled_columns(load_recipients()[recipient_key]))
     if leaks:
         raise LeakFound("; ".join(str(leak) for leak in leaks[:5]))
     return len(files)
-
-
-def staged_datasets(paths: RunPaths) -> list[str]:
-    return [d["dataset"] for d in read_json(paths.validated / "validation.json")["datasets"]]
-
-
-def entitled_columns(recipient: Recipient) -> set[str]:
-    """Output columns that hold a field the recipient may have in the clear (an extract's UPN for the DfE)."""
-    recipients = load_recipients()
-    extracts = (load_extract(extract_spec(n), recipients) for n in extract_names())
-    return {column for e in extracts if e.recipient == recipient.key for column, field in e.columns
-            if field in recipient.entitlement.fields and recipient.entitlement.treatment(field) is None}
 
 
 def suppressed_cells(paths: RunPaths, name: str) -> list[dict]:
@@ -199,10 +207,12 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
                     "tables": [p | {"suppressed": suppressed_cells(paths, p["name"])} for p in protections],
                     "extracts": [e for o in outputs for e in o["extracts"]], "deliveries": deliveries}
         write_report(RunPaths.report(staging), document)
+    entry = record_in_ledger(paths, run)
     report = (paths.root / "report" / "auditor_report.html").resolve()
     create_markdown_artifact(f"[Auditor report]({report.as_uri()}) for run {run_id} ({', '.join(returns)})",
                              key="auditor-report", description="lareturns auditor report")
-    return {"run_id": run_id, "period": period, "deliveries": str(paths.root / "deliveries"), "report": str(report),
+    return {"run_id": run_id, "period": period, "deliveries": str(paths.deliveries), "report": str(report),
+            "ledger_entry": entry["seq"],
             "audit_passed": all(p["summary"]["audit"]["passed"] for p in protections),
             "publications": [{"name": p["name"], "recipient": p["recipient"], "cells": p["summary"]["cells"],
                               "primary": p["summary"]["by_status"]["primary"], "secondary": p["summary"]["by_status"]["secondary"],

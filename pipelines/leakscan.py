@@ -15,6 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.warehouse import staged_datasets, staged_frames
+from schemas.contract import load_contract
+
 SCANNED = ("upn", "former_upn", "uln", "ni_number", "nass_number", "parent_ni_number", "parent_nass_number",
            "postcode", "phone", "email", "address_line1", "parent_name", "date_of_birth")
 
@@ -78,3 +81,9 @@ def scan_file(path: Path, identifiers: pl.DataFrame, entitled: set[str]) -> list
 def scan(paths: list[Path], identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:
     """Every CSV and Parquet file among paths; other files (the manifest) hold no values from the inputs."""
     return [leak for path in paths if path.suffix in SCANNED_FILES for leak in scan_file(path, identifiers, entitled)]
+
+
+def staged_identifiers(warehouse: Path) -> pl.DataFrame:
+    """Every direct identifier in the staged person datasets (those whose contract names direct identifiers)."""
+    people = tuple(d for d in staged_datasets(warehouse) if load_contract(d).direct_identifiers)
+    return identifier_values(list(staged_frames(warehouse, people).values()))

@@ -8,6 +8,7 @@ from pathlib import Path
 import schemas
 from disclosure_control.policy import Policy, PolicyError, parse_policy
 from pipelines.io import read_toml
+from pipelines.registry import extract_names, extract_spec
 from pipelines.transforms.deidentify import GENERALISATIONS
 from pipelines.transforms.extract import Entitlement, Extract, ExtractError, check_entitled, parse_extract
 from pipelines.transforms.publication import Publication, PublicationError, parse_filters, parse_publication
@@ -117,3 +118,12 @@ def load_extract(path: Path, recipients: dict[str, Recipient]) -> Extract:
         check_entitled(extract, recipients[extract.recipient].entitlement)
         return extract
     return _loaded(path, parsed, ExtractError)
+
+
+def entitled_columns(recipient: Recipient) -> set[str]:
+    """Output columns that hold a field the recipient may have in the clear (an extract's UPN for the DfE): the
+    leak scan skips them."""
+    recipients = load_recipients()
+    extracts = (load_extract(extract_spec(n), recipients) for n in extract_names())
+    return {column for e in extracts if e.recipient == recipient.key for column, field in e.columns
+            if field in recipient.entitlement.fields and recipient.entitlement.treatment(field) is None}

@@ -9,6 +9,7 @@ import schemas
 
 PUBLICATIONS_DIR = Path(schemas.__file__).parent / "publications"
 EXTRACTS_DIR = Path(schemas.__file__).parent / "extracts"
+CONFIG_DIRS = ("policies", "publications", "extracts")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,15 @@ class RunPaths:
     @property
     def warehouse(self) -> Path:
         return self.root / "data" / "warehouse.duckdb"
+
+    @property
+    def ledger(self) -> Path:
+        """The JSON-lines copy of the warehouse's hash-chained ledger (pipelines/ledger.py)."""
+        return self.root / "ledger.jsonl"
+
+    @property
+    def deliveries(self) -> Path:
+        return self.root / "deliveries"
 
     @property
     def work(self) -> Path:
@@ -54,3 +64,9 @@ def extract_spec(name: str) -> Path:
 
 def extract_names() -> list[str]:
     return sorted(p.stem for p in EXTRACTS_DIR.glob("*.toml"))
+
+
+def config_files() -> list[Path]:
+    """Every policy and spec file a run's outputs depend on (their hashes go in the ledger)."""
+    root = Path(schemas.__file__).parent
+    return sorted(p for folder in CONFIG_DIRS for p in (root / folder).glob("*.toml"))

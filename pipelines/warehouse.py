@@ -151,3 +151,9 @@ def staged_frames(path: Path, datasets: tuple[str, ...]) -> dict[str, pl.DataFra
     with open_warehouse(path) as connection:
         return {name: connection.sql(f'SELECT * EXCLUDE (run_id, source_row) FROM staging."{name}"').pl()
                 for name in datasets}
+
+
+def staged_datasets(path: Path) -> list[str]:
+    with open_warehouse(path) as connection:
+        return sorted(name for (name,) in connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'").fetchall())

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.intruder import text_csv
+
 from schemas.lookups import dfe_lookup
 
 REQUIRED_DATA = ["time_period", "time_identifier", "geographic_level", "country_code", "country_name"]
@@ -31,11 +33,6 @@ NULL_LIKE = {"NULL", "Null", "null", "NA", "na"}
 LEGACY = {"N/A", "n/a", ".", "..", "-", "~", ":"}
 SYMBOLS = {"z", "x", "c", "low", "u", "k"}
 SMUSHED = re.compile(r"male|female|asian|white|british|arab|black|mixed")
-
-
-def text_csv(path: Path) -> pl.DataFrame:
-    """Every cell as the text in the file, an empty cell as ''."""
-    return pl.read_csv(path, infer_schema=False).with_columns(pl.all().fill_null(""))
 
 
 def screen(data_path: Path) -> list[str]:

@@ -13,8 +13,8 @@ import pytest
 
 from disclosure_control.policy import PolicyError
 from pipelines.flows import census_return
+from pipelines.intruder import attack
 from pipelines.registry import EXTRACTS_DIR, PUBLICATIONS_DIR
-from tests.attack import attack
 from tests.ees_screener import screen
 
 PUBLICATIONS = {p.stem: tomllib.loads(p.read_text()) for p in sorted(PUBLICATIONS_DIR.glob("*.toml")) if p.stem != "filters"}

@@ -1,0 +1,71 @@
+"""The tamper-evident ledger: one entry per run, purge and rectification, hash-chained and append-only.
+
+Each entry holds the hash of the entry before it, and its own hash is SHA-256 over its canonical JSON, so
+changing, removing or reordering any entry breaks every later link. The chain is kept twice: in the warehouse
+(audit.ledger) and as a JSON-lines file beside it (ledger.jsonl), which an auditor can copy away and check with
+`lareturns audit` without trusting the warehouse. Entries hold hashes, counts, recipients and policy versions,
+never a value about a person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+
+GENESIS = "0" * 64
+LEDGER_SQL = """
+CREATE SCHEMA IF NOT EXISTS audit;
+CREATE TABLE IF NOT EXISTS audit.ledger (seq BIGINT PRIMARY KEY, entry JSON NOT NULL, entry_hash VARCHAR NOT NULL);
+"""
+
+
+def canonical(entry: dict) -> bytes:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def entry_hash(entry: dict) -> str:
+    """SHA-256 of the entry without its own hash."""
+    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "entry_hash"})).hexdigest()
+
+
+def append(connection: duckdb.DuckDBPyConnection, jsonl: Path, kind: str, body: dict) -> dict:
+    """The new entry, chained to the last one and written to the warehouse and then the JSON-lines file."""
+    connection.execute(LEDGER_SQL)
+    last = connection.execute("SELECT seq, entry_hash FROM audit.ledger ORDER BY seq DESC LIMIT 1").fetchone()
+    entry = {"seq": last[0] + 1 if last else 1, "kind": kind, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+             "prev_hash": last[1] if last else GENESIS, "body": body}
+    entry["entry_hash"] = entry_hash(entry)
+    connection.execute("INSERT INTO audit.ledger VALUES (?, ?, ?)", [entry["seq"], canonical(entry).decode(), entry["entry_hash"]])
+    jsonl.parent.mkdir(parents=True, exist_ok=True)
+    with jsonl.open("ab") as handle:
+        handle.write(canonical(entry) + b"\n")
+    return entry
+
+
+def warehouse_entries(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+    connection.execute(LEDGER_SQL)
+    return [json.loads(text) for (text,) in connection.execute("SELECT entry FROM audit.ledger ORDER BY seq").fetchall()]
+
+
+def file_entries(jsonl: Path) -> list[dict]:
+    if not jsonl.exists():
+        return []
+    return [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def chain_problems(entries: list[dict]) -> list[str]:
+    """Every break in the chain: a changed entry, a missing or reordered one, a wrong link."""
+    problems, previous = [], GENESIS
+    for position, entry in enumerate(entries, start=1):
+        if entry.get("seq") != position:
+            problems.append(f"entry {position}: sequence number {entry.get('seq')} (an entry is missing or out of order)")
+        if entry.get("prev_hash") != previous:
+            problems.append(f"entry {entry.get('seq')}: does not follow the entry before it (prev_hash differs)")
+        if entry_hash(entry) != entry.get("entry_hash"):
+            problems.append(f"entry {entry.get('seq')}: its content does not match its hash (changed after it was written)")
+        previous = entry.get("entry_hash")
+    return problems

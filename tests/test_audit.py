@@ -1,0 +1,106 @@
+"""lareturns audit: an auditor's check of a run that trusts nothing the pipeline says about itself.
+
+Each test tampers with a copy of the one census run (the shared fixture stays untouched) the way a careless or
+dishonest hand might, and expects the audit to catch it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.io import file_sha256
+from pipelines.ledger import append, chain_problems, file_entries
+from pipelines.registry import RunPaths
+from pipelines.verify import attack_findings, hash_findings, ledger_findings
+from pipelines.warehouse import open_warehouse
+
+
+@pytest.fixture
+def run_copy(census_run, tmp_path) -> RunPaths:
+    out, _ = census_run
+    shutil.copytree(out, tmp_path / "run")
+    return RunPaths(tmp_path / "run")
+
+
+def failed(findings) -> set[str]:
+    return {f.check for f in findings if not f.passed}
+
+
+def test_an_untouched_run_passes_every_check_and_a_changed_byte_fails_it(run_copy):
+    passed = CliRunner().invoke(app, ["audit", str(run_copy.root)])
+    assert passed.exit_code == 0, passed.output
+    assert "all" in passed.output and "checks passed" in passed.output
+    target = run_copy.deliveries / "dfe" / "nccis.csv"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of one byte
+    target.write_bytes(bytes(data))
+    tampered = CliRunner().invoke(app, ["audit", str(run_copy.root)])
+    assert tampered.exit_code == 1
+    assert "FAIL" in tampered.output and "deliveries/dfe/nccis.csv" in tampered.output
+
+
+@pytest.mark.parametrize("recipient", ["publication", "health", "ey_funding"])
+def test_a_one_byte_change_in_any_delivery_is_caught(run_copy, recipient):
+    for target in sorted((run_copy.deliveries / recipient).rglob("*")):
+        if target.is_file():
+            original = target.read_bytes()
+            target.write_bytes(original[:-1] + bytes([original[-1] ^ 0x20]))
+            assert "file hashes match the ledger" in failed(hash_findings(run_copy, ledger_findings(run_copy)[1])), target
+            target.write_bytes(original)
+    assert not failed(hash_findings(run_copy, ledger_findings(run_copy)[1]))
+
+
+def test_a_hand_edited_suppressed_cell_is_caught_even_with_a_forged_manifest(run_copy):
+    """The forger writes a primary cell's true count over its `c` and re-hashes the manifest to match."""
+    cells = pl.read_parquet(run_copy.work / "school_statistics.decisions.parquet")
+    primary = cells.filter((pl.col("status") == "primary") & (pl.col("area").str.len_chars() == 6)
+                           & pl.col("tables").list.contains("pupils_by_sex") & (pl.col("sex") != "Total")).row(0, named=True)
+    folder = run_copy.deliveries / "publication"
+    data = pl.read_csv(folder / "pupils_by_sex.csv", infer_schema=False)
+    edited = data.with_columns(
+        pl.when((pl.col("school_urn") == primary["area"]) & (pl.col("sex") == primary["sex"]))
+        .then(pl.lit(str(primary["value"]))).otherwise(pl.col("headcount")).alias("headcount"))
+    assert (edited["headcount"] != data["headcount"]).sum() == 1
+    edited.write_csv(folder / "pupils_by_sex.csv")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        entry["sha256"] = file_sha256(folder / entry["file"])
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    problems = failed(hash_findings(run_copy, ledger_findings(run_copy)[1]) + attack_findings(run_copy))
+    assert problems == {"file hashes match the ledger"}  # the manifest agrees with the forgery; the ledger does not
+
+
+def test_a_removed_ledger_entry_breaks_the_chain(run_copy):
+    with open_warehouse(run_copy.warehouse) as connection:
+        append(connection, run_copy.ledger, "note", {"what": "a second entry, so that one can go missing"})
+    assert not failed(ledger_findings(run_copy)[0])
+    lines = run_copy.ledger.read_text().splitlines()
+    run_copy.ledger.write_text(lines[1] + "\n")  # the first entry removed from the exported copy
+    assert {"ledger chain (ledger.jsonl)", "ledger copies agree"} <= failed(ledger_findings(run_copy)[0])
+    problems = chain_problems(file_entries(run_copy.ledger))
+    assert any("missing or out of order" in p for p in problems) and any("does not follow" in p for p in problems)
+    with open_warehouse(run_copy.warehouse) as connection:  # removed from both copies: still caught
+        connection.execute("DELETE FROM audit.ledger WHERE seq = 1")
+    assert "ledger chain (warehouse)" in failed(ledger_findings(run_copy)[0])
+
+
+def test_an_edited_ledger_entry_is_caught(run_copy):
+    entries = [json.loads(line) for line in run_copy.ledger.read_text().splitlines()]
+    entries[0]["body"]["period"] = "2025-spring"  # rewriting history
+    run_copy.ledger.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    assert any("changed after it was written" in p for p in chain_problems(file_entries(run_copy.ledger)))
+    assert "ledger chain (ledger.jsonl)" in failed(ledger_findings(run_copy)[0])
+
+
+def test_the_run_entry_names_inputs_config_and_outputs_by_hash_only(census_run):
+    out, result = census_run
+    entry = file_entries(RunPaths(out).ledger)[-1]
+    assert entry["kind"] == "run" and entry["body"]["run_id"] == result["run_id"] and entry["seq"] == result["ledger_entry"]
+    assert {i["dataset"] for i in entry["body"]["inputs"]} >= {"pupils", "early_years", "destinations", "ncmp"}
+    assert "policies/disclosure.toml" in entry["body"]["config"] and "policies/recipients.toml" in entry["body"]["config"]
+    assert "deliveries/dfe/manifest.json" in entry["body"]["outputs"] and "report/auditor_report.html" in entry["body"]["outputs"]
