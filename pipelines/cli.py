@@ -100,7 +100,7 @@ def validate(
 def run(
     input: Annotated[Path, typer.Option("--input", help="Folder holding the MIS exports.")],
     out: Annotated[Path, typer.Option(help="Folder for the validation results, deliveries, auditor report and warehouse.")],
-    return_name: Annotated[str, typer.Argument(metavar="RETURN", help="census (all), school_statistics, early_years, destinations or health.")] = "census",
+    return_name: Annotated[str, typer.Argument(metavar="RETURN", help="census (all), school_statistics, early_years, destinations, health or youth_support.")] = "census",
     period: Annotated[str | None, typer.Option(help="Census term, such as 2026-spring (the spring term of 2025/26); default the current term.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Disclosure policy TOML for all statistics (default: each recipient's).")] = None,
 ) -> None:

@@ -47,7 +47,7 @@ from pipelines.warehouse import open_warehouse, staged_frames
 from schemas.calendar import parse_term_label
 
 TASK = {"cache_policy": NO_CACHE, "persist_result": False}
-RETURN_NAMES = ("school_statistics", "early_years", "destinations", "health")
+RETURN_NAMES = ("school_statistics", "early_years", "destinations", "health", "youth_support")
 PLACES = ("schools", "postcodes")  # reference datasets that place a unit in the area hierarchy
 
 
@@ -258,5 +258,11 @@ def health_return(input_dir: Path, out: Path, period: str | None = None, policy_
     return deliver(input_dir, out, run_period(period), policy_file, ("health",))
 
 
+@flow(name="youth_support_return")
+def youth_support_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+    """Pupils aged 13 and over for youth support services, within each one's opt-out."""
+    return deliver(input_dir, out, run_period(period), policy_file, ("youth_support",))
+
+
 RETURNS = {"census": census_return, "school_statistics": school_statistics_return, "early_years": early_years_return,
-           "destinations": destinations_return, "health": health_return}
+           "destinations": destinations_return, "health": health_return, "youth_support": youth_support_return}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
 import tomllib
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -20,6 +22,7 @@ from tests.ees_screener import screen
 PUBLICATIONS = {p.stem: tomllib.loads(p.read_text()) for p in sorted(PUBLICATIONS_DIR.glob("*.toml")) if p.stem != "filters"}
 EXTRACTS = {p.stem: tomllib.loads(p.read_text()) for p in sorted(EXTRACTS_DIR.glob("*.toml"))}
 PEOPLE = ("pupils", "early_years", "destinations", "ncmp")
+RECIPIENTS = ["dfe", "ey_funding", "health", "publication", "youth_support"]
 
 
 def published_files(recipient: str) -> dict[str, list[str]]:
@@ -38,8 +41,8 @@ def expected_files(recipient: str) -> set[str]:
 def test_every_delivery_exists_and_matches_its_manifest(census_run):
     out, result = census_run
     assert result["audit_passed"]
-    assert sorted(d["recipient"] for d in result["delivered"]) == ["dfe", "ey_funding", "health", "publication"]
-    for recipient in ("publication", "dfe", "ey_funding", "health"):
+    assert sorted(d["recipient"] for d in result["delivered"]) == RECIPIENTS
+    for recipient in RECIPIENTS:
         folder = out / "deliveries" / recipient
         manifest = json.loads((folder / "manifest.json").read_text())
         listed = {entry["file"]: entry for entry in manifest["files"]}
@@ -86,15 +89,15 @@ def test_no_direct_identifier_reaches_a_recipient_not_entitled_to_it(census_run,
     known = identifiers(small_clean)
     report = "".join(p.read_text() for p in (out / "report").glob("*"))
     assert not any(v in report for values in known.values() for v in values)
-    dfe_entitled = set(tomllib.loads((PUBLICATIONS_DIR.parent / "policies" / "recipients.toml").read_text())["dfe"]["fields"])
+    recipients = tomllib.loads((PUBLICATIONS_DIR.parent / "policies" / "recipients.toml").read_text())
     for path in (out / "deliveries").rglob("*"):
         if path.suffix not in (".csv", ".parquet"):
             continue
         spec = EXTRACTS.get(path.stem, {})
-        by_law = {c["name"] for c in spec.get("columns", []) if spec["recipient"] == "dfe" and c["source"] in dfe_entitled}
+        by_law = {c["name"] for c in spec.get("columns", []) if c["source"] in recipients[spec["recipient"]]["fields"]}
         for column, values in cells_as_text(path).items():
             if column in by_law:
-                continue  # the DfE's census and NCCIS columns: identifiers it is entitled to by law
+                continue  # e.g. the DfE's census columns: identifiers the recipient is entitled to by law
             for kind, ids in known.items():
                 assert not values & ids, f"{path.name}: {column} holds {kind}"
     parents = known["parent_ni_number"] | known["parent_nass_number"] | known["parent_name"]
@@ -114,6 +117,22 @@ def test_the_health_extract_holds_keyed_pseudonyms_and_generalised_fields_only(c
     assert extract["month_of_birth"].str.contains(r"^\d{4}-\d{2}$").all()
     assert extract["postcode_district"].str.contains(r"^[A-Z]{1,2}\d[A-Z\d]?$").all()
     assert set(extract["bmi_category"].drop_nulls()) <= {"Underweight", "Healthy weight", "Overweight", "Obese"}
+
+
+def test_youth_support_gets_pupils_aged_13_and_over_and_only_name_address_and_birth_date_after_an_opt_out(census_run):
+    out, _ = census_run
+    sent = pl.read_csv(out / "deliveries" / "youth_support" / "youth_support.csv", infer_schema=False)
+    spec = EXTRACTS["youth_support"]
+    assert sent.columns == [c["name"] for c in spec["columns"]] and "UPN" not in sent.columns
+    with duckdb.connect(str(out / "data" / "warehouse.duckdb"), read_only=True) as db:
+        pupils = db.sql("SELECT date_of_birth, yss_opt_out, enrolment_status FROM staging.pupils").pl()
+    aged = pupils.filter(pl.col("enrolment_status").is_in(["C", "M"]) & (pl.col("date_of_birth") <= dt.date(2012, 8, 31)))
+    assert sent.height == aged.height > 0
+    kept = {c["name"] for c in spec["columns"] if c["source"] in spec["opt_out"]["keep"]}
+    opted = sent.filter(pl.col("SENProvision").is_null() & pl.col("Sex").is_null())
+    assert opted.height == aged["yss_opt_out"].fill_null(False).sum() > 0
+    assert all(opted[c].null_count() == opted.height for c in sent.columns if c not in kept)
+    assert opted["Surname"].null_count() == 0 and opted["DateOfBirth"].null_count() == 0
 
 
 def test_the_early_years_census_and_headcount_reconcile_with_the_staged_term(census_run, small_clean):
@@ -147,7 +166,7 @@ def test_the_auditor_report_lists_every_release_and_delivery(census_run):
     out, result = census_run
     document = json.loads((out / "report" / "auditor_report.json").read_text())
     assert {t["name"] for t in document["tables"]} == set(PUBLICATIONS)
-    assert {d["recipient"] for d in document["deliveries"]} == {"publication", "dfe", "ey_funding", "health"}
+    assert sorted(d["recipient"] for d in document["deliveries"]) == RECIPIENTS
     assert {e["name"] for e in document["extracts"]} == set(EXTRACTS)
     for table in document["tables"]:
         assert table["units_without_area"] == 0 or table["units_without_area"] < 0.02 * table["units"]

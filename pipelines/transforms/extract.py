@@ -60,21 +60,24 @@ class Extract:
     by: tuple[str, ...] = ()
     summaries: tuple[Summary, ...] = ()
     terms: tuple[str, ...] = ("autumn", "spring", "summer")  # the census terms it is made in
+    opt_out: str | None = None  # a flag column: where it is set, only the `opt_out_keeps` fields are sent
+    opt_out_keeps: tuple[str, ...] = ()
 
     @property
     def sources(self) -> set[str]:
         return ({s for _, s in self.columns} | set(self.by) | {s.count_unique or s.sum for s in self.summaries}
-                | {c for c, _ in self.where})
+                | {c for c, _ in self.where} | ({self.opt_out} if self.opt_out else set()))
 
 
 def parse_extract(raw: dict, name: str) -> Extract:
     try:
         summaries = tuple(Summary(s["col_name"], s.get("count_unique"), s.get("sum")) for s in raw.get("summaries", []))
+        opt_out = raw.get("opt_out", {})
         extract = Extract(
             name, raw["title"], raw["return"], raw["recipient"], raw["dataset"], tuple(raw["unit"]),
             tuple((column, tuple(map(str, values))) for column, values in raw.get("where", {}).items()),
             tuple((c["name"], c["source"]) for c in raw.get("columns", [])), tuple(raw.get("by", ())), summaries,
-            tuple(raw.get("terms", Extract.terms)))
+            tuple(raw.get("terms", Extract.terms)), opt_out.get("flag"), tuple(opt_out.get("keep", ())))
     except KeyError as error:
         raise ExtractError(f"missing key {error.args[0]!r}") from None
     if bool(extract.columns) == bool(extract.by):
@@ -82,6 +85,9 @@ def parse_extract(raw: dict, name: str) -> Extract:
     bad = [s.col_name for s in summaries if (s.count_unique is None) == (s.sum is None)]
     if bad:
         raise ExtractError(f"summaries.{bad[0]}: give exactly one of count_unique and sum")
+    unknown = sorted(set(extract.opt_out_keeps) - {s for _, s in extract.columns})
+    if unknown:
+        raise ExtractError(f"opt_out.keep: {unknown[0]!r} is not one of the extract's columns")
     return extract
 
 
@@ -106,6 +112,14 @@ def treated(column: str, field: str, entitlement: Entitlement, key: bytes | None
     return GENERALISATIONS[treatment](pl.col(field)).alias(column)
 
 
+def withheld_if_opted_out(value: pl.Expr, column: str, field: str, extract: Extract) -> pl.Expr:
+    """Null where the person (or their parent) has limited what may be passed on, unless the field is one the
+    opt-out still allows (youth support services: name, address and date of birth only)."""
+    if extract.opt_out is None or field in extract.opt_out_keeps:
+        return value
+    return pl.when(pl.col(extract.opt_out).fill_null(False)).then(None).otherwise(value).alias(column)
+
+
 def extract_rows(frame: pl.DataFrame, extract: Extract, entitlement: Entitlement, academic_year: int, period: str,
                  key: bytes | None = None) -> pl.DataFrame:
     """The extract's rows: one per unit (record level, treated per the entitlement) or one per group."""
@@ -115,7 +129,8 @@ def extract_rows(frame: pl.DataFrame, extract: Extract, entitlement: Entitlement
     except PublicationError as error:
         raise ExtractError(str(error)) from None
     if extract.columns:
-        return units.select(treated(column, field, entitlement, key) for column, field in extract.columns)
+        return units.select(withheld_if_opted_out(treated(column, field, entitlement, key), column, field, extract)
+                            for column, field in extract.columns)
     return units.group_by(list(extract.by)).agg(
         pl.col(s.count_unique).n_unique().alias(s.col_name) if s.count_unique else pl.col(s.sum).sum().alias(s.col_name)
         for s in extract.summaries).sort(list(extract.by))
