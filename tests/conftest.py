@@ -19,6 +19,22 @@ from pipelines.flows import census_return
 from pipelines.synthetic.generate import generate
 
 
+PEOPLE = ("pupils", "early_years", "destinations", "ncmp")
+IDENTIFIER_COLUMNS = ("upn", "uln", "postcode", "email", "phone", "date_of_birth", "address_line1", "parent_ni_number",
+                      "parent_nass_number", "parent_name")
+
+
+def input_identifiers(folder: Path) -> dict[str, set[str]]:
+    """Every direct identifier in the exports, by kind, as text (full names as "Forename Surname")."""
+    found: dict[str, set[str]] = {}
+    for dataset in PEOPLE:
+        frame = read_export(folder, dataset)
+        for column in (c for c in IDENTIFIER_COLUMNS if c in frame.columns):
+            found.setdefault(column, set()).update(frame[column].drop_nulls())
+        found.setdefault("full_name", set()).update(frame.select(pl.concat_str("forename", pl.lit(" "), "surname")).to_series())
+    return found
+
+
 def read_export(folder: Path, name: str) -> pl.DataFrame:
     """An export as the files hold it: every column text, empty cells null."""
     return pl.read_csv(folder / f"{name}.csv", infer_schema=False)

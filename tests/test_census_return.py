@@ -17,11 +17,11 @@ from disclosure_control.policy import PolicyError
 from pipelines.flows import census_return
 from pipelines.intruder import attack
 from pipelines.registry import EXTRACTS_DIR, PUBLICATIONS_DIR
+from tests.conftest import input_identifiers
 from tests.ees_screener import screen
 
 PUBLICATIONS = {p.stem: tomllib.loads(p.read_text()) for p in sorted(PUBLICATIONS_DIR.glob("*.toml")) if p.stem != "filters"}
 EXTRACTS = {p.stem: tomllib.loads(p.read_text()) for p in sorted(EXTRACTS_DIR.glob("*.toml"))}
-PEOPLE = ("pupils", "early_years", "destinations", "ncmp")
 RECIPIENTS = ["dfe", "ey_funding", "health", "publication", "youth_support"]
 
 
@@ -66,19 +66,6 @@ def test_ees_files_pass_the_screener(census_run, recipient, name):
     assert screen(out / "deliveries" / recipient / f"{name}.csv") == []
 
 
-def identifiers(folder: Path) -> dict[str, set[str]]:
-    """Every direct identifier in the inputs, by kind, as text."""
-    found: dict[str, set[str]] = {}
-    for dataset in PEOPLE:
-        frame = pl.read_csv(folder / f"{dataset}.csv", infer_schema=False)
-        for column in ("upn", "uln", "postcode", "email", "phone", "date_of_birth", "address_line1", "parent_ni_number",
-                       "parent_nass_number", "parent_name"):
-            if column in frame.columns:
-                found.setdefault(column, set()).update(frame[column].drop_nulls())
-        found.setdefault("full_name", set()).update(frame.select(pl.concat_str("forename", pl.lit(" "), "surname")).to_series())
-    return found
-
-
 def cells_as_text(path: Path) -> dict[str, set[str]]:
     frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
     return {c: set(frame[c].cast(pl.String).drop_nulls()) for c in frame.columns}
@@ -86,7 +73,7 @@ def cells_as_text(path: Path) -> dict[str, set[str]]:
 
 def test_no_direct_identifier_reaches_a_recipient_not_entitled_to_it(census_run, small_clean):
     out, _ = census_run
-    known = identifiers(small_clean)
+    known = input_identifiers(small_clean)
     report = "".join(p.read_text() for p in (out / "report").glob("*"))
     assert not any(v in report for values in known.values() for v in values)
     recipients = tomllib.loads((PUBLICATIONS_DIR.parent / "policies" / "recipients.toml").read_text())
