@@ -39,7 +39,7 @@ from pipelines.policies import (entitled_columns, load_disclosure_policy, load_e
 from pipelines.schedule import current_period
 from pipelines.registry import (RunPaths, config_files, extract_names, extract_spec, publication_names,
                                 publication_spec)
-from pipelines.transforms.extract import extract_rows
+from pipelines.transforms.extract import Extract, extract_rows
 from pipelines.transforms.publication import (Publication, area_hierarchy, linked_tables, measure_totals,
                                               published_rows, share_percents)
 from pipelines.validate import new_run_id, run_validation
@@ -59,7 +59,7 @@ def publications_of(return_name: str) -> list[Publication]:
     return [p for p in (load_publication(publication_spec(n)) for n in publication_names()) if p.return_name == return_name]
 
 
-def extracts_of(return_name: str):
+def extracts_of(return_name: str) -> list[Extract]:
     recipients = load_recipients()
     return [e for e in (load_extract(extract_spec(n), recipients) for n in extract_names()) if e.return_name == return_name]
 
