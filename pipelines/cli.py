@@ -247,3 +247,91 @@ def audit(
         console.print(f"[bold red]{len(failed)} of {len(findings)} checks failed[/]")
         raise typer.Exit(code=1)
     console.print(f"all {len(findings)} checks passed")
+
+
+@app.command()
+def retention(
+    input: Annotated[Path, typer.Option("--input", help="The landing folder of MIS exports.")],
+    out: Annotated[Path, typer.Option(help="A run's output folder (its data/warehouse.duckdb and ledger.jsonl).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete and record nothing.")] = False,
+    today: Annotated[str | None, typer.Option(help="Purge as of this day, YYYY-MM-DD (default: today in England); a later day only with --dry-run.")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Retention policy TOML (default: schemas/policies/retention.toml).")] = None,
+) -> None:
+    """Delete records past their retention period from the warehouse and the landing folder; counts in the ledger."""
+    from pipelines.purge import england_today, purge
+    from pipelines.retention import RetentionError, parse_day
+
+    try:
+        day = parse_day(today) if today else england_today()
+        result = purge(input, out, day, dry_run, policy)
+    except (RetentionError, FileProblem, WarehouseBusy, OSError) as error:
+        raise fail(str(error)) from None
+    table = Table(title=f"Retention purge as of {day.isoformat()}" + (" (dry run: nothing deleted)" if dry_run else ""),
+                  caption=f"staging, quarantine, landing, corrections: records {'that would be ' if dry_run else ''}"
+                          "deleted (- no landing file); undated: records kept because their date cannot be read, "
+                          "quarantined / landing")
+    for column in ("dataset", "rule", "staging", "quarantine", "landing", "corrections", "undated"):
+        table.add_column(column, justify="left" if column in ("dataset", "rule") else "right")
+    for p in result.datasets:
+        table.add_row(p.dataset, p.rule, f"{p.staging:,}", f"{p.quarantine:,}", "-" if p.landing is None else f"{p.landing:,}",
+                      f"{p.rectifications:,}", f"{p.undated_quarantine:,} / {p.undated_landing:,}")
+    console.print(table)
+    if result.ledger_entry is None:
+        console.print("dry run: nothing was deleted and no ledger entry was written")
+        return
+    console.print(f"ledger entry {result.ledger_entry['seq']} ({result.ledger_entry['kind']}) appended to "
+                  f"{out / 'ledger.jsonl'} and the warehouse; policy {result.policy}")
+    if result.compacted:
+        console.print("warehouse compacted: deleted rows are no longer in the file")
+
+
+@app.command()
+def sar(
+    out: Annotated[Path, typer.Option(help="A run's output folder (the --out of lareturns run).")],
+    report: Annotated[Path, typer.Option(help="Folder for the report (HTML and JSON); not inside deliveries/ or report/.")],
+    upn: Annotated[str | None, typer.Option(help="The person's UPN (or former UPN).")] = None,
+    surname: Annotated[str | None, typer.Option(help="The person's surname (any case), with --dob.")] = None,
+    dob: Annotated[str | None, typer.Option(help="The person's date of birth, YYYY-MM-DD, with --surname.")] = None,
+) -> None:
+    """Subject access: everything held about a person and what was sent about them, to whom and when."""
+    from outputs.sar_report import write_sar
+    from pipelines.sar import SarError, check_report_folder, gather, search
+
+    if not (out / "data" / "warehouse.duckdb").exists():
+        raise fail(f"{out}: no run here (no data/warehouse.duckdb)")
+    try:
+        wanted = search(upn, surname, dob)
+        check_report_folder(out, report)
+        document = gather(out, wanted)
+        written = write_sar(report, document)
+    except (SarError, WarehouseBusy, ValueError, OSError) as error:  # messages name files and options, never the person
+        raise fail(str(error)) from None
+    s = document["summary"]  # counts only: the person's details stay in the report
+    console.print(f"subject access {document['reference']}: {s['records']:,} records in {len(s['datasets'])} dataset(s), "
+                  f"{s['quarantined_rows']:,} quarantined row(s), {s['rectifications']:,} correction(s), "
+                  f"{s['delivered_records']:,} delivered record(s) to {len(s['recipients'])} recipient(s), "
+                  f"counted in {s['aggregate_outputs']:,} statistical output(s)")
+    if s["not_checked"]:
+        console.print(f"not checked: {s['not_checked']} delivered file(s) (see the report for why)")
+    console.print(f"report (holds personal data): {written[0]} and {written[1]}")
+
+
+@app.command()
+def rectify(
+    out: Annotated[Path, typer.Option(help="A run's output folder (the --out of lareturns run).")],
+    corrections: Annotated[Path, typer.Argument(metavar="CORRECTIONS.csv", help="CSV: dataset, key_column, key_value, column, new_value, reason; one change per row.")],
+) -> None:
+    """Rectification: apply a corrections file to staging (all or nothing), record each change, re-applied on every run."""
+    from pipelines.rectify import RectificationError, rectify as apply_file
+    from pipelines.registry import RunPaths
+
+    paths = RunPaths(out)
+    if not paths.warehouse.exists():
+        raise fail(f"{out}: no run here (no data/warehouse.duckdb)")
+    try:
+        batch = apply_file(paths.warehouse, corrections, paths.ledger)
+    except (RectificationError, WarehouseBusy, ValueError) as error:  # names the file, row and rule, never a value
+        raise fail(str(error)) from None
+    changes = ", ".join(f"{dataset}.{column} ({n})" for (dataset, column), n in sorted(batch.counts().items()))
+    console.print(f"applied {len(batch.rectifications)} correction(s): {changes}; recorded in audit.rectifications and "
+                  f"ledger entry {batch.ledger_entry}. Every later run re-applies them to the reloaded staging.")

@@ -37,6 +37,7 @@ from pipelines.leakscan import scan, staged_identifiers
 from pipelines.policies import (entitled_columns, load_disclosure_policy, load_extract, load_publication,
                                 load_recipients)
 from pipelines.schedule import current_period
+from pipelines.rectify import reapply_rectifications
 from pipelines.registry import (RunPaths, config_files, extract_names, extract_spec, publication_names,
                                 publication_spec)
 from pipelines.transforms.extract import Extract, extract_rows
@@ -94,6 +95,14 @@ def output_hashes(paths: RunPaths) -> dict[str, str]:
 def validate_exports(input_dir: Path, paths: RunPaths, academic_year: int, run_id: str) -> dict:
     run_validation(input_dir, paths.validated, academic_year, paths.warehouse, run_id=run_id)
     return read_json(paths.validated / "validation.json")
+
+
+@task(**TASK)
+def reapply_corrections(paths: RunPaths) -> int:
+    """Rectifications recorded earlier, applied again to the staging just reloaded from the exports (which still
+    hold the wrong values until the MIS is fixed), so every later extract reflects them."""
+    with open_warehouse(paths.warehouse) as connection:
+        return reapply_rectifications(connection)
 
 
 @task(**TASK, task_run_name="protect-{name}")
@@ -188,6 +197,7 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
     run = {"run_id": run_id, "period": period, "returns": list(returns),
            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     validation = validate_exports(Path(input_dir), paths, academic_year, run_id)
+    run["corrections_reapplied"] = reapply_corrections(paths)
     with staged_output(paths.root) as staging:
         outputs = [return_outputs(name, paths, staging, academic_year, period, policy_file) for name in returns]
         protections = [p for o in outputs for p in o["protections"]]

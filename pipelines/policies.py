@@ -7,7 +7,7 @@ from pathlib import Path
 
 import schemas
 from disclosure_control.policy import Policy, PolicyError, parse_policy
-from pipelines.io import read_toml
+from pipelines.io import check_keys, read_toml
 from pipelines.registry import extract_names, extract_spec
 from pipelines.transforms.deidentify import GENERALISATIONS
 from pipelines.transforms.extract import Entitlement, Extract, ExtractError, check_entitled, parse_extract
@@ -36,6 +36,7 @@ def load_disclosure_policy(path: Path | None = None) -> Policy:
 
 
 FORMATS = ("ees", "parquet", "csv")
+RECIPIENT_KEYS = ("name", "legal_basis", "level", "fields", "policy", "formats", "pseudonymise", "generalise", "key_id")
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,7 @@ def _entitlement(key: str, raw: dict) -> Entitlement:
 
 
 def parse_recipient(key: str, raw: dict) -> Recipient:
-    missing = [k for k in ("name", "legal_basis", "level", "fields", "policy", "formats") if k not in raw]
-    if missing:
-        raise RecipientError(f"{key}.{missing[0]}: missing")
-    unknown = sorted(set(raw) - {"name", "legal_basis", "level", "fields", "pseudonymise", "generalise", "key_id",
-                                 "policy", "formats"})
-    if unknown:
-        raise RecipientError(f"{key}.{unknown[0]}: unknown key")
+    check_keys(raw, key, RECIPIENT_KEYS, RECIPIENT_KEYS[:6], RecipientError)
     if raw["level"] not in LEVELS:
         raise RecipientError(f"{key}.level: {raw['level']!r} is not one of {', '.join(LEVELS)}")
     entitlement = _entitlement(key, raw)

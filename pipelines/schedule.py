@@ -1,6 +1,7 @@
 """When the returns run: the schedule config, the census dates its rules give, and the term a run reports on.
 
-Pure: no Prefect here (pipelines/serve.py turns this into deployments). The config is
+A deployment may instead run a housekeeping flow (`flow = "retention"`, the monthly retention purge), which has no
+term. Pure: no Prefect here (pipelines/serve.py turns this into deployments). The config is
 schemas/policies/schedule.toml, read and checked once by load_schedule; every error names the file and the key.
 
 Each deployment's rule is an RFC 5545 RRULE for the day (FREQ=YEARLY;BYMONTH=10;BYDAY=1TH is the first Thursday
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrule, rrulestr
 
 import schemas
-from pipelines.io import read_toml
+from pipelines.io import check_keys, read_toml
 from schemas.calendar import TERMS, term_label, term_start
 
 DEFAULT_SCHEDULE = Path(schemas.__file__).parent / "policies" / "schedule.toml"
@@ -35,6 +36,10 @@ RULE_PARTS = ("FREQ", "INTERVAL", "BYMONTH", "BYMONTHDAY", "BYDAY", "BYSETPOS", 
 FREQUENCIES = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY")
 DEPLOYMENT_KEYS = ("return", "rrule", "hour", "timezone", "term", "input", "output", "description")
 REQUIRED_KEYS = ("return", "rrule", "hour", "term", "input", "output")
+# A housekeeping deployment (the retention purge) names a `flow` instead of a return, and has no term: it reports
+# on no term, and may run in any month.
+HOUSEKEEPING_KEYS = ("flow", "rrule", "hour", "timezone", "input", "output", "description")
+HOUSEKEEPING_REQUIRED = ("flow", "rrule", "hour", "input", "output")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 TERM_CHECK_RUNS = 6  # occurrences checked to fall in the configured term
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -53,14 +58,15 @@ class Deployment:
     """One scheduled return: which return, on which days (rrule) at which hour, and where it reads and writes."""
 
     name: str
-    return_name: str
+    return_name: str  # the return it runs; for a housekeeping deployment, the housekeeping flow it runs
     rrule: str  # the day rule as configured, without RRULE: prefix
     hour: int
     timezone: str
-    term: str
+    term: str | None  # None for housekeeping
     input: Path  # relative paths resolve against the root given to serve
     output: Path
     description: str = ""
+    housekeeping: bool = False
 
     @property
     def full_rrule(self) -> str:
@@ -81,20 +87,26 @@ class Schedule:
     deployments: tuple[Deployment, ...]
 
 
-def load_schedule(path: Path | None, returns: Collection[str]) -> Schedule:
-    """Read and check a schedule config (default schemas/policies/schedule.toml); returns are the known return names."""
+def load_schedule(path: Path | None, returns: Collection[str], housekeeping: Collection[str] | None = None) -> Schedule:
+    """Read and check a schedule config (default schemas/policies/schedule.toml); returns are the known return names.
+
+    housekeeping: the housekeeping flows the caller can run (serve passes them). Without it, housekeeping
+    deployments are still checked, except for their flow's name, and left out, for callers that deal in returns.
+    """
     path = path or DEFAULT_SCHEDULE
     try:
         raw = read_toml(path)
     except ValueError as error:
         raise ScheduleError(str(error)) from None
     try:
-        return Schedule(path, parse_schedule(raw, returns))
+        deployments = parse_schedule(raw, returns, housekeeping)
     except ScheduleError as error:
         raise ScheduleError(f"{path}: {error}") from None
+    return Schedule(path, tuple(d for d in deployments if housekeeping is not None or not d.housekeeping))
 
 
-def parse_schedule(raw: dict, returns: Collection[str]) -> tuple[Deployment, ...]:
+def parse_schedule(raw: dict, returns: Collection[str],
+                   housekeeping: Collection[str] | None = None) -> tuple[Deployment, ...]:
     unknown = [key for key in raw if key not in ("timezone", "deployments")]
     if unknown:
         raise ScheduleError(f"{unknown[0]}: unknown key (expected timezone and [deployments.<name>] tables)")
@@ -102,27 +114,33 @@ def parse_schedule(raw: dict, returns: Collection[str]) -> tuple[Deployment, ...
     deployments = raw.get("deployments")
     if not isinstance(deployments, dict) or not deployments:
         raise ScheduleError("deployments: missing (one [deployments.<name>] table per scheduled return)")
-    return tuple(parse_deployment(name, spec, timezone, returns) for name, spec in deployments.items())
+    return tuple(parse_deployment(name, spec, timezone, returns, housekeeping) for name, spec in deployments.items())
 
 
-def parse_deployment(name: str, raw: object, timezone: str, returns: Collection[str]) -> Deployment:
+def parse_deployment(name: str, raw: object, timezone: str, returns: Collection[str],
+                     housekeeping: Collection[str] | None = None) -> Deployment:
     key = f"deployments.{name}"
     if not NAME.fullmatch(name):
         raise ScheduleError(f"{key}: a deployment name is letters, digits, - and _")
     if not isinstance(raw, dict):
         raise ScheduleError(f"{key}: expected a table")
-    unknown = [k for k in raw if k not in DEPLOYMENT_KEYS]
-    if unknown:
-        raise ScheduleError(f"{key}.{unknown[0]}: unknown key (expected {', '.join(DEPLOYMENT_KEYS)})")
-    missing = [k for k in REQUIRED_KEYS if k not in raw]
-    if missing:
-        raise ScheduleError(f"{key}.{missing[0]}: missing")
-    if not isinstance(raw["return"], str) or raw["return"] not in returns:
+    if "flow" in raw and "return" in raw:
+        raise ScheduleError(f"{key}.flow: a deployment runs a return or a housekeeping flow, not both")
+    is_housekeeping = "flow" in raw
+    allowed, required = ((HOUSEKEEPING_KEYS, HOUSEKEEPING_REQUIRED) if is_housekeeping
+                         else (DEPLOYMENT_KEYS, REQUIRED_KEYS))
+    if is_housekeeping and "term" in raw:
+        raise ScheduleError(f"{key}.term: a housekeeping flow reports on no term; remove it")
+    check_keys(raw, key, allowed, required, ScheduleError)
+    if is_housekeeping:
+        if not isinstance(raw["flow"], str) or (housekeeping is not None and raw["flow"] not in housekeeping):
+            raise ScheduleError(f"{key}.flow: {raw['flow']!r} is not one of {', '.join(housekeeping or ())}")
+    elif not isinstance(raw["return"], str) or raw["return"] not in returns:
         raise ScheduleError(f"{key}.return: {raw['return']!r} is not one of {', '.join(returns)}")
     hour = raw["hour"]
     if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
         raise ScheduleError(f"{key}.hour: {hour!r} is not a whole hour from 0 to 23")
-    if raw["term"] not in TERMS:
+    if not is_housekeeping and raw["term"] not in TERMS:
         raise ScheduleError(f"{key}.term: {raw['term']!r} is not one of {', '.join(TERMS)}")
     folders = {}
     for folder in ("input", "output"):
@@ -131,11 +149,11 @@ def parse_deployment(name: str, raw: object, timezone: str, returns: Collection[
         folders[folder] = Path(raw[folder])
     if not isinstance(raw.get("description", ""), str):
         raise ScheduleError(f"{key}.description: expected text")
-    deployment = Deployment(name, raw["return"], _rule(f"{key}.rrule", raw["rrule"]), hour,
-                            _timezone(f"{key}.timezone", raw.get("timezone", timezone)), raw["term"],
-                            folders["input"], folders["output"], raw.get("description", ""))
+    deployment = Deployment(name, raw["flow" if is_housekeeping else "return"], _rule(f"{key}.rrule", raw["rrule"]),
+                            hour, _timezone(f"{key}.timezone", raw.get("timezone", timezone)), raw.get("term"),
+                            folders["input"], folders["output"], raw.get("description", ""), is_housekeeping)
     runs = _first_runs(f"{key}.rrule", deployment)
-    for run in runs:
+    for run in [] if is_housekeeping else runs:
         if term_of(run.date()) != deployment.term:
             raise ScheduleError(f"{key}.term: {deployment.term!r}, but the rule runs on {run:%A %d %B %Y}, "
                                 f"in the {term_of(run.date())} term")

@@ -1,7 +1,8 @@
 """The schedule config as Prefect deployments, and serving them: `lareturns serve`.
 
-Each deployment runs one return (pipelines.flows.RETURNS) on an RRule schedule in its timezone, with the input
-and output folders as parameters. It passes no period: a scheduled run reports on the term of its own date
+Each deployment runs one return (pipelines.flows.RETURNS), or a housekeeping flow such as the retention purge
+(pipelines.housekeeping.HOUSEKEEPING), on an RRule schedule in its timezone, with the input and output folders as
+parameters. It passes no period: a scheduled run reports on the term of its own date
 (pipelines.schedule.current_period), so a yearly deployment reports 2026-autumn this year and 2027-autumn next.
 An analyst can still run any deployment from the UI with other parameters, a period included.
 
@@ -20,16 +21,20 @@ from prefect.settings import get_current_settings
 from prefect.utilities.importtools import import_object
 
 from pipelines.flows import RETURNS
+from pipelines.housekeeping import HOUSEKEEPING
 from pipelines.schedule import Deployment, Schedule, ScheduleError, load_schedule
 
 
+FLOWS = RETURNS | HOUSEKEEPING
+
+
 def load(config: Path | None = None) -> Schedule:
-    """The schedule config, checked against the returns that exist."""
-    return load_schedule(config, RETURNS)
+    """The schedule config, checked against the returns and housekeeping flows that exist."""
+    return load_schedule(config, RETURNS, HOUSEKEEPING)
 
 
 def flow_of(deployment: Deployment) -> Flow:
-    return RETURNS[deployment.return_name]
+    return FLOWS[deployment.return_name]
 
 
 def parameters(deployment: Deployment, root: Path) -> dict[str, str]:
@@ -47,7 +52,7 @@ def build_deployments(schedule: Schedule, root: Path) -> list[RunnerDeployment]:
             schedules=[RRule(d.full_rrule, timezone=d.timezone)],
             parameters=parameters(d, root),
             description=d.description or None,
-            tags=["lareturns", d.return_name, d.term],
+            tags=["lareturns", d.return_name, "housekeeping" if d.housekeeping else d.term],
             # The flow is found by module path, so serve works from any working directory.
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
@@ -64,9 +69,9 @@ def _check_loadable(schedule: Schedule, d: Deployment, deployment: RunnerDeploym
     except (ImportError, AttributeError, ValueError):
         loaded = None
     if loaded is not flow_of(d):
-        raise ScheduleError(f"{schedule.path}: deployments.{d.name}.return: the {flow_of(d).name} flow cannot be "
-                            f"loaded as {deployment.entrypoint}, so Prefect could not run it; define it at module "
-                            "level under its function's name")
+        raise ScheduleError(f"{schedule.path}: deployments.{d.name}.{'flow' if d.housekeeping else 'return'}: the "
+                            f"{flow_of(d).name} flow cannot be loaded as {deployment.entrypoint}, so Prefect could not "
+                            "run it; define it at module level under its function's name")
 
 
 class ServeError(RuntimeError):

@@ -1,0 +1,297 @@
+"""The retention purge's I/O: read the policy, find expired records in the warehouse and the landing folder, delete
+them, record the purge in the ledger, and compact the warehouse so deleted rows leave the file.
+
+Which record has expired is decided in pipelines/retention.py (pure); this module only reads, deletes and writes.
+
+Order is the guarantee. Everything is read and decided first, and the rewritten landing files are written beside
+the originals before anything is deleted, so a failure up to that point changes nothing. The warehouse deletes and
+the ledger entry are one transaction; the landing files replace the originals only after it commits, and a landing
+file that changed since it was read (a new export landed meanwhile) stops the purge before the commit. A dry run
+reads and counts the same way and then rolls back: it deletes nothing, rewrites nothing and writes no ledger entry.
+
+DuckDB's DELETE only marks rows as deleted: their bytes stay in the file, readable by anyone with the file and a hex
+editor, until the blocks are reused. So after a purge that deleted warehouse rows, the warehouse is copied into a
+fresh file (DuckDB's COPY FROM DATABASE, which copies live rows only) that then replaces it.
+
+The ledger entry is written to the warehouse inside the transaction and to ledger.jsonl just before the commit: if
+the commit itself failed, ledger.jsonl would hold an entry the warehouse lacks, which `lareturns audit` reports as
+the two copies disagreeing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import polars as pl
+
+import schemas
+from pipelines.ingest import BOM, SourceSpec, load_mapping
+from pipelines.io import file_sha256
+from pipelines.ledger import append
+from pipelines.policies import _loaded
+from pipelines.registry import RunPaths
+from pipelines.retention import (CsvRecords, DatasetPurge, RetentionError, RetentionPolicy, Rule, csv_records, expired,
+                                 parse_retention, purge_body, undated)
+from pipelines.schedule import ENGLAND
+from pipelines.warehouse import open_warehouse
+from schemas.contract import contract_names, load_contract
+
+DEFAULT_RETENTION_POLICY = Path(schemas.__file__).parent / "policies" / "retention.toml"
+LEDGER_KIND = "retention"
+DECODINGS = {"utf-8": ("utf-8",), "utf-8-sig": ("utf-8",), "cp1252": ("cp1252",)}  # else auto: UTF-8, then cp1252
+
+
+def load_retention_policy(path: Path | None = None) -> RetentionPolicy:
+    """The retention policy, checked against the contracts: each rule's date column must be a date column of its
+    dataset, and every dataset with direct identifiers must be listed."""
+    contracts = [load_contract(name) for name in contract_names()]
+    date_columns = {c.dataset: {col.name for col in c.columns if col.type == "date"} for c in contracts}
+    personal = [c.dataset for c in contracts if c.direct_identifiers]
+    return _loaded(path or DEFAULT_RETENTION_POLICY, lambda raw: parse_retention(raw, date_columns, personal),
+                   RetentionError)
+
+
+def england_today() -> dt.date:
+    return dt.datetime.now(ZoneInfo(ENGLAND)).date()
+
+
+def check_day(today: dt.date, dry_run: bool, actual: dt.date) -> None:
+    """A real purge as of a later day would delete records still inside their retention period, which cannot be
+    undone; an earlier day only deletes less. Only a dry run may look ahead."""
+    if not dry_run and today > actual:
+        raise RetentionError(f"--today {today.isoformat()} is later than today ({actual.isoformat()}): only a dry "
+                             "run (--dry-run) may look ahead")
+
+
+@dataclass(frozen=True)
+class LandingPlan:
+    """One landing file: how many records expire and are undated, and the file's bytes without the expired ones."""
+
+    path: Path
+    deleted: int
+    undated: int
+    content: bytes | None  # None: nothing to delete, the file is left untouched
+    sha256: str = ""  # of the file as read, to refuse replacing a file that changed meanwhile (a new export)
+
+
+def _decoded(path: Path, data: bytes, spec: SourceSpec) -> tuple[str, str, bytes]:
+    """(text, encoding, BOM) as ingest reads the file (UTF-8, UTF-8 with BOM, else Windows-1252), so the rewrite
+    can be encoded back exactly as it came."""
+    bom = BOM if data.startswith(BOM) else b""
+    body = data[len(bom):]
+    for encoding in DECODINGS.get(spec.encoding, ("utf-8", "cp1252")):
+        try:
+            return body.decode(encoding), encoding, bom
+        except UnicodeDecodeError:
+            continue
+    raise RetentionError(f"{path.name}: not readable as UTF-8 or Windows-1252; nothing was deleted")
+
+
+def landing_plan(folder: Path, spec: SourceSpec, rule: Rule, today: dt.date) -> LandingPlan | None:
+    """The landing file's expired records; None when the dataset has no landing file."""
+    path = folder / spec.file
+    if not path.is_file():
+        return None
+    if not rule.applies:
+        return LandingPlan(path, 0, 0, None)
+    if path.suffix.lower() != ".csv":
+        raise RetentionError(f"{path.name}: only CSV landing files can be purged; nothing was deleted")
+    data = path.read_bytes()
+    text, encoding, bom = _decoded(path, data, spec)
+    try:
+        records: CsvRecords = csv_records(text, spec.delimiter)
+    except csv.Error as error:
+        raise RetentionError(f"{path.name}: not a well-formed CSV ({error}); nothing was deleted") from None
+    dates = records.column(rule.date_column)
+    if dates is None:  # an optional date column the export leaves out: no record has a date
+        return LandingPlan(path, 0, 0, None)
+    frame = dates.to_frame(rule.date_column)
+    drop, unreadable = expired(frame, rule, today), undated(frame, rule)
+    deleted = int(drop.sum())
+    content = bom + records.without(drop).encode(encoding) if deleted else None
+    return LandingPlan(path, deleted, int(unreadable.sum()), content, hashlib.sha256(data).hexdigest())
+
+
+def check_unchanged(plans: list[LandingPlan]) -> None:
+    """A landing file replaced by a new export while the purge ran must not be overwritten with the old one."""
+    changed = [p.path.name for p in plans if file_sha256(p.path) != p.sha256]
+    if changed:
+        raise RetentionError(f"{changed[0]}: changed while the purge ran (a new export?); nothing was deleted, run it again")
+
+
+def _table_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return connection.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                              [schema, table]).fetchall()[0][0] > 0
+
+
+def staged_rows(connection: duckdb.DuckDBPyConnection, rule: Rule) -> pl.DataFrame:
+    """row_key (DuckDB's rowid) and the typed date column of the dataset's staged rows."""
+    if not rule.applies or not _table_exists(connection, "staging", rule.dataset):
+        return pl.DataFrame(schema={"row_key": pl.Int64, rule.date_column or "date": pl.Date})
+    return connection.sql(f'SELECT rowid AS row_key, "{rule.date_column}" FROM staging."{rule.dataset}"').pl()
+
+
+def quarantined_rows(connection: duckdb.DuckDBPyConnection, rule: Rule) -> pl.DataFrame:
+    """row_key and the date text as it came from the export, for the dataset's quarantined rows of every run."""
+    if not rule.applies:
+        return pl.DataFrame(schema={"row_key": pl.Int64, "date": pl.String})
+    return connection.sql(f'SELECT rowid AS row_key, json_extract_string(raw_row, ?) AS "{rule.date_column}" '
+                          "FROM audit.quarantine WHERE dataset = ?",
+                          params=[f"$.{rule.date_column}", rule.dataset]).pl()
+
+
+@dataclass(frozen=True)
+class WarehouseExpiry:
+    """One dataset's expired rows in the warehouse, by rowid (valid within the transaction that found them)."""
+
+    dataset: str
+    staged: pl.Series
+    quarantined: pl.Series
+    undated_quarantined: int
+    rectifications: pl.Series
+
+
+def rectifications_of(connection: duckdb.DuckDBPyConnection, dataset: str, staged: pl.Series) -> pl.Series:
+    """row_key of each recorded correction to one of the expired staged rows: a correction holds the record's
+    key and its old and new values, so it goes when the record goes."""
+    empty = pl.Series("row_key", [], dtype=pl.Int64)
+    if staged.is_empty() or not _table_exists(connection, "audit", "rectifications"):
+        return empty
+    corrections = connection.sql("SELECT rowid AS row_key, key_column, key_value FROM audit.rectifications "
+                                 "WHERE dataset = ?", params=[dataset]).pl()
+    connection.register("expired_rows", staged.alias("row_key").to_frame().to_arrow())
+    try:
+        found = [corrections.filter((pl.col("key_column") == column) & pl.col("key_value").is_in(connection.sql(
+                     f'SELECT CAST("{column}" AS VARCHAR) AS k FROM staging."{dataset}" '
+                     "WHERE rowid IN (SELECT row_key FROM expired_rows)").pl()["k"].implode()))["row_key"]
+                 for column in corrections["key_column"].unique().to_list()]
+    finally:
+        connection.unregister("expired_rows")
+    return pl.concat(found) if found else empty
+
+
+def warehouse_expiry(connection: duckdb.DuckDBPyConnection, rule: Rule, today: dt.date) -> WarehouseExpiry:
+    staged, quarantined = staged_rows(connection, rule), quarantined_rows(connection, rule)
+    expired_staged = staged.filter(expired(staged, rule, today))["row_key"]
+    return WarehouseExpiry(rule.dataset, expired_staged, quarantined.filter(expired(quarantined, rule, today))["row_key"],
+                           int(undated(quarantined, rule).sum()), rectifications_of(connection, rule.dataset, expired_staged))
+
+
+def dataset_purge(rule: Rule, found: WarehouseExpiry, plan: LandingPlan | None) -> DatasetPurge:
+    return DatasetPurge(rule.dataset, rule.describe(), found.staged.len(), found.quarantined.len(),
+                        None if plan is None else plan.deleted, found.undated_quarantined,
+                        0 if plan is None else plan.undated, found.rectifications.len())
+
+
+def _delete(connection: duckdb.DuckDBPyConnection, table: str, keys: pl.Series) -> None:
+    """Delete rows by rowid, inside the caller's transaction; a count that differs rolls the purge back."""
+    if keys.is_empty():
+        return
+    connection.register("expired_keys", keys.alias("row_key").to_frame().to_arrow())
+    try:
+        [(deleted,)] = connection.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT row_key FROM expired_keys)").fetchall()
+    finally:
+        connection.unregister("expired_keys")
+    if deleted != keys.len():
+        raise RetentionError(f"{table}: {keys.len()} expired rows found but {deleted} deleted; nothing was deleted")
+
+
+@contextlib.contextmanager
+def replacements(contents: dict[Path, bytes]) -> Iterator:
+    """Each new content written beside its file first; calling the yielded function moves them all into place.
+    Left uncalled (an error before it), the originals stay as they were and the partial files are removed."""
+    partials = {path: path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial") for path in contents}
+    try:
+        for path, partial in partials.items():
+            partial.write_bytes(contents[path])
+
+        def replace_all() -> None:
+            for path, partial in partials.items():
+                os.replace(partial, path)
+        yield replace_all
+    finally:
+        for partial in partials.values():
+            partial.unlink(missing_ok=True)
+
+
+def compact_warehouse(path: Path) -> None:
+    """Copy the warehouse's live rows into a fresh file and put it in the warehouse's place, so deleted rows are no
+    longer in the file. Between closing the warehouse and the rename another run could open the old file; the
+    window is a rename long, and the schedule runs the purge at an hour when no return runs."""
+    fresh = path.with_name(f".{path.name}.{uuid.uuid4().hex}.compact")
+    try:
+        with open_warehouse(path) as connection:
+            (name,) = connection.execute("SELECT current_database()").fetchone()
+            connection.execute(f"ATTACH '{str(fresh).replace(chr(39), chr(39) * 2)}' AS compacted")
+            connection.execute(f'COPY FROM DATABASE "{name}" TO compacted')
+            connection.execute("DETACH compacted")
+        os.replace(fresh, path)
+    finally:
+        fresh.unlink(missing_ok=True)
+        fresh.with_name(fresh.name + ".wal").unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    today: dt.date
+    dry_run: bool
+    policy: Path
+    datasets: list[DatasetPurge]
+    ledger_entry: dict | None  # None for a dry run
+    compacted: bool
+
+
+def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, policy_path: Path | None = None,
+          actual_today: dt.date | None = None) -> PurgeResult:
+    """Delete (dry_run: count) the records expired on `today` from the run's warehouse and the landing folder."""
+    policy_path = policy_path or DEFAULT_RETENTION_POLICY
+    policy = load_retention_policy(policy_path)
+    check_day(today, dry_run, actual_today or england_today())
+    paths = RunPaths(Path(out))
+    if not paths.warehouse.is_file():
+        raise RetentionError(f"{out}: no warehouse here ({paths.warehouse.relative_to(paths.root)}); give the output "
+                             "folder of a validation or a return")
+    if not Path(input_dir).is_dir():
+        raise RetentionError(f"{input_dir}: not a folder (the landing folder of MIS exports)")
+    specs = load_mapping(None)
+    landing = {rule.dataset: landing_plan(Path(input_dir), specs[rule.dataset], rule, today) for rule in policy.rules}
+    rewrites = [plan for plan in landing.values() if plan is not None and plan.content is not None]
+    with open_warehouse(paths.warehouse) as connection, \
+            replacements({} if dry_run else {p.path: p.content for p in rewrites}) as replace_landing:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            found = [warehouse_expiry(connection, rule, today) for rule in policy.rules]
+            purges = [dataset_purge(rule, f, landing[rule.dataset]) for rule, f in zip(policy.rules, found, strict=True)]
+            if dry_run:
+                connection.execute("ROLLBACK")
+                return PurgeResult(today, True, policy_path, purges, None, False)
+            for f in found:
+                _delete(connection, "audit.rectifications", f.rectifications)  # before the rows they point at
+                _delete(connection, f'staging."{f.dataset}"', f.staged)
+                _delete(connection, "audit.quarantine", f.quarantined)
+            check_unchanged(rewrites)
+            body = purge_body(today, f"{policy_path.parent.name}/{policy_path.name}", file_sha256(policy_path),
+                              policy.version, purges,
+                              {p.path.name: hashlib.sha256(p.content).hexdigest() for p in rewrites})
+            entry = append(connection, paths.ledger, LEDGER_KIND, body)
+            connection.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
+                connection.execute("ROLLBACK")
+            raise
+        replace_landing()
+    deleted_rows = sum(p.staging + p.quarantine for p in purges)
+    if deleted_rows:
+        compact_warehouse(paths.warehouse)
+    return PurgeResult(today, False, policy_path, purges, entry, deleted_rows > 0)
+
