@@ -122,6 +122,14 @@ def landing_plan(folder: Path, spec: SourceSpec, rule: Rule, today: dt.date) -> 
     return LandingPlan(path, deleted, int(unreadable.sum()), content, hashlib.sha256(data).hexdigest())
 
 
+def quarantine_report_plans(paths: RunPaths, rules, today: dt.date) -> list[LandingPlan]:
+    """The analysts' quarantine files (validated/quarantine/<dataset>.csv) hold the rejected rows' raw fields, so
+    expired rows leave them too; they are CSVs with the export's columns, purged like a landing file."""
+    folder = paths.validated / "quarantine"
+    plans = (landing_plan(folder, SourceSpec(rule.dataset, f"{rule.dataset}.csv"), rule, today) for rule in rules)
+    return [plan for plan in plans if plan is not None]
+
+
 def check_unchanged(plans: list[LandingPlan]) -> None:
     """A landing file replaced by a new export while the purge ran must not be overwritten with the old one."""
     changed = [p.path.name for p in plans if file_sha256(p.path) != p.sha256]
@@ -266,8 +274,9 @@ def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, pol
     specs = load_mapping(None)
     landing = {rule.dataset: landing_plan(Path(input_dir), specs[rule.dataset], rule, today) for rule in policy.rules}
     rewrites = [plan for plan in landing.values() if plan is not None and plan.content is not None]
+    reports = [plan for plan in quarantine_report_plans(paths, policy.rules, today) if plan.content is not None]
     with open_warehouse(paths.warehouse) as connection, \
-            replacements({} if dry_run else {p.path: p.content for p in rewrites}) as replace_landing:
+            replacements({} if dry_run else {p.path: p.content for p in rewrites + reports}) as replace_landing:
         connection.execute("BEGIN TRANSACTION")
         try:
             found = [warehouse_expiry(connection, rule, today) for rule in policy.rules]
@@ -279,10 +288,12 @@ def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, pol
                 _delete(connection, "audit.rectifications", f.rectifications)  # before the rows they point at
                 _delete(connection, f'staging."{f.dataset}"', f.staged)
                 _delete(connection, "audit.quarantine", f.quarantined)
-            check_unchanged(rewrites)
+            check_unchanged(rewrites + reports)
             body = purge_body(today, f"{policy_path.parent.name}/{policy_path.name}", file_sha256(policy_path),
                               policy.version, purges,
-                              {p.path.name: hashlib.sha256(p.content).hexdigest() for p in rewrites})
+                              {p.path.name: hashlib.sha256(p.content).hexdigest() for p in rewrites}
+                              | {p.path.relative_to(paths.root).as_posix(): hashlib.sha256(p.content).hexdigest()
+                                 for p in reports})
             entry = append(connection, paths.ledger, LEDGER_KIND, body)
             connection.execute("COMMIT")
         except BaseException:

@@ -245,6 +245,8 @@ def test_a_purge_deletes_exactly_the_expired_records_everywhere_and_records_coun
     assert after["quarantined"]["early_years"] == before["quarantined"]["early_years"] - {22}
     assert {15, 16, 19} <= after["staged"]["pupils"] and {17, 18} <= after["quarantined"]["pupils"]
     assert {23, 24} <= after["staged"]["early_years"]
+    report = pl.read_csv(out / "validated" / "quarantine" / "pupils.csv", infer_schema=False)["source_row"].cast(int)
+    assert 14 not in report.to_list() and {17, 18} <= set(report)  # the analysts' quarantine file too
 
     # Landing: the expired records are gone and every other byte is as it was; no rule, no change.
     for name, rows in (("pupils.csv", PUPIL_ROWS), ("early_years.csv", EY_ROWS)):
@@ -264,7 +266,8 @@ def test_a_purge_deletes_exactly_the_expired_records_everywhere_and_records_coun
     assert {d["dataset"]: (d["deleted"]["staging"], d["deleted"]["quarantine"], d["deleted"]["landing"])
             for d in body["datasets"]} == {"pupils": (3, 1, 4), "early_years": (1, 1, 2), "destinations": (0, 0, 0),
                                            "ncmp": (0, 0, 0)}
-    assert body["landing_sha256"] == {n: file_sha256(landing / n) for n in ("pupils.csv", "early_years.csv")}
+    assert body["landing_sha256"] == {n: file_sha256(landing / n) for n in ("pupils.csv", "early_years.csv")} | {
+        f"validated/quarantine/{n}": file_sha256(out / "validated" / "quarantine" / n) for n in ("pupils.csv", "early_years.csv")}
     ledger_text = RunPaths(out).ledger.read_text()
     assert len(people) > 20
     for value in people | {"2000-11-25", "2018-11-25"}:
