@@ -126,6 +126,8 @@ def run(
     for delivery in result["delivered"]:
         console.print(f"{delivery['recipient']}: {delivery['files']} files in {delivery['folder']}")
     console.print(f"auditor report: {result['report']}")
+    console.print(f"ledger entry {result['ledger_entry']} in {out / 'ledger.jsonl'}; an auditor checks the run with "
+                  f"`lareturns audit {out}`")
 
 
 def _hierarchies(specs: list[str]) -> dict[str, Hierarchy]:
