@@ -8,6 +8,8 @@ export UV_PYTHON := $(PYTHON)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_TASKS_DEFAULT_NO_CACHE := true
+# The embedded API server gets two minutes to start on a busy 2-core machine (Prefect's default is 20 s).
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
 DEMO_DIR ?= out/demo
 

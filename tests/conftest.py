@@ -8,7 +8,7 @@ from pathlib import Path
 
 # Prefect quiet and offline, and no hashing of frames for its task cache, however pytest is started.
 for _name, _value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DO_NOT_TRACK", "1"),
-                      ("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")):
+                      ("PREFECT_TASKS_DEFAULT_NO_CACHE", "true"), ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")):
     os.environ.setdefault(_name, _value)
 
 import polars as pl  # noqa: E402

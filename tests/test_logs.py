@@ -36,6 +36,7 @@ def test_a_debug_run_logs_no_direct_identifier(small_clean, tmp_path):
         "PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "DEBUG", "PREFECT_LOGGING_ROOT_LEVEL": "DEBUG",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_TASKS_DEFAULT_NO_CACHE": "true",
         "LARETURNS_KEY_HEALTH": secrets.token_hex(32), "COLUMNS": "200",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a busy 2-core CI machine starts it slowly
     }
     env.pop("PREFECT_API_URL", None)
     done = subprocess.run([sys.executable, "-c", "from pipelines.cli import app; app()", "run", "census", "--input",
