@@ -171,18 +171,23 @@ class WarehouseExpiry:
 
 def rectifications_of(connection: duckdb.DuckDBPyConnection, dataset: str, staged: pl.Series) -> pl.Series:
     """row_key of each recorded correction to one of the expired staged rows: a correction holds the record's
-    key and its old and new values, so it goes when the record goes."""
+    key and its old and new values, so it goes when the record goes. A correction that changed the key itself
+    is found by the key it gave the row."""
     empty = pl.Series("row_key", [], dtype=pl.Int64)
     if staged.is_empty() or not _table_exists(connection, "audit", "rectifications"):
         return empty
-    corrections = connection.sql("SELECT rowid AS row_key, key_column, key_value FROM audit.rectifications "
-                                 "WHERE dataset = ?", params=[dataset]).pl()
+    columns = set(load_contract(dataset).column_names)
+    corrections = connection.sql('SELECT rowid AS row_key, key_column, key_value, "column", new_value '
+                                 "FROM audit.rectifications WHERE dataset = ?", params=[dataset]).pl()
     connection.register("expired_rows", staged.alias("row_key").to_frame().to_arrow())
     try:
-        found = [corrections.filter((pl.col("key_column") == column) & pl.col("key_value").is_in(connection.sql(
-                     f'SELECT CAST("{column}" AS VARCHAR) AS k FROM staging."{dataset}" '
-                     "WHERE rowid IN (SELECT row_key FROM expired_rows)").pl()["k"].implode()))["row_key"]
-                 for column in corrections["key_column"].unique().to_list()]
+        found = []
+        for column in (c for c in corrections["key_column"].unique().to_list() if c in columns):  # never SQL from data
+            keys = connection.sql(f'SELECT CAST("{column}" AS VARCHAR) AS k FROM staging."{dataset}" '
+                                  "WHERE rowid IN (SELECT row_key FROM expired_rows)").pl()["k"].implode()
+            mine = (pl.col("key_column") == column) & (pl.col("key_value").is_in(keys)
+                                                       | ((pl.col("column") == column) & pl.col("new_value").is_in(keys)))
+            found.append(corrections.filter(mine)["row_key"])
     finally:
         connection.unregister("expired_rows")
     return pl.concat(found) if found else empty
@@ -301,8 +306,6 @@ def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, pol
                 connection.execute("ROLLBACK")
             raise
         replace_landing()
-    deleted_rows = sum(p.staging + p.quarantine for p in purges)
-    if deleted_rows:
-        compact_warehouse(paths.warehouse)
-    return PurgeResult(today, False, policy_path, purges, entry, deleted_rows > 0)
+    compact_warehouse(paths.warehouse)  # every real purge, so one that failed to compact is made good by the next
+    return PurgeResult(today, False, policy_path, purges, entry, True)
 

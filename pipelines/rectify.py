@@ -193,20 +193,26 @@ def peers(connection: duckdb.DuckDBPyConnection, contract: Contract, candidate: 
     return pl.concat(parts).unique(SOURCE_ROW, maintain_order=True) if parts else candidate.clear()
 
 
+PERSON_KEYS = ("upn", "uln", "child_id", "person_id")  # identify one person for good, unlike a name or a date
+
+
 def checked(connection: duckdb.DuckDBPyConnection, correction: Correction, tables: set[str]) -> tuple[Contract, int, str | None, str | None]:
     """(contract, source_row, old text, new text) for a correction that passes every check; _Refused names the
     rule that it fails. Messages name columns and rules, never the key or the value."""
     try:
         contract = load_contract(correction.dataset)
     except ContractError:
-        raise _Refused("RECT-DATASET", f"no dataset {correction.dataset!r} (known: {', '.join(contract_names())})") from None
+        raise _Refused("RECT-DATASET", f"dataset is not one of {', '.join(contract_names())}") from None
     if correction.dataset not in tables:
         raise _Refused("RECT-DATASET", f"{correction.dataset!r} is not staged in this warehouse")
     for role, name in (("key_column", correction.key_column), ("column", correction.column)):
         if name in BOOKKEEPING:
-            raise _Refused("RECT-COLUMN", f"{role} {name!r} is run bookkeeping, not data: it cannot be corrected or keyed on")
+            raise _Refused("RECT-COLUMN", f"{role} names run bookkeeping, not data: it cannot be corrected or keyed on")
         if name not in contract.column_names:
-            raise _Refused("RECT-COLUMN", f"{role} {name!r} is not a column of {correction.dataset!r}")
+            raise _Refused("RECT-COLUMN", f"{role} is not a column of {correction.dataset!r}")  # never echo what was typed
+    if correction.key_column not in PERSON_KEYS:
+        raise _Refused("RECT-KEY", f"key_column must be a person's reference number ({', '.join(PERSON_KEYS)}): a name "
+                                   "or date could name someone else on a later run")
     if not correction.reason:
         raise _Refused("RECT-REASON", "every correction needs a reason (it is kept with the change)")
     key_text = canonical_text(contract.column(correction.key_column), correction.key_value)
@@ -295,19 +301,21 @@ def reapply_rectifications(connection: duckdb.DuckDBPyConnection) -> int:
 
     Each is checked again exactly as when it was accepted, against this load's rows and academic year, and
     skipped (not an error: the run must go on) when it no longer fits: the key no longer names exactly one row
-    (fixed at source, or the person has left), the export already holds the value, or the row it would make
-    breaks a rule (a code retired this year, a UPN now used by another pupil). Staging never gets a row that
+    (the person has left), the export no longer holds the value the correction replaced (fixed at source, or
+    changed since: the newer value wins), or the row it would make breaks a rule (a code retired this year, a UPN now used by another pupil). Staging never gets a row that
     validation would have quarantined."""
     connection.execute(RECTIFICATIONS_SQL)
-    recorded = connection.execute('SELECT id, dataset, key_column, key_value, "column", new_value, reason '
+    recorded = connection.execute('SELECT id, dataset, key_column, key_value, "column", new_value, reason, old_value '
                                   "FROM audit.rectifications ORDER BY id").fetchall()
     tables, applied = staged_tables(connection), 0
     connection.execute("BEGIN TRANSACTION")
     try:
-        for row in recorded:
+        for *row, replaced in recorded:
             try:
-                contract, source_row, _, new = checked(connection, Correction(*row), tables)
+                contract, source_row, current, new = checked(connection, Correction(*row), tables)
             except _Refused:
+                continue
+            if current != replaced:  # the MIS now holds something else: a newer fix at source wins
                 continue
             set_value(connection, contract, source_row, row[4], new)
             applied += 1

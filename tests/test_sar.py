@@ -237,6 +237,7 @@ def test_an_extract_made_after_a_correction_carries_it(run_copy, census_run, tmp
     ("pupils,upn,{upn},upn,{other},another pupil's UPN", "PUP-UPN-DUPLICATE"),
     ("pupils,upn,{upn},ethnicity,WBRI,", "RECT-REASON"),
     ("pupil,upn,{upn},ethnicity,WBRI,no such dataset", "RECT-DATASET"),
+    ("pupils,surname,Smith,ethnicity,WBRI,keyed on a name that could be someone else's next year", "RECT-KEY"),
 ])
 def test_a_bad_correction_is_refused_naming_its_row_and_rule_and_nothing_is_applied(run_copy, tmp_path, bad, rule):
     first, second, third = single_pupils(run_copy)[:3]
@@ -269,3 +270,16 @@ def test_the_next_run_reloads_the_exports_and_still_delivers_the_correction(run_
     kinds = [e["kind"] for e in file_entries(run_copy.ledger)]
     assert kinds[-2:] == ["rectification", "run"] and not chain_problems(file_entries(run_copy.ledger))
     assert file_entries(run_copy.ledger)[-1]["body"]["corrections_reapplied"] == 1
+
+
+def test_a_newer_value_from_the_export_wins_over_an_old_correction(run_copy, tmp_path):
+    """Re-applying only where the export still holds the value the correction replaced: once the MIS holds
+    something else (fixed at source, or changed since), the correction is not forced back."""
+    upn = single_pupils(run_copy)[0][0]
+    corrections = tmp_path / "corrections.csv"
+    corrections.write_text(HEADER + f"pupils,upn,{upn},forename,Corrected,preferred name\n", encoding="utf-8")
+    assert CliRunner().invoke(app, ["rectify", "--out", str(run_copy.root), str(corrections)]).exit_code == 0
+    with open_warehouse(run_copy.warehouse) as connection:
+        connection.execute("UPDATE staging.pupils SET forename = 'Newer' WHERE upn = ?", [upn])  # as a reload would
+        assert reapply_rectifications(connection) == 0
+        assert connection.execute("SELECT forename FROM staging.pupils WHERE upn = ?", [upn]).fetchall() == [("Newer",)]
