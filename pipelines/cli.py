@@ -126,8 +126,8 @@ def run(
     for delivery in result["delivered"]:
         console.print(f"{delivery['recipient']}: {delivery['files']} files in {delivery['folder']}")
     console.print(f"auditor report: {result['report']}")
-    console.print(f"ledger entry {result['ledger_entry']} in {out / 'ledger.jsonl'}; an auditor checks the run with "
-                  f"`lareturns audit {out}`")
+    console.print(f"ledger entry {result['ledger_entry']} ({result['ledger_hash']}) in {out / 'ledger.jsonl'}; an auditor "
+                  f"keeps that hash and checks the run with `lareturns audit {out} --expect-entry {result['ledger_hash']}`")
 
 
 def _hierarchies(specs: list[str]) -> dict[str, Hierarchy]:
@@ -231,13 +231,15 @@ def serve(
 @app.command()
 def audit(
     run_dir: Annotated[Path, typer.Argument(help="A run's output folder (the --out of lareturns run).")],
+    expect_entry: Annotated[str | None, typer.Option(help="A ledger entry hash you recorded earlier (lareturns run "
+                                                          "prints it): the audit fails if the chain no longer holds it.")] = None,
 ) -> None:
     """Check a run without trusting its reports: ledger chain, file hashes, an interval attack, the leak scan."""
-    from pipelines.verify import verify_run
+    from pipelines.verify import latest_entry_hash, verify_run
 
     if not (run_dir / "data" / "warehouse.duckdb").exists():
         raise fail(f"{run_dir}: no run here (no data/warehouse.duckdb)")
-    findings = verify_run(run_dir)
+    findings = verify_run(run_dir, expect_entry)
     table = Table(title=f"lareturns audit of {run_dir}")
     for column in ("check", "result", "detail"):
         table.add_column(column)
@@ -248,7 +250,8 @@ def audit(
     if failed:
         console.print(f"[bold red]{len(failed)} of {len(findings)} checks failed[/]")
         raise typer.Exit(code=1)
-    console.print(f"all {len(findings)} checks passed")
+    console.print(f"all {len(findings)} checks passed; the newest ledger entry is {latest_entry_hash(run_dir)}: keep it "
+                  "and give it as --expect-entry next time")
 
 
 @app.command()

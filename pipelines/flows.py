@@ -219,10 +219,11 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
         write_report(RunPaths.report(staging), document)
     entry = record_in_ledger(paths, run)
     report = (paths.root / "report" / "auditor_report.html").resolve()
-    create_markdown_artifact(f"[Auditor report]({report.as_uri()}) for run {run_id} ({', '.join(returns)})",
+    create_markdown_artifact(f"[Auditor report]({report.as_uri()}) for run {run_id} ({', '.join(returns)}); ledger entry "
+                             f"{entry['seq']}, SHA-256 {entry['entry_hash']}",
                              key="auditor-report", description="lareturns auditor report")
     return {"run_id": run_id, "period": period, "deliveries": str(paths.deliveries), "report": str(report),
-            "ledger_entry": entry["seq"],
+            "ledger_entry": entry["seq"], "ledger_hash": entry["entry_hash"],
             "audit_passed": all(p["summary"]["audit"]["passed"] for p in protections),
             "publications": [{"name": p["name"], "recipient": p["recipient"], "cells": p["summary"]["cells"],
                               "primary": p["summary"]["by_status"]["primary"], "secondary": p["summary"]["by_status"]["secondary"],

@@ -18,8 +18,8 @@ import polars as pl
 from pipelines.warehouse import staged_datasets, staged_frames
 from schemas.contract import load_contract
 
-SCANNED = ("upn", "former_upn", "uln", "ni_number", "nass_number", "parent_ni_number", "parent_nass_number",
-           "postcode", "phone", "email", "address_line1", "parent_name", "date_of_birth")
+SCANNED = ("upn", "former_upn", "uln", "child_id", "person_id", "ni_number", "nass_number", "parent_ni_number",
+           "parent_nass_number", "postcode", "phone", "email", "address_line1", "parent_name", "date_of_birth")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,10 @@ def identifier_values(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 def _normal(values: pl.Expr) -> pl.Expr:
-    return values.cast(pl.String).str.strip_chars().str.to_uppercase()
+    """One spelling per value on both sides: upper case, no spaces (LE16XN is LE1 6XN), dates as YYYY-MM-DD
+    (25/11/2015 is 2015-11-25), so a reformatted identifier is still found."""
+    text = values.cast(pl.String).str.to_uppercase().str.replace_all(r"\s+", "")
+    return text.str.replace(r"^(\d{2})/(\d{2})/(\d{4})$", "${3}-${2}-${1}")
 
 
 def _texts(values: pl.Series, kind: str) -> pl.DataFrame:
@@ -57,7 +60,7 @@ SCANNED_FILES = (".csv", ".parquet")
 
 def as_text(path: Path) -> pl.DataFrame:
     """The file's cells as text, as a reader of the file would see them."""
-    if path.suffix == ".parquet":
+    if path.suffix.lower() == ".parquet":
         frame = pl.read_parquet(path)
         return frame.select(pl.col(c).cast(pl.String) for c in frame.columns)
     return pl.read_csv(path, infer_schema=False)
@@ -80,7 +83,7 @@ def scan_file(path: Path, identifiers: pl.DataFrame, entitled: set[str]) -> list
 
 def scan(paths: list[Path], identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:
     """Every CSV and Parquet file among paths; other files (the manifest) hold no values from the inputs."""
-    return [leak for path in paths if path.suffix in SCANNED_FILES for leak in scan_file(path, identifiers, entitled)]
+    return [leak for path in paths if path.suffix.lower() in SCANNED_FILES for leak in scan_file(path, identifiers, entitled)]
 
 
 def staged_identifiers(warehouse: Path) -> pl.DataFrame:

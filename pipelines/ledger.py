@@ -52,9 +52,18 @@ def warehouse_entries(connection: duckdb.DuckDBPyConnection) -> list[dict]:
 
 
 def file_entries(jsonl: Path) -> list[dict]:
+    """The exported entries; a line that is not JSON (cut short, edited) becomes an entry that fails the chain."""
     if not jsonl.exists():
         return []
-    return [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [_parsed(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _parsed(line: str) -> dict:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return {"unreadable": True}
+    return entry if isinstance(entry, dict) else {"unreadable": True}
 
 
 def chain_problems(entries: list[dict]) -> list[str]:

@@ -83,7 +83,26 @@ def leak_findings(paths: RunPaths) -> list[Finding]:
     return findings
 
 
-def verify_run(root: Path) -> list[Finding]:
+def anchor_findings(paths: RunPaths, expected: str | None) -> list[Finding]:
+    """The chain still holds an entry the auditor recorded outside the run folder (the hash `lareturns run` prints
+    and its Prefect artifact keeps): without such an anchor, cutting the newest entries from both copies of the
+    chain would leave a shorter chain that is still whole."""
+    if expected is None:
+        return []
+    hashes = [e.get("entry_hash") for e in file_entries(paths.ledger)]
+    found = expected in hashes
+    return [Finding("ledger holds the recorded entry", found,
+                    f"entry {hashes.index(expected) + 1} of {len(hashes)}" if found
+                    else "not in the chain: entries were cut from its end, or it was rewritten")]
+
+
+def verify_run(root: Path, expected_entry: str | None = None) -> list[Finding]:
     paths = RunPaths(root)
     ledger, entry = ledger_findings(paths)
-    return ledger + hash_findings(paths, entry) + attack_findings(paths) + leak_findings(paths)
+    return (ledger + anchor_findings(paths, expected_entry) + hash_findings(paths, entry) + attack_findings(paths)
+            + leak_findings(paths))
+
+
+def latest_entry_hash(root: Path) -> str | None:
+    entries = file_entries(RunPaths(root).ledger)
+    return entries[-1].get("entry_hash") if entries else None

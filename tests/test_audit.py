@@ -89,6 +89,23 @@ def test_a_removed_ledger_entry_breaks_the_chain(run_copy):
     assert "ledger chain (warehouse)" in failed(ledger_findings(run_copy)[0])
 
 
+def test_entries_cut_from_the_end_of_both_copies_are_caught_by_the_recorded_hash(run_copy, census_run):
+    _, result = census_run
+    with open_warehouse(run_copy.warehouse) as connection:
+        append(connection, run_copy.ledger, "note", {"what": "a later entry"})
+        connection.execute("DELETE FROM audit.ledger WHERE seq = 2")
+    run_copy.ledger.write_text(run_copy.ledger.read_text().splitlines()[0] + "\n")
+    assert not failed(ledger_findings(run_copy)[0])  # a shorter chain is still whole...
+    outcome = CliRunner().invoke(app, ["audit", str(run_copy.root), "--expect-entry", result["ledger_hash"]])
+    assert outcome.exit_code == 0, outcome.output  # ...and still holds the run's entry
+    with open_warehouse(run_copy.warehouse) as connection:
+        later = append(connection, run_copy.ledger, "note", {"what": "recorded by the auditor"})
+        connection.execute("DELETE FROM audit.ledger WHERE seq = ?", [later["seq"]])
+    run_copy.ledger.write_text("".join(line + "\n" for line in run_copy.ledger.read_text().splitlines()[:-1]))
+    outcome = CliRunner().invoke(app, ["audit", str(run_copy.root), "--expect-entry", later["entry_hash"]])
+    assert outcome.exit_code == 1 and "ledger holds the recorded entry" in " ".join(outcome.output.split())
+
+
 def test_an_edited_ledger_entry_is_caught(run_copy):
     entries = [json.loads(line) for line in run_copy.ledger.read_text().splitlines()]
     entries[0]["body"]["period"] = "2025-spring"  # rewriting history

@@ -52,3 +52,14 @@ def test_the_shipped_recipients_file_loads_and_errors_name_the_key(tmp_path):
     bad.write_text('[health]\nname = "ICB"\n')
     with pytest.raises(RecipientError, match=r"recipients.toml: health.legal_basis: missing"):
         load_recipients(bad)
+
+
+def test_a_reformatted_identifier_is_still_found(small_clean, tmp_path):
+    """A date of birth written DD/MM/YYYY, a postcode without its space, a child's id, a file named .CSV."""
+    children = pl.read_csv(small_clean / "early_years.csv", infer_schema=False)
+    born, postcode, child = children["date_of_birth"][0], children["postcode"][0], children["child_id"][0]
+    year, month, day = born.split("-")
+    outbound = tmp_path / "EXTRACT.CSV"
+    pl.DataFrame({"dob": [f"{day}/{month}/{year}"], "pc": [postcode.replace(" ", "").lower()], "ref": [child]}).write_csv(outbound)
+    found = {(leak.column, leak.kind) for leak in scan([outbound], identifier_values([children]), set())}
+    assert {("dob", "date_of_birth"), ("pc", "postcode"), ("ref", "child_id")} <= found

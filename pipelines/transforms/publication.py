@@ -169,8 +169,9 @@ def unit_areas(units: pl.DataFrame, publication: Publication, schools: pl.DataFr
     """Each unit's finest area: its school URN, its school's district, or its home postcode's district (null
     when the postcode or school is not the LA's)."""
     codes = units.select(_squashed(pl.col(publication.area_source))).to_series()
-    if publication.geography == "school":
-        return codes.alias(AREA)
+    if publication.geography == "school":  # a school missing from the LA's list is left out and counted
+        known = schools.select(_squashed(pl.col("urn"))).to_series().implode()
+        return codes.to_frame(AREA).select(pl.when(pl.col(AREA).is_in(known)).then(pl.col(AREA))).to_series()
     if publication.geography == "school_district":
         lookup = dict(schools.select(_squashed(pl.col("urn")), "lad_code").iter_rows())
     else:
