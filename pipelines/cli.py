@@ -261,6 +261,7 @@ def retention(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete and record nothing.")] = False,
     today: Annotated[str | None, typer.Option(help="Purge as of this day, YYYY-MM-DD (default: today in England); a later day only with --dry-run.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Retention policy TOML (default: schemas/policies/retention.toml).")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="The column-mapping TOML the exports are validated with, if any.")] = None,
 ) -> None:
     """Delete records past their retention period from the warehouse and the landing folder; counts in the ledger."""
     from pipelines.purge import england_today, purge
@@ -268,7 +269,7 @@ def retention(
 
     try:
         day = parse_day(today) if today else england_today()
-        result = purge(input, out, day, dry_run, policy)
+        result = purge(input, out, day, dry_run, policy, mapping=mapping)
     except (RetentionError, FileProblem, WarehouseBusy, OSError) as error:
         raise fail(str(error)) from None
     table = Table(title=f"Retention purge as of {day.isoformat()}" + (" (dry run: nothing deleted)" if dry_run else ""),

@@ -46,10 +46,10 @@ def purge_day(today: str | None) -> dt.date:
 
 
 @task(**TASK, task_run_name="purge-{out.name}")
-def purge_run_dir(input_dir: Path, out: Path, today: dt.date, dry_run: bool) -> dict:
+def purge_run_dir(input_dir: Path, out: Path, today: dt.date, dry_run: bool, mapping: Path | None) -> dict:
     """One root's purge. The landing folder is shared: the first root's purge deletes its expired records, so the
     roots after it find none there, and each ledger records only what its own purge deleted."""
-    result = purge(input_dir, out, today, dry_run)
+    result = purge(input_dir, out, today, dry_run, mapping=mapping)
     logger = get_run_logger()
     for p in result.datasets:
         logger.info(f"{out.name} {p.dataset} ({p.rule}): {'would delete' if dry_run else 'deleted'} staging "
@@ -60,10 +60,11 @@ def purge_run_dir(input_dir: Path, out: Path, today: dt.date, dry_run: bool) -> 
 
 
 @flow(name="retention_purge")
-def retention_purge(input_dir: Path, out: Path, today: str | None = None, dry_run: bool = False) -> dict:
+def retention_purge(input_dir: Path, out: Path, today: str | None = None, dry_run: bool = False,
+                    mapping: Path | None = None) -> dict:
     """Delete records past their retention period from the warehouse(s) and the landing folder (dry_run: count)."""
     day = purge_day(today)
-    runs = [purge_run_dir(Path(input_dir), root, day, dry_run) for root in run_dirs(Path(out))]
+    runs = [purge_run_dir(Path(input_dir), root, day, dry_run, mapping) for root in run_dirs(Path(out))]
     rows = [f"| {Path(r['out']).name} | {d['dataset']} | {d['rule']} | {d['deleted']['staging']} | "
             f"{d['deleted']['quarantine']} | {'-' if d['deleted']['landing'] is None else d['deleted']['landing']} | "
             f"{d['undated_kept']['quarantine']} / {d['undated_kept']['landing']} |" for r in runs for d in r["datasets"]]

@@ -112,9 +112,11 @@ def landing_plan(folder: Path, spec: SourceSpec, rule: Rule, today: dt.date) -> 
         records: CsvRecords = csv_records(text, spec.delimiter)
     except csv.Error as error:
         raise RetentionError(f"{path.name}: not a well-formed CSV ({error}); nothing was deleted") from None
-    dates = records.column(rule.date_column)
-    if dates is None:  # an optional date column the export leaves out: no record has a date
-        return LandingPlan(path, 0, 0, None)
+    header = {contract: export for export, contract in spec.columns.items()}.get(rule.date_column, rule.date_column)
+    dates = records.column(header.strip().lower())
+    if dates is None:  # the records would come back at the next validation: refuse rather than skip
+        raise RetentionError(f"{path.name}: no {header!r} column to date its records by; give the mapping the "
+                             "exports were validated with (--mapping); nothing was deleted")
     frame = dates.to_frame(rule.date_column)
     drop, unreadable = expired(frame, rule, today), undated(frame, rule)
     deleted = int(drop.sum())
@@ -265,7 +267,7 @@ class PurgeResult:
 
 
 def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, policy_path: Path | None = None,
-          actual_today: dt.date | None = None) -> PurgeResult:
+          actual_today: dt.date | None = None, mapping: Path | None = None) -> PurgeResult:
     """Delete (dry_run: count) the records expired on `today` from the run's warehouse and the landing folder."""
     policy_path = policy_path or DEFAULT_RETENTION_POLICY
     policy = load_retention_policy(policy_path)
@@ -276,7 +278,7 @@ def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, pol
                              "folder of a validation or a return")
     if not Path(input_dir).is_dir():
         raise RetentionError(f"{input_dir}: not a folder (the landing folder of MIS exports)")
-    specs = load_mapping(None)
+    specs = load_mapping(mapping)  # the same file names and headers validation read the exports with
     landing = {rule.dataset: landing_plan(Path(input_dir), specs[rule.dataset], rule, today) for rule in policy.rules}
     rewrites = [plan for plan in landing.values() if plan is not None and plan.content is not None]
     reports = [plan for plan in quarantine_report_plans(paths, policy.rules, today) if plan.content is not None]

@@ -413,3 +413,19 @@ def test_a_correction_to_an_expired_record_goes_with_it(run_copy, tmp_path):
     purge = file_entries(RunPaths(out).ledger)[-1]
     assert {d["dataset"]: d["deleted"]["rectifications"] for d in purge["body"]["datasets"]}["pupils"] == 1
     assert upns[11] not in RunPaths(out).ledger.read_text()
+
+
+def test_exports_validated_with_a_mapping_are_purged_with_it_and_never_skipped(run_copy, tmp_path):
+    """Without the mapping the purge cannot date the renamed column; it refuses rather than leave records to
+    come back at the next validation."""
+    landing, out = run_copy
+    pupils = landing / "pupils.csv"
+    header, rest = pupils.read_text(encoding="utf-8").split("\n", 1)
+    pupils.write_text(header.replace("last_contact_date", "LastContact") + "\n" + rest, encoding="utf-8")
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[pupils]\ncolumns = { "LastContact" = "last_contact_date" }\n')
+    refused = retention("--input", landing, "--out", out, "--today", TODAY)
+    assert refused.exit_code == 2 and "'last_contact_date' column" in " ".join(refused.output.split())
+    done = retention("--input", landing, "--out", out, "--today", TODAY, "--mapping", mapping)
+    assert done.exit_code == 0, done.output
+    assert table_rows(done.output)["pupils"] == EXPECTED["pupils"]
