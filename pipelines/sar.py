@@ -213,12 +213,13 @@ def _joined(columns: list[pl.Expr]) -> pl.Expr:
 
 
 def delivered_rows(frame: pl.DataFrame, extract: Extract, recipient: Recipient, ids: dict[str, set[str]],
-                   people: set[str], key: bytes | None) -> pl.DataFrame:
+                   people: set[str], key: bytes | None, searched: Search | None = None) -> pl.DataFrame:
     """The rows of one delivered extract (all text) that hold the person, with the columns they matched on.
 
     Pure: a column the recipient had in the clear is compared with the person's values; a pseudonymised one
     with the person's pseudonyms under the recipient's key (when given); a file with neither number is searched
-    by name and date of birth together."""
+    by name and date of birth together, and, for a search by surname and date of birth, by those two as given
+    (the person may no longer be staged, while a file sent earlier still holds them)."""
     tests = {}
     for header, source in extract.columns:
         treatment = recipient.entitlement.treatment(source)
@@ -230,6 +231,10 @@ def delivered_rows(frame: pl.DataFrame, extract: Extract, recipient: Recipient, 
     if people and all(f in headers for f in NAME_AND_BIRTH):
         label = " + ".join(headers[f] for f in NAME_AND_BIRTH)
         tests[label] = _joined([pl.col(headers[f]) for f in NAME_AND_BIRTH]).is_in(sorted(people))
+    if searched is not None and searched.surname and all(f in headers for f in ("surname", "date_of_birth")):
+        label = f"{headers['surname']} + {headers['date_of_birth']} (as searched)"
+        tests[label] = ((_normal(pl.col(headers["surname"])) == searched.surname.strip().upper())
+                        & (pl.col(headers["date_of_birth"]).cast(pl.String) == searched.date_of_birth.isoformat()))
     if not tests:
         return frame.clear().with_columns(pl.lit(None, dtype=pl.List(pl.String)).alias("matched_on"))
     flags = frame.with_columns(expr.fill_null(False).alias(f"__match_{i}") for i, expr in enumerate(tests.values()))
@@ -291,6 +296,7 @@ class DeliverySearch:
     key_for: Callable[[str], bytes]
     recipients: dict[str, Recipient]
     manifests: dict[str, dict]
+    searched: Search
     keys: dict[str, bytes | None] = field(default_factory=dict)
 
     def key(self, key_id: str) -> bytes | None:
@@ -348,7 +354,7 @@ class DeliverySearch:
                 "reason": f"{', '.join(pseudonymised)} is a keyed pseudonym and the key "
                           f"({key_variable(recipient.entitlement.key_id)}) is not available here, so pseudonymised "
                           "deliveries could not be checked without the key"})
-        rows = delivered_rows(read_csv_text(path), extract, recipient, self.ids, self.people, key)
+        rows = delivered_rows(read_csv_text(path), extract, recipient, self.ids, self.people, key, self.searched)
         if not rows.height:
             return [], unchecked
         return [recipient_fields(recipient) | {
@@ -364,7 +370,7 @@ def deliveries(paths: RunPaths, records: dict[str, pl.DataFrame], wanted: Search
     recipients = load_recipients()
     manifests = {r: read_json(paths.deliveries / r / MANIFEST) for r in recipients if (paths.deliveries / r / MANIFEST).is_file()}
     search_in = DeliverySearch(paths, records, person_identifiers(records, wanted, rectified), names_and_births(records, rectified),
-                               ledger_runs, key_for, recipients, manifests)
+                               ledger_runs, key_for, recipients, manifests, wanted)
     found, aggregate, unchecked = [], [], []
     for name in extract_names():
         extract = load_extract(extract_spec(name), recipients)

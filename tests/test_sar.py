@@ -283,3 +283,13 @@ def test_a_newer_value_from_the_export_wins_over_an_old_correction(run_copy, tmp
         connection.execute("UPDATE staging.pupils SET forename = 'Newer' WHERE upn = ?", [upn])  # as a reload would
         assert reapply_rectifications(connection) == 0
         assert connection.execute("SELECT forename FROM staging.pupils WHERE upn = ?", [upn]).fetchall() == [("Newer",)]
+
+
+def test_a_person_no_longer_staged_is_still_found_in_a_file_sent_earlier(run_copy):
+    """After a purge (or a reload without them) only the search itself can find what was sent about them."""
+    upn, surname, _, born, _ = youth_support_pupil(run_copy)
+    with open_warehouse(run_copy.warehouse) as connection:
+        connection.execute("DELETE FROM staging.pupils WHERE upn = ?", [upn])
+    document = gather(run_copy.root, search(None, surname.lower(), born.isoformat()))
+    sent = [d for d in document["deliveries"] if d["recipient"] == "youth_support"]
+    assert sent and any("(as searched)" in m for d in sent for m in d["matched_on"])
