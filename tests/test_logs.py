@@ -13,7 +13,6 @@ import secrets
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.conftest import input_identifiers
 
