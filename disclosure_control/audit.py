@@ -37,22 +37,27 @@ def new_solver():
     return h
 
 
-def _highs(a: sparse.csc_matrix, rhs: np.ndarray):
+def loaded_solver(a: sparse.csc_matrix, cost: np.ndarray, col_lower: np.ndarray, row_lower: np.ndarray,
+                  row_upper: np.ndarray, col_upper: np.ndarray | None = None):
+    """A silent HiGHS instance holding the LP min cost.x, row_lower <= a x <= row_upper, col bounds (upper:
+    none unless given). The one place the library builds an LP for HiGHS."""
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = a.shape[1], a.shape[0]
-    lp.col_cost_ = np.zeros(a.shape[1])
-    lp.col_lower_ = np.zeros(a.shape[1])
-    lp.col_upper_ = np.full(a.shape[1], highspy.kHighsInf)
-    lp.row_lower_ = rhs
-    lp.row_upper_ = rhs
+    lp.col_cost_ = cost
+    lp.col_lower_ = col_lower
+    lp.col_upper_ = np.full(a.shape[1], highspy.kHighsInf) if col_upper is None else col_upper
+    lp.row_lower_, lp.row_upper_ = row_lower, row_upper
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a.indptr
-    lp.a_matrix_.index_ = a.indices
-    lp.a_matrix_.value_ = a.data
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
     h = new_solver()
+    h.passModel(lp)
+    return h
+
+
+def _highs(a: sparse.csc_matrix, rhs: np.ndarray):
+    h = loaded_solver(a, np.zeros(a.shape[1]), np.zeros(a.shape[1]), rhs, rhs)
     h.setOptionValue("simplex_strategy", 4)  # only the objective changes between solves, so the basis stays
     # primal feasible: primal simplex re-solves about 10x faster than HiGHS's default dual here
-    h.passModel(lp)
     return h
 
 

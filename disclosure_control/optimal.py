@@ -20,7 +20,7 @@ import highspy
 import numpy as np
 import polars as pl
 
-from .audit import new_solver
+from .audit import loaded_solver, new_solver
 from .policy import Policy
 from .secondary import cell_costs
 from .table import CELL_ID, TableSet
@@ -36,19 +36,7 @@ class _Attacker:
         self.width_up = np.full(len(self.a), table.inner_values.sum())  # UB_c: the total bounds any cell
         self.width_down = self.a.copy()  # LB_c: a count cannot go below zero
         m = table.membership.T.tocsc()  # cells x inner, column-wise for HiGHS
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = m.shape[1], m.shape[0]
-        lp.col_cost_ = np.zeros(m.shape[1])
-        lp.col_lower_ = np.zeros(m.shape[1])
-        lp.col_upper_ = np.full(m.shape[1], highspy.kHighsInf)
-        lp.row_lower_ = self.a.copy()
-        lp.row_upper_ = self.a.copy()
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = m.indptr
-        lp.a_matrix_.index_ = m.indices
-        lp.a_matrix_.value_ = m.data
-        self.h = new_solver()
-        self.h.passModel(lp)
+        self.h = loaded_solver(m, np.zeros(m.shape[1]), np.zeros(m.shape[1]), self.a.copy(), self.a.copy())
         self.cells = table.membership.tocsc()
         self.n_rows = m.shape[0]
 

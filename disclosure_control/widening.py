@@ -17,7 +17,7 @@ import highspy
 import numpy as np
 from scipy import sparse
 
-from .audit import new_solver
+from .audit import loaded_solver
 from .table import TableSet
 
 NEIGHBOURHOOD_STEPS = (1, 2, 1_000)  # levels above the cell; the last covers the whole table
@@ -44,17 +44,10 @@ def _cheapest_release(table: TableSet, suppressed: set[int], cell: int, upward: 
     n, p = len(inner), len(published)
     slack = sparse.vstack([sparse.identity(p, format="csc"), sparse.csc_matrix((1, p))]).tocsc()
     a = sparse.hstack([rows, -slack, slack]).tocsc()
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = a.shape[1], a.shape[0]
-    lp.col_cost_ = np.concatenate([np.zeros(n), costs[published], costs[published]])
-    lp.col_lower_ = np.concatenate([-table.inner_values[inner], np.zeros(2 * p)])
-    lp.col_upper_ = np.full(a.shape[1], highspy.kHighsInf)
-    lp.row_lower_ = np.append(np.zeros(p), distance if upward else -highspy.kHighsInf)
-    lp.row_upper_ = np.append(np.zeros(p), highspy.kHighsInf if upward else -distance)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
-    h = new_solver()
-    h.passModel(lp)
+    h = loaded_solver(a, np.concatenate([np.zeros(n), costs[published], costs[published]]),
+                      np.concatenate([-table.inner_values[inner], np.zeros(2 * p)]),
+                      np.append(np.zeros(p), distance if upward else -highspy.kHighsInf),
+                      np.append(np.zeros(p), highspy.kHighsInf if upward else -distance))
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
