@@ -33,9 +33,8 @@ from outputs.report import write_report
 from pipelines.io import file_sha256, read_json, staged_output, write_csv_atomic, write_parquet_atomic
 from pipelines.keys import pseudonymisation_key
 from pipelines.ledger import append
-from pipelines.leakscan import scan, staged_identifiers
-from pipelines.policies import (entitled_columns, load_disclosure_policy, load_extract, load_publication,
-                                load_recipients)
+from pipelines.leakscan import leaks_by_recipient
+from pipelines.policies import load_disclosure_policy, load_extract, load_publication, load_recipients
 from pipelines.schedule import current_period
 from pipelines.rectify import reapply_rectifications
 from pipelines.registry import (RunPaths, config_files, extract_names, extract_spec, publication_names,
@@ -143,25 +142,26 @@ def publish(paths: RunPaths, name: str, staging: Path, academic_year: int, term:
 
 
 @task(**TASK, task_run_name="extract-{name}")
-def write_extract(paths: RunPaths, name: str, staging: Path, academic_year: int, period: str) -> list[Path]:
-    """The record-level (or summary) extract as CSV in the recipient's column order."""
+def write_extract(paths: RunPaths, name: str, staging: Path, academic_year: int, period: str) -> int:
+    """The record-level (or summary) extract as CSV in the recipient's column order; returns its rows."""
     recipient_by_key = load_recipients()
     extract = load_extract(extract_spec(name), recipient_by_key)
     recipient = recipient_by_key[extract.recipient]
     key = pseudonymisation_key(recipient.entitlement.key_id) if recipient.entitlement.pseudonymise else None
     frame = staged_frames(paths.warehouse, (extract.dataset,))[extract.dataset]
-    path = RunPaths.delivery(staging, recipient.key) / f"{name}.csv"
-    write_csv_atomic(extract_rows(frame, extract, recipient.entitlement, academic_year, period, key), path)
-    return [path]
+    rows = extract_rows(frame, extract, recipient.entitlement, academic_year, period, key)
+    write_csv_atomic(rows, RunPaths.delivery(staging, recipient.key) / f"{name}.csv")
+    return rows.height
 
 
-@task(**TASK, task_run_name="leak-scan-{recipient_key}")
-def leak_scan(paths: RunPaths, recipient_key: str, files: list[Path]) -> int:
-    """Every direct identifier staged from the inputs, looked for in every file about to go to the recipient."""
-    leaks = scan(files, staged_identifiers(paths.warehouse), entitled_columns(load_recipients()[recipient_key]))
+@task(**TASK)
+def leak_scan(paths: RunPaths, staging: Path) -> int:
+    """Every direct identifier staged from the inputs, looked for in every file about to go to any recipient."""
+    found = leaks_by_recipient(RunPaths(staging).deliveries, paths.warehouse)  # staging mirrors the run's layout
+    leaks = [leak for recipient_leaks in found.values() for leak in recipient_leaks]
     if leaks:
         raise LeakFound("; ".join(str(leak) for leak in leaks[:5]))
-    return len(files)
+    return len(found)
 
 
 def suppressed_cells(paths: RunPaths, name: str) -> list[dict]:
@@ -176,18 +176,16 @@ def return_outputs(return_name: str, paths: RunPaths, staging: Path, academic_ye
                    policy_file: Path | None) -> dict:
     """One return's statistics (protected) and extracts, written into the staging folder."""
     term = parse_term_label(period)[1]
-    protections, files = [], []
+    protections = []
     for publication in publications_of(return_name):
         protections.append(protect_publication(paths, publication.name, academic_year, period, policy_file))
-        files += publish(paths, publication.name, staging, academic_year, term, policy_file)
+        publish(paths, publication.name, staging, academic_year, term, policy_file)
     extracts = []
     for extract in extracts_of(return_name):
         if term in extract.terms:
-            written = write_extract(paths, extract.name, staging, academic_year, period)
-            files += written
             extracts.append({"name": extract.name, "title": extract.title, "recipient": extract.recipient,
-                             "rows": pl.scan_csv(written[0]).select(pl.len()).collect().item()})
-    return {"return": return_name, "protections": protections, "extracts": extracts, "files": [str(f) for f in files]}
+                             "rows": write_extract(paths, extract.name, staging, academic_year, period)})
+    return {"return": return_name, "protections": protections, "extracts": extracts}
 
 
 def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, returns: tuple[str, ...]) -> dict:
@@ -201,12 +199,12 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
     with staged_output(paths.root) as staging:
         outputs = [return_outputs(name, paths, staging, academic_year, period, policy_file) for name in returns]
         protections = [p for o in outputs for p in o["protections"]]
+        leak_scan(paths, staging)
         deliveries = []
         for recipient in load_recipients().values():
             folder = RunPaths.delivery(staging, recipient.key)
             if not folder.exists():
                 continue
-            leak_scan(paths, recipient.key, sorted(p for p in folder.rglob("*") if p.is_file()))
             mine = {p["name"]: p["summary"] for p in protections if p["recipient"] == recipient.key}
             policy_version = next(iter(mine.values()))["policy_version"] if mine else load_disclosure_policy(recipient.policy).version
             manifest = write_manifest(folder, recipient.manifest_entry(), run | {"policy_version": policy_version}, mine or None)

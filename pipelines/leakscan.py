@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.policies import entitled_columns, load_recipients
 from pipelines.warehouse import staged_datasets, staged_frames
 from schemas.contract import load_contract
 
@@ -90,3 +91,14 @@ def staged_identifiers(warehouse: Path) -> pl.DataFrame:
     """Every direct identifier in the staged person datasets (those whose contract names direct identifiers)."""
     people = tuple(d for d in staged_datasets(warehouse) if load_contract(d).direct_identifiers)
     return identifier_values(list(staged_frames(warehouse, people).values()))
+
+
+def leaks_by_recipient(deliveries: Path, warehouse: Path) -> dict[str, list[Leak]]:
+    """recipient -> what the scan found in its delivery folder (empty: nothing), the identifiers read once."""
+    identifiers, found = staged_identifiers(warehouse), {}
+    for recipient in load_recipients().values():
+        folder = deliveries / recipient.key
+        if folder.exists():
+            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            found[recipient.key] = scan(files, identifiers, entitled_columns(recipient))
+    return found

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pipelines.intruder import attack
 from pipelines.io import file_sha256
-from pipelines.leakscan import scan, staged_identifiers
+from pipelines.leakscan import leaks_by_recipient
 from pipelines.ledger import chain_problems, file_entries, warehouse_entries
-from pipelines.policies import entitled_columns, load_disclosure_policy, load_publication, load_recipients
+from pipelines.policies import load_disclosure_policy, load_publication, load_recipients
 from pipelines.registry import RunPaths, publication_names, publication_spec
 from pipelines.warehouse import open_warehouse
 
@@ -73,14 +73,8 @@ def attack_findings(paths: RunPaths) -> list[Finding]:
 
 
 def leak_findings(paths: RunPaths) -> list[Finding]:
-    identifiers = staged_identifiers(paths.warehouse)
-    findings = []
-    for recipient in load_recipients().values():
-        folder = paths.deliveries / recipient.key
-        if folder.exists():
-            leaks = scan(sorted(p for p in folder.rglob("*") if p.is_file()), identifiers, entitled_columns(recipient))
-            findings.append(Finding(f"leak scan of {recipient.key}", not leaks, "; ".join(map(str, leaks[:3])) or "no identifier"))
-    return findings
+    return [Finding(f"leak scan of {recipient}", not leaks, "; ".join(map(str, leaks[:3])) or "no identifier")
+            for recipient, leaks in leaks_by_recipient(paths.deliveries, paths.warehouse).items()]
 
 
 def anchor_findings(paths: RunPaths, expected: str | None) -> list[Finding]:

@@ -48,19 +48,13 @@ def funded_hours(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
     return pl.col("funded_hours_per_week").cast(pl.Float64) * pl.col("funded_weeks").cast(pl.Float64)
 
 
-def bmi(frame: pl.DataFrame, academic_year: int) -> pl.Series:
-    return bmi_categories(frame)["bmi"].round(2)
-
-
-def bmi_centile(frame: pl.DataFrame, academic_year: int) -> pl.Series:
-    """Centile on the UK90 BMI reference (pipelines/transforms/growth.py)."""
-    return bmi_categories(frame)["bmi_centile"].round(1)
-
-
-def bmi_category(frame: pl.DataFrame, academic_year: int) -> pl.Series:
-    """The NCMP population-monitoring category of the child's UK90 BMI centile."""
-    return bmi_categories(frame)["bmi_category"].cast(pl.String)
+def growth(frame: pl.DataFrame, academic_year: int) -> pl.DataFrame:
+    """bmi (2 dp), its UK90 centile (1 dp) and the NCMP population-monitoring category
+    (pipelines/transforms/growth.py): made together, in one pass over the reference."""
+    return bmi_categories(frame).select(pl.col("bmi").round(2), pl.col("bmi_centile").round(1),
+                                        pl.col("bmi_category").cast(pl.String))
 
 
 DERIVED = {f.__name__: f for f in (ks2_rwm_expected, persistent_absence, academic_age, two_year_basis_group,
-                                    funded_hours, bmi, bmi_centile, bmi_category)}
+                                    funded_hours)}
+DERIVED_TOGETHER = {column: growth for column in ("bmi", "bmi_centile", "bmi_category")}  # column -> its frame

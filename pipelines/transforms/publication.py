@@ -21,7 +21,7 @@ from disclosure_control.hierarchy import ROOT, Hierarchy
 from disclosure_control.policy import Policy
 from disclosure_control.rounding import percentages
 from disclosure_control.table import CELL_ID, INNER_ID, TableSet, TableSpec, from_microdata
-from pipelines.transforms.characteristics import DERIVED
+from pipelines.transforms.characteristics import DERIVED, DERIVED_TOGETHER
 from schemas.lookups import codeset
 
 AREA = "area"  # the geography dimension of every published table: Total (the LA), a district code or a URN
@@ -146,11 +146,13 @@ def filter_column(spec: Filter, academic_year: int) -> pl.Expr:
 def with_derived(frame: pl.DataFrame, columns: set[str], academic_year: int) -> pl.DataFrame:
     """The frame with every derived characteristic that the publication asks for (characteristics.DERIVED)."""
     wanted = [c for c in sorted(columns) if c not in frame.columns]
-    unknown = [c for c in wanted if c not in DERIVED]
+    unknown = [c for c in wanted if c not in DERIVED and c not in DERIVED_TOGETHER]
     if unknown:
         raise PublicationError(f"{unknown[0]!r} is neither a staged column nor a derived characteristic "
-                               f"(known: {', '.join(sorted(DERIVED))})")
-    return frame.with_columns(DERIVED[c](frame, academic_year).alias(c) for c in wanted)
+                               f"(known: {', '.join(sorted([*DERIVED, *DERIVED_TOGETHER]))})")
+    together = [made(frame, academic_year) for made in {DERIVED_TOGETHER[c] for c in wanted if c in DERIVED_TOGETHER}]
+    return frame.with_columns(*(DERIVED[c](frame, academic_year).alias(c) for c in wanted if c in DERIVED),
+                              *(made[c] for made in together for c in wanted if c in made.columns))
 
 
 def selected_units(frame: pl.DataFrame, publication: Publication, period: str) -> pl.DataFrame:
