@@ -86,7 +86,7 @@ def config_hashes() -> dict[str, str]:
 
 def output_hashes(paths: RunPaths) -> dict[str, str]:
     """deliveries/<recipient>/<file> and report/<file> -> SHA-256, manifests included."""
-    files = [p for folder in (paths.deliveries, paths.root / "report") for p in folder.rglob("*") if p.is_file()]
+    files = [p for folder in (paths.deliveries, paths.report) for p in folder.rglob("*") if p.is_file()]
     return {p.relative_to(paths.root).as_posix(): file_sha256(p) for p in sorted(files)}
 
 
@@ -130,7 +130,7 @@ def publish(paths: RunPaths, name: str, staging: Path, academic_year: int, term:
     places = staged_frames(paths.warehouse, PLACES)
     districts = district_geography(places["postcodes"] if publication.geography == "residence" else places["schools"])
     geography = geography_rows(districts, places["schools"] if publication.geography == "school" else None)
-    folder, files = RunPaths.delivery(staging, recipient.key), []
+    folder, files = RunPaths(staging).delivery(recipient.key), []
     for table in publication.tables:
         data = ees_data(cells, table, publication, geography, academic_year, term, percents)
         if "ees" in recipient.formats or "csv" in recipient.formats:
@@ -150,7 +150,7 @@ def write_extract(paths: RunPaths, name: str, staging: Path, academic_year: int,
     key = pseudonymisation_key(recipient.entitlement.key_id) if recipient.entitlement.pseudonymise else None
     frame = staged_frames(paths.warehouse, (extract.dataset,))[extract.dataset]
     rows = extract_rows(frame, extract, recipient.entitlement, academic_year, period, key)
-    write_csv_atomic(rows, RunPaths.delivery(staging, recipient.key) / f"{name}.csv")
+    write_csv_atomic(rows, RunPaths(staging).delivery(recipient.key) / f"{name}.csv")
     return rows.height
 
 
@@ -202,7 +202,7 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
         leak_scan(paths, staging)
         deliveries = []
         for recipient in load_recipients().values():
-            folder = RunPaths.delivery(staging, recipient.key)
+            folder = RunPaths(staging).delivery(recipient.key)
             if not folder.exists():
                 continue
             mine = {p["name"]: p["summary"] for p in protections if p["recipient"] == recipient.key}
@@ -214,9 +214,9 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
                     "validation": validation | {"data_docs": str((paths.validated / "data_docs" / "index.html").resolve())},
                     "tables": [p | {"suppressed": suppressed_cells(paths, p["name"])} for p in protections],
                     "extracts": [e for o in outputs for e in o["extracts"]], "deliveries": deliveries}
-        write_report(RunPaths.report(staging), document)
+        write_report(RunPaths(staging).report, document)
     entry = record_in_ledger(paths, run)
-    report = (paths.root / "report" / "auditor_report.html").resolve()
+    report = (paths.report / "auditor_report.html").resolve()
     create_markdown_artifact(f"[Auditor report]({report.as_uri()}) for run {run_id} ({', '.join(returns)}); ledger entry "
                              f"{entry['seq']}, SHA-256 {entry['entry_hash']}",
                              key="auditor-report", description="lareturns auditor report")
@@ -227,7 +227,7 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
                               "primary": p["summary"]["by_status"]["primary"], "secondary": p["summary"]["by_status"]["secondary"],
                               "passed": p["summary"]["audit"]["passed"]} for p in protections],
             "delivered": [{"recipient": d["recipient"], "files": len(d["files"]),
-                           "folder": str(RunPaths.delivery(paths.root, d["recipient"]))} for d in deliveries]}
+                           "folder": str(paths.delivery(d["recipient"]))} for d in deliveries]}
 
 
 def run_period(period: str | None) -> str:

@@ -41,13 +41,12 @@ class RunPaths:
     def decisions(self, publication: str) -> Path:
         return self.work / f"{publication}.decisions.parquet"
 
-    @staticmethod
-    def delivery(staging: Path, recipient: str) -> Path:
-        return staging / "deliveries" / recipient
+    def delivery(self, recipient: str) -> Path:
+        return self.deliveries / recipient
 
-    @staticmethod
-    def report(staging: Path) -> Path:
-        return staging / "report"
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
 
 
 def publication_spec(name: str) -> Path:

@@ -83,7 +83,7 @@ def check_report_folder(root: Path, folder: Path) -> None:
     """Refuse a report folder inside what is sent or audited: the report holds one person's data, and the
     auditor's check counts any file there that the ledger does not know as tampering."""
     target = folder.resolve()
-    for kept in (RunPaths(root).deliveries, root / "report"):
+    for kept in (RunPaths(root).deliveries, RunPaths(root).report):
         if target == kept.resolve() or target.is_relative_to(kept.resolve()):
             raise SarError(f"--report {folder}: inside {kept}; choose a folder outside deliveries/ and report/")
 

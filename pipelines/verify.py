@@ -46,7 +46,7 @@ def hash_findings(paths: RunPaths, entry: dict | None) -> list[Finding]:
     if entry is None:
         return [Finding("outputs recorded in the ledger", False, "the ledger has no run")]
     recorded = entry["body"]["outputs"]
-    on_disk = {p.relative_to(paths.root).as_posix() for folder in (paths.deliveries, paths.root / "report")
+    on_disk = {p.relative_to(paths.root).as_posix() for folder in (paths.deliveries, paths.report)
                for p in folder.rglob("*") if p.is_file()}
     changed = sorted(f for f in recorded if f in on_disk and file_sha256(paths.root / f) != recorded[f])
     missing, extra = sorted(set(recorded) - on_disk), sorted(on_disk - set(recorded))
