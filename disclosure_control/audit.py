@@ -1,10 +1,11 @@
 """The interval audit: how much an attacker who sees every published cell can learn about each suppressed one.
 
 The attacker's unknowns are the inner cells not revealed by a published cell of their own; they are
-non-negative, and every published cell fixes their sum. A suppressed cell's feasible interval is the minimum and
-maximum of its sum under those constraints, found by linear programming with HiGHS. The unknowns split into
-independent groups (connected through published cells); each group's LP is built once and only its objective
-changes between solves, so HiGHS warm-starts from the last basis.
+non-negative, every published cell fixes their sum, and where the release nests one population in another each
+count of the smaller is at most the larger's (table.nested). A suppressed cell's feasible interval is the minimum
+and maximum of its sum under those constraints, found by linear programming with HiGHS. The unknowns split into
+independent groups (connected through published cells and nestings); each group's LP is built once and only its
+objective changes between solves, so HiGHS warm-starts from the last basis.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def loaded_solver(a: sparse.csc_matrix, cost: np.ndarray, col_lower: np.ndarray,
     return h
 
 
-def _highs(a: sparse.csc_matrix, rhs: np.ndarray):
-    h = loaded_solver(a, np.zeros(a.shape[1]), np.zeros(a.shape[1]), rhs, rhs)
+def _highs(a: sparse.csc_matrix, lower: np.ndarray, upper: np.ndarray):
+    h = loaded_solver(a, np.zeros(a.shape[1]), np.zeros(a.shape[1]), lower, upper)
     h.setOptionValue("simplex_strategy", 4)  # only the objective changes between solves, so the basis stays
     # primal feasible: primal simplex re-solves about 10x faster than HiGHS's default dual here
     return h
@@ -95,7 +96,8 @@ def _extreme(h, columns: np.ndarray, upward: bool) -> float:
 
 
 class AttackModel:
-    """What an attacker knows: every published cell's value and that counts are non-negative."""
+    """What an attacker knows: every published cell's value, that counts are non-negative, and the release's
+    nestings. `suppressed` is the cells whose values the attacker does not know."""
 
     def __init__(self, table: TableSet, suppressed: set[int]):
         m = table.membership.tocsc()
@@ -108,10 +110,20 @@ class AttackModel:
         self.position = np.full(m.shape[0], -1)
         self.position[unknown] = np.arange(len(unknown))
         pub = m[:, self.published].T.tocsr()  # published cells x inner cells
-        fixed = pub @ np.where(self.known, self.values, 0.0)
+        known_values = np.where(self.known, self.values, 0.0)
         a = pub[:, unknown].tocsr()
-        self.rows = np.flatnonzero(np.diff(a.indptr) > 0)  # published cells that constrain an unknown
-        self.a, self.rhs = a[self.rows], table.cell_values[self.published[self.rows]] - fixed[self.rows]
+        rows = np.flatnonzero(np.diff(a.indptr) > 0)  # published cells that constrain an unknown
+        rhs = table.cell_values[self.published[rows]] - (pub @ known_values)[rows]
+        blocks, lower, upper = [a[rows]], [rhs], [rhs]
+        if table.nested is not None and table.nested.height:
+            rows, bound = self._nesting_rows(table, suppressed)
+            nested = rows[:, unknown].tocsr()
+            used = np.flatnonzero(np.diff(nested.indptr) > 0)
+            blocks.append(nested[used])
+            lower.append(np.full(len(used), -np.inf))
+            upper.append((bound - rows @ known_values)[used])
+        self.a = sparse.vstack(blocks, format="csr")
+        self.lower, self.upper = np.concatenate(lower), np.concatenate(upper)
         if len(unknown):
             graph = sparse.bmat([[None, self.a], [self.a.T, None]]).tocsr()
             _, groups = connected_components(graph, directed=False)
@@ -120,12 +132,26 @@ class AttackModel:
             self.group = np.array([], dtype=int)
         self.models: dict[int, tuple[object, np.ndarray]] = {}
 
+    @staticmethod
+    def _nesting_rows(table: TableSet, suppressed: set[int]) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """small <= large for each nesting pair, with a published side written as its value: rows . x <= bound.
+        (A published large cell makes the row a few small inner cells against a number, not its whole sum.)"""
+        small, large = table.nested["small"].to_numpy(), table.nested["large"].to_numpy()
+        hidden = np.zeros(table.cells.height, dtype=bool)
+        hidden[list(suppressed)] = True
+        m = table.membership.tocsc()
+        rows = (m[:, small] @ sparse.diags(hidden[small].astype(float))
+                - m[:, large] @ sparse.diags(hidden[large].astype(float))).T.tocsr()
+        values = table.cell_values
+        bound = np.where(hidden[large], 0.0, values[large]) - np.where(hidden[small], 0.0, values[small])
+        return rows, bound
+
     def _model(self, g: int):
         if g not in self.models:
             members = np.flatnonzero(self.group == g)
             sub = self.a[:, members]
             used = np.flatnonzero(np.diff(sub.tocsr().indptr) > 0)
-            self.models[g] = (_highs(sub[used].tocsc(), self.rhs[used]), members)
+            self.models[g] = (_highs(sub[used].tocsc(), self.lower[used], self.upper[used]), members)
         return self.models[g]
 
     def _parts(self, cell: int):
@@ -167,7 +193,7 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
     low, high = value.copy(), value.copy()
     exact = np.zeros(len(cells), dtype=bool)
     if cell_of_unknown.shape[1]:
-        h = _highs(attacker.a.tocsc(), attacker.rhs)
+        h = _highs(attacker.a.tocsc(), attacker.lower, attacker.upper)
         rng = np.random.default_rng(seed)
         for _ in range(rounds):
             progress = False

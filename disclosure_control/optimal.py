@@ -9,16 +9,21 @@ closer than the protection level, LP duality gives a capacity cut that every pro
     sum_c (alpha_c * UB_c + beta_c * LB_c) * y_c  >=  a_p + UPL_p - sum_c (alpha_c - beta_c) * a_c
 
 where alpha, beta are the positive and negative parts of the row duals. A singleton pair's sum (singletons.py)
-is one more target: it must be able to move up by one. Cuts are added until no attacker succeeds; if the time limit passes first, the caller falls back to the fast method and says so.
+is one more target: it must be able to move up by one. A release's nestings are rows of the attacker's LP with
+fixed bounds (at most zero), so they tighten the attacker without adding terms to a cut; cells the attacker knows
+from elsewhere are never suppressed, and cells hidden in the earlier release always are.
+
+Cuts are added until no attacker succeeds. The work is capped in attacker LPs solved and in branch-and-bound nodes
+per master solve (never in seconds, so the pattern does not depend on the machine); past the cap the caller falls
+back to the fast method and says so.
 """
 
 from __future__ import annotations
 
-import time
-
 import highspy
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from .audit import loaded_solver, new_solver
 from .policy import Policy
@@ -26,6 +31,7 @@ from .secondary import cell_costs
 from .table import CELL_ID, TableSet
 
 TOLERANCE = 1e-6
+MASTER_NODES = 20_000  # branch-and-bound nodes per master solve
 
 
 class _Attacker:
@@ -36,9 +42,14 @@ class _Attacker:
         self.width_up = np.full(len(self.a), table.inner_values.sum())  # UB_c: the total bounds any cell
         self.width_down = self.a.copy()  # LB_c: a count cannot go below zero
         m = table.membership.T.tocsc()  # cells x inner, column-wise for HiGHS
-        self.h = loaded_solver(m, np.zeros(m.shape[1]), np.zeros(m.shape[1]), self.a.copy(), self.a.copy())
-        self.cells = table.membership.tocsc()
         self.n_rows = m.shape[0]
+        lower, upper = self.a.copy(), self.a.copy()
+        if table.nested_rows is not None:
+            m = sparse.vstack([m, table.nested_rows]).tocsc()
+            lower = np.append(lower, np.full(table.nested_rows.shape[0], -highspy.kHighsInf))
+            upper = np.append(upper, np.zeros(table.nested_rows.shape[0]))
+        self.h = loaded_solver(m, np.zeros(m.shape[1]), np.zeros(m.shape[1]), lower, upper)
+        self.cells = table.membership.tocsc()
 
     def set_pattern(self, y: np.ndarray) -> None:
         lower, upper = self.a - self.width_down * y, self.a + self.width_up * y
@@ -61,7 +72,7 @@ class _Attacker:
         reach = best if upward else -best
         if (upward and reach >= target - TOLERANCE) or (not upward and reach <= target + TOLERANCE):
             return None
-        dual = np.asarray(self.h.getSolution().row_dual)
+        dual = np.asarray(self.h.getSolution().row_dual)[:self.n_rows]  # nestings: bound 0, no term in the cut
         if abs(np.maximum(dual, 0) @ self.upper - np.maximum(-dual, 0) @ self.lower - best) > 1e-4 * max(1.0, abs(best)):
             dual = -dual  # HiGHS's sign convention for maximisation: pick the one that gives strong duality
         alpha, beta = np.maximum(dual, 0), np.maximum(-dual, 0)
@@ -82,29 +93,32 @@ def goals(table: TableSet, required: pl.DataFrame, pairs: list[tuple[int, int]])
 
 
 def optimal_suppression(table: TableSet, primary: set[int], required: pl.DataFrame, policy: Policy,
-                        pairs: list[tuple[int, int]] = (), time_limit: float | None = None) -> tuple[set[int], str | None]:
-    """The cheapest protecting pattern, or (set(), a note saying why the fast method must be used)."""
-    started = time.monotonic()
-    limit = time_limit or policy.optimal_time_limit
+                        pairs: list[tuple[int, int]] = (), known: frozenset[int] = frozenset(),
+                        forced: set[int] = frozenset()) -> tuple[set[int], str | None]:
+    """The cheapest protecting pattern (never suppressing a known cell, always the forced ones), or (set(), a
+    note saying why the fast method must be used)."""
     costs = cell_costs(table, policy)
     n = len(costs)
     targets = goals(table, required, pairs)
     attacker = _Attacker(table)
     master = new_solver()
     master.setOptionValue("mip_rel_gap", 0.0)
-    lower = np.zeros(n)
-    lower[list(primary)] = 1.0
+    master.setOptionValue("mip_max_nodes", MASTER_NODES)
+    lower, upper = np.zeros(n), np.ones(n)
+    lower[list((set(primary) | set(forced)) - known)] = 1.0
+    upper[list(known)] = 0.0  # the attacker has it anyway: hiding it protects nothing
     for c in range(n):
-        master.addCol(float(costs[c]), float(lower[c]), 1.0, 0, np.array([], dtype=np.int32), np.array([]))
+        master.addCol(float(costs[c]), float(lower[c]), float(upper[c]), 0, np.array([], dtype=np.int32), np.array([]))
     master.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger))
     y = lower.copy()
-    out_of_time = f"the optimal method passed its {limit:g} s limit; the fast method was used instead"
+    solves = 0
     while True:
         attacker.set_pattern(y)
         cuts = 0
         for cells, upward, target in targets:
-            if time.monotonic() - started > limit:
-                return set(), out_of_time
+            solves += 1
+            if solves > policy.optimal_solves:
+                return set(), f"the optimal method used its {policy.optimal_solves:,} attacker solves; the fast method was used instead"
             found = attacker.cut(cells, upward, target)
             if found is not None:
                 coefficients, needed = found
@@ -113,7 +127,6 @@ def optimal_suppression(table: TableSet, primary: set[int], required: pl.DataFra
                 cuts += 1
         if not cuts:
             return {int(c) for c in np.flatnonzero(y > 0.5)}, None
-        master.setOptionValue("time_limit", max(1.0, limit - (time.monotonic() - started)))
         master.run()
         if master.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return set(), f"the optimal method stopped ({master.modelStatusToString(master.getModelStatus())}); the fast method was used instead"

@@ -36,7 +36,8 @@ class Policy:
     rounding_base: int | None = None
     small_denominator: int = 30
     method: str = "fast"
-    optimal_time_limit: float = 60.0
+    optimal_solves: int = 20_000  # attacker LPs the optimal method may solve before it gives way to fast (work, not time)
+    movers: int = 1  # units an intruder may know joined or left between two consecutive releases
     cost: str = "value"
     total_cost_factor: float = 1000.0
     symbols: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SYMBOLS))
@@ -103,8 +104,10 @@ def parse_policy(raw: dict) -> Policy:
         values["small_denominator"] = _number(raw, "small_denominator", int, 0)
     if "method" in raw:
         values["method"] = _choice(raw, "method", METHODS)
-    if "optimal_time_limit" in raw:
-        values["optimal_time_limit"] = _number(raw, "optimal_time_limit", float, 0.1)
+    if "optimal_solves" in raw:
+        values["optimal_solves"] = _number(raw, "optimal_solves", int, 1, 10_000_000)
+    if "movers" in raw:
+        values["movers"] = _number(raw, "movers", int, 0, 1000)
     if "cost" in raw:
         values["cost"] = _choice(raw, "cost", COSTS)
     if "total_cost_factor" in raw:

@@ -1,4 +1,5 @@
-"""Protecting a table (or linked tables): primary rules, secondary suppression, audit, decision records.
+"""Protecting a table (or linked tables, or a whole release): primary rules, secondary suppression, audit,
+decision records.
 
 Cell statuses, one documented set (shown in EES files as the policy's symbols):
 - published        the value is shown;
@@ -10,11 +11,18 @@ Cell statuses, one documented set (shown in EES files as the policy's symbols):
 
 protect() never returns a pattern that fails its own audit: when a cell's interval is narrower than its
 protection level it suppresses the cheapest cells that let it move far enough (widening.py) and checks again.
+
+What is already out (Prior) is part of the problem: figures published elsewhere for the same units, and the
+earlier release of the same series. Both are known to the attacker whatever this release shows, so they count as
+published in every attack; a cell hidden in the earlier release stays hidden (or differencing the two releases
+would give it back), and the earlier release's primaries keep the protection they were given.
+
+Every decision is a function of the table, the policy and the prior: work limits (rounds, trials), never the
+clock, and ties broken by cell number, so the same inputs give the same pattern on any machine under any load.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -29,7 +37,34 @@ from .table import CELL_ID, INNER_ID, VALUE, TableSet
 
 STATUSES = ("published", "primary", "secondary", "structural_zero", "rounded")
 MAX_REPAIR_ROUNDS = 3  # each repair provably widens its cell; more rounds only absorb LP round-off
-CLEANUP_SECONDS = 2.0  # time allowed for publishing needless secondaries again; the pattern is safe either way
+CLEANUP_WORK = 10_000  # inner cells audited, summed over the trials that publish needless secondaries again
+# (about the 2 s budget this replaced, on a 2-core machine); the pattern is safe however many run
+REQUIRED_COLUMNS = {CELL_ID: pl.Int64, "upper_required": pl.Float64, "lower_required": pl.Float64}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What an attacker has before this release (sdcTable's setInfo, for release-wide protection).
+
+    public           cell -> where it is already published, for the same units and at the same value: shown,
+                     since publishing it costs nothing, and never a primary
+    earlier_published cells the earlier release of the series showed: with few units changed since, they bound
+                     this release's cells closely, so they never count as protection, and a primary among them
+                     (a count that crossed the threshold) cannot be protected
+    earlier_hidden   cells the earlier release hid: hidden again unless publishing them gives nothing away
+    owed             cell_id, upper_required, lower_required: protection the earlier release's primaries still
+                     need, around this release's values
+    """
+
+    public: dict[int, str] = field(default_factory=dict)
+    earlier_published: frozenset[int] = frozenset()
+    earlier_hidden: frozenset[int] = frozenset()
+    owed: pl.DataFrame | None = None
+    earlier: str = "the earlier release"
+
+    @property
+    def known(self) -> frozenset[int]:
+        return frozenset(self.public) | self.earlier_published
 
 
 class ProtectionError(RuntimeError):
@@ -63,11 +98,37 @@ class Protection:
         }
 
 
-def required_protection(table: TableSet, primary: pl.DataFrame, policy: Policy) -> pl.DataFrame:
-    values = table.cells.filter(pl.col(CELL_ID).is_in(primary[CELL_ID].implode()))
+def owed_protection(table: TableSet, hidden: set[int], policy: Policy) -> pl.DataFrame:
+    """Protection that cells hidden in the earlier release may still be owed, around this release's values.
+
+    With at most `movers` units changed since, a cell worth v now was worth v - movers to v + movers then; if any
+    of those could have been a primary (a count from 1 to threshold - 1, or a suppressed zero), the earlier
+    primary must keep its protection: differencing shifts its interval by the change, so this release's interval
+    must reach as far either side of v as the largest such primary needed. (Magnitude tables carry no such
+    bound: their primary rules depend on contributors, not on the count.)"""
+    if table.magnitude or not hidden:
+        return pl.DataFrame(schema=REQUIRED_COLUMNS)
+    rows = []
+    for cell in sorted(hidden):
+        value = int(table.cell_values[cell])
+        then = [v for v in range(max(0, value - policy.movers), value + policy.movers + 1)
+                if 0 < v < policy.threshold or (v == 0 and policy.zeros == "suppress")]
+        if then:
+            upper = max(protection_required([v], policy)[0][0] for v in then)
+            rows.append((cell, upper, min(float(value), upper)))
+    return pl.DataFrame(rows, schema=REQUIRED_COLUMNS, orient="row")
+
+
+def required_protection(table: TableSet, primary: set[int], policy: Policy, owed: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The width each protected cell's interval must keep on either side: the policy's for this release's
+    primaries, and at least what the earlier release's primaries are owed."""
+    values = table.cells.filter(pl.col(CELL_ID).is_in(list(primary)))
     upper, lower = protection_required(values[VALUE].to_list(), policy)
-    return pl.DataFrame({CELL_ID: values[CELL_ID], "upper_required": upper, "lower_required": lower},
-                        schema={CELL_ID: pl.Int64, "upper_required": pl.Float64, "lower_required": pl.Float64})
+    required = pl.DataFrame({CELL_ID: values[CELL_ID], "upper_required": upper, "lower_required": lower}, schema=REQUIRED_COLUMNS)
+    if owed is None or owed.is_empty():
+        return required
+    return (pl.concat([required, owed.select(REQUIRED_COLUMNS).cast(REQUIRED_COLUMNS)])
+            .group_by(CELL_ID).agg(pl.col("upper_required").max(), pl.col("lower_required").max()).sort(CELL_ID))
 
 
 def structural_cells(table: TableSet, structural: pl.DataFrame | None) -> set[int]:
@@ -81,8 +142,10 @@ def structural_cells(table: TableSet, structural: pl.DataFrame | None) -> set[in
             and set(m.indices[m.indptr[c]:m.indptr[c + 1]].tolist()) <= flags and m.indptr[c + 1] > m.indptr[c]}
 
 
-def interval_repairs(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, costs) -> set[int]:
-    """Cells to suppress as well so that every cell the audit found too narrow can move far enough.
+def interval_repairs(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, costs,
+                     known: frozenset[int] = frozenset()) -> set[int]:
+    """Cells to suppress as well so that every cell the audit found too narrow can move far enough (never a
+    known cell: the attacker has it anyway).
 
     Cells needing the most room go first, so the cells they release can serve the smaller ones after them.
     """
@@ -95,30 +158,25 @@ def interval_repairs(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame
         ):
             if not short:
                 continue
-            cells = widening_cells(table, suppressed | added, row[CELL_ID], upward, distance, costs)
+            cells = widening_cells(table, suppressed | added, row[CELL_ID], upward, distance, costs, known)
             if cells is None:
                 raise ProtectionError(f"cell {row[CELL_ID]} cannot be protected: no pattern lets it move {distance:g}")
             added |= cells
     return added
 
 
-def without_needless_secondaries(table: TableSet, suppressed: set[int], primary: set[int], required: pl.DataFrame,
-                                 checked: pl.DataFrame, pairs: list[tuple[int, int]], costs,
-                                 budget_seconds: float, trial_seconds: float) -> tuple[set[int], pl.DataFrame]:
-    """Publish again, most expensive first, any secondary cell the pattern stays safe without; returns the
-    pattern and its audit. A passing audit also rules out exact recovery: every primary keeps room both ways.
-    A trial starts only if it should end within the budget (trial_seconds estimates it, then the longest trial)."""
-    deadline = time.monotonic() + budget_seconds
-    for cell in sorted(suppressed - primary, key=lambda c: (-costs[c], c)):
-        started = time.monotonic()
-        if started + trial_seconds > deadline:
-            break
+def without_needless_secondaries(table: TableSet, suppressed: set[int], protected: set[int], required: pl.DataFrame,
+                                 checked: pl.DataFrame, pairs: list[tuple[int, int]], costs, known: frozenset[int],
+                                 trials: int) -> tuple[set[int], pl.DataFrame]:
+    """Publish again, most expensive first, any secondary cell the pattern stays safe without, trying at most
+    `trials` cells; returns the pattern and its audit. A passing audit also rules out exact recovery: every
+    protected cell keeps room both ways."""
+    for cell in sorted(suppressed - protected, key=lambda c: (-costs[c], c))[:trials]:
         trial = suppressed - {cell}
-        if not (pairs and recoverable_pairs(table, trial, pairs)):
-            trial_audit = audit(table, trial, required)
+        if not (pairs and recoverable_pairs(table, trial - known, pairs)):
+            trial_audit = audit(table, trial - known, required)
             if trial_audit["safe"].all():
                 suppressed, checked = trial, trial_audit
-        trial_seconds = max(trial_seconds, time.monotonic() - started)
     return suppressed, checked
 
 
@@ -133,67 +191,103 @@ def determined_secondaries(table: TableSet, suppressed: set[int], primary: set[i
 
 
 def protect(table: TableSet, policy: Policy, method: str | None = None,
-            structural: pl.DataFrame | None = None) -> Protection:
+            structural: pl.DataFrame | None = None, prior: Prior | None = None) -> Protection:
     method = method or policy.method
-    primary = primary_cells(table, policy)
+    prior = prior or Prior()
+    known = prior.known
     structural_ids = structural_cells(table, structural)
-    primary = primary.filter(~pl.col(CELL_ID).is_in(list(structural_ids)))
-    required = required_protection(table, primary, policy)
+    primary = primary_cells(table, policy).filter(~pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public))))
     primary_ids = set(primary[CELL_ID].to_list())
+    required = required_protection(table, primary_ids - known, policy, prior.owed)
+    exposed = exposed_by_known(table, required, known)
+    required = required.filter(~pl.col(CELL_ID).is_in(list(exposed)))
+    protected = set(required[CELL_ID].to_list())  # this release's primaries, and the earlier's still owed
+    kept = set(prior.earlier_hidden) - set(prior.public) - structural_ids
     costs = cell_costs(table, policy)
     notes = []
-    singletons = singleton_cells(table, primary_ids) if policy.protect_singletons else set()
-    pairs = singleton_pairs(table, primary_ids, singletons)
+    singletons = singleton_cells(table, primary_ids - known) if policy.protect_singletons else set()
+    pairs = singleton_pairs(table, primary_ids - known, singletons)
     if method == "optimal":
         from .optimal import optimal_suppression
 
-        suppressed, note = optimal_suppression(table, primary_ids, required, policy, pairs)
+        suppressed, note = optimal_suppression(table, protected, required, policy, pairs, known, kept)
         if note:
             notes.append(note)
             method = "fast"
-    started = time.monotonic()
     if method == "fast":
-        suppressed = gauss_suppression(table, primary_ids, set(), policy, pairs)
-    gauss_seconds = time.monotonic() - started
+        suppressed = gauss_suppression(table, protected, kept, policy, pairs, known)
+    suppressed |= primary_ids | kept
     first_pattern = frozenset(suppressed)
-    started = time.monotonic()
-    checked = audit(table, suppressed, required)
-    # a cleanup trial costs an audit, and with singleton pairs an elimination like Gauss's too
-    trial_seconds = time.monotonic() - started + (gauss_seconds if pairs else 0.0)
+    checked = audit(table, suppressed - known, required)
     for _ in range(MAX_REPAIR_ROUNDS):
         unsafe = checked.filter(~pl.col("safe"))
         if unsafe.is_empty():
             break
-        extra = interval_repairs(table, suppressed, unsafe, costs)
+        extra = interval_repairs(table, suppressed - known, unsafe, costs, known)
         suppressed |= extra  # suppressing more never makes a primary recoverable again, nor narrows an
         # interval (equations are only removed): each interval found stays attainable, so only the narrow
         # cells need checking again, and the other cells' intervals are no longer known to be exact
-        rechecked = audit(table, suppressed, required, only=set(unsafe[CELL_ID].to_list()) | extra,
+        rechecked = audit(table, suppressed - known, required, only=set(unsafe[CELL_ID].to_list()) | extra,
                           rounds=RECHECK_ROUNDS)
-        kept = checked.filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())).with_columns(exact=pl.lit(False))
-        checked = pl.concat([kept, rechecked]).sort(CELL_ID)
+        kept_audit = checked.filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())).with_columns(exact=pl.lit(False))
+        checked = pl.concat([kept_audit, rechecked]).sort(CELL_ID)
     else:
         raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
-    if method == "fast" and suppressed - primary_ids:
-        suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids, required, checked,
-                                                           pairs, costs, CLEANUP_SECONDS, trial_seconds)
+    if method == "fast" and suppressed - primary_ids - protected:
+        trials = CLEANUP_WORK // max(1, table.inner.height)
+        suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids | protected, required, checked,
+                                                           pairs, costs, known, trials)
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
-    determined = determined_secondaries(table, suppressed, primary_ids, checked)
+    determined = determined_secondaries(table, suppressed - known, primary_ids | protected, checked)
     if determined:
         suppressed -= determined
         checked = checked.filter(~pl.col(CELL_ID).is_in(list(determined)))
         notes.append(f"{len(determined)} secondary cells were fixed exactly by the published cells, so they are shown")
-    return Protection(decisions(table, primary, suppressed, structural_ids, checked, policy), checked, policy, method, notes)
+    notes += prior_notes(prior, primary_ids, suppressed, exposed)
+    return Protection(decisions(table, primary, suppressed, structural_ids, checked, policy, prior, exposed, protected),
+                      checked, policy, method, notes)
+
+
+def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[int]) -> set[int]:
+    """Cells to protect that what is already out narrows below their protection level even if this release
+    showed nothing else: no pattern can protect them, so they are reported rather than tried."""
+    if not known or required.is_empty():
+        return set()
+    cells = set(required[CELL_ID].to_list())
+    found = audit(table, set(range(table.cells.height)) - known, required, only=cells)
+    return set(found.filter(~pl.col("safe"))[CELL_ID].to_list())
+
+
+def prior_notes(prior: Prior, primary: set[int], suppressed: set[int], exposed: set[int]) -> list[str]:
+    notes = []
+    if exposed:
+        notes.append(f"{len(exposed)} cells to protect are narrowed below their protection level by what is already "
+                     "published, whatever this release hides")
+    if prior.public:
+        notes.append(f"{len(prior.public)} cells were already published elsewhere, so they are shown")
+    if prior.earlier_hidden:
+        notes.append(f"{len(prior.earlier_hidden & suppressed)} of the {len(prior.earlier_hidden)} cells hidden in "
+                     f"{prior.earlier} are hidden again")
+    crossed = primary & prior.earlier_published
+    if crossed:
+        notes.append(f"{len(crossed)} primary cells were published in {prior.earlier}: differencing the two "
+                     "releases bounds them, whatever this release hides")
+    return notes
 
 
 def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], structural_ids: set[int],
-              checked: pl.DataFrame, policy: Policy) -> pl.DataFrame:
-    """One decision record per cell: status, the rule behind it, why, and what is shown."""
+              checked: pl.DataFrame, policy: Policy, prior: Prior, exposed: set[int], protected: set[int]) -> pl.DataFrame:
+    """One decision record per cell: status, the rule behind it, why, what is shown, and whether its interval
+    was held to a protection level (`protected`: this release's primaries and the earlier release's, where they
+    can be protected)."""
     symbol = policy.symbols
+    public = pl.DataFrame({CELL_ID: list(prior.public), "__public": list(prior.public.values())},
+                          schema={CELL_ID: pl.Int64, "__public": pl.String})
     status = (
         pl.when(pl.col(CELL_ID).is_in(list(structural_ids))).then(pl.lit("structural_zero"))
+        .when(pl.col("__public").is_not_null()).then(pl.lit("published"))
         .when(pl.col("rule").is_not_null()).then(pl.lit("primary"))
         .when(pl.col(CELL_ID).is_in(list(suppressed))).then(pl.lit("secondary"))
         .otherwise(pl.lit("published"))
@@ -201,16 +295,27 @@ def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], stru
     return (
         table.cells.select(CELL_ID, *table.dimensions, VALUE, "is_total", "tables")
         .join(primary, on=CELL_ID, how="left")
+        .join(public, on=CELL_ID, how="left")
         .with_columns(status=status)
         .with_columns(
             reason=pl.when(pl.col("status") == "secondary")
-            .then(pl.lit("suppressed so that no primary cell can be worked out from the published cells"))
+            .then(pl.when(pl.col(CELL_ID).is_in(list(prior.earlier_hidden)))
+                  .then(pl.lit(f"hidden in {prior.earlier} too, so that the two releases cannot be differenced"))
+                  .otherwise(pl.lit("suppressed so that no primary cell can be worked out from the published cells")))
             .when(pl.col("status") == "structural_zero").then(pl.lit("this combination cannot occur"))
+            .when(pl.col("__public").is_not_null()).then(pl.format("already published in {}", pl.col("__public")))
+            .when(pl.col(CELL_ID).is_in(list(exposed)))
+            .then(pl.format("{}; what is already published narrows it below its protection level", pl.col("reason")))
+            .when(pl.col(CELL_ID).is_in(list(prior.earlier_published)))
+            .then(pl.format("{}; published in {}, which bounds it: differencing recovers it whatever this release "
+                            "hides", pl.col("reason"), pl.lit(prior.earlier)))
             .otherwise(pl.col("reason")),
             display=pl.when(pl.col("status").is_in(["primary", "secondary"])).then(pl.lit(symbol["suppressed"]))
             .when(pl.col("status") == "structural_zero").then(pl.lit(symbol["not_applicable"]))
             .otherwise(pl.col(VALUE).cast(pl.Int64).cast(pl.String)),
         )
         .join(checked.select(CELL_ID, "lower", "upper", "exact", "safe"), on=CELL_ID, how="left")
+        .with_columns(protected=pl.col(CELL_ID).is_in(list(protected)))
+        .drop("__public")
         .sort(CELL_ID)
     )

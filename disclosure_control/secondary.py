@@ -137,9 +137,10 @@ def _sum_parallel(a: Vector, b: Vector, v: Vector) -> bool:
 
 
 def gauss_suppression(table: TableSet, primary: set[int], forced: set[int], policy: Policy,
-                      pairs: list[tuple[int, int]] = ()) -> set[int]:
+                      pairs: list[tuple[int, int]] = (), known: frozenset[int] = frozenset()) -> set[int]:
     """Cells to suppress (primaries, forced cells and the secondaries found) so that no primary, and no sum of
-    the given pairs of primaries, is recoverable.
+    the given pairs of primaries, is recoverable. Known cells (the attacker has them from elsewhere) enter the
+    published span first, whatever this release shows.
 
     A pair's sum is recoverable once the sum of the two residuals is: publishing v does that exactly when that
     sum is a multiple of v, so pairs need no residuals of their own (checked only for primaries v touches).
@@ -156,16 +157,17 @@ def gauss_suppression(table: TableSet, primary: set[int], forced: set[int], poli
         for k in r:
             holders[k].add(p)
     suppressed = set(primary) | set(forced)
-    for cell in publish_order(table, policy):
-        if cell in suppressed:
+    order = publish_order(table, policy)
+    for cell in [c for c in order if c in known] + [c for c in order if c not in known]:
+        if cell in suppressed and cell not in known:
             continue
         v = span.reduce(dict(cols[cell]))
         if not v:
             continue  # already determined by what is published: publishing it adds nothing
         j = min(v)
         affected = list(holders.get(j, ()))
-        if any(_parallel(residual[p], v) for p in affected) or any(
-                _sum_parallel(residual[p], residual[q], v) for p in affected for q in partners.get(p, ())):
+        if cell not in known and (any(_parallel(residual[p], v) for p in affected) or any(
+                _sum_parallel(residual[p], residual[q], v) for p in affected for q in partners.get(p, ()))):
             suppressed.add(cell)  # publishing it would let someone work out a primary (or a pair's sum) exactly
             continue
         span.add(v)

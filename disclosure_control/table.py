@@ -30,8 +30,12 @@ class TableError(ValueError):
 
 @dataclass(frozen=True)
 class TableSpec:
+    """A table of the set: its dimensions, and where it stops above a hierarchy's leaves (depth: dimension ->
+    deepest level shown, as districts of a hierarchy that goes down to schools)."""
+
     name: str
     dimensions: tuple[str, ...]
+    depth: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class TableSet:
     cells: pl.DataFrame  # cell_id, one node per dimension, value, tables, is_total, depth
     membership: sparse.csc_matrix  # inner cells x cells, 1 where the inner cell is part of the cell
     contributions: pl.DataFrame | None = None  # cell_id, contributor, value: for magnitude tables
+    nested: pl.DataFrame | None = None  # small, large: a cell of a sub-population and its counterpart in the
+    # population that holds it (absence pupils among the pupils on roll), which it can never exceed
 
     @cached_property
     def inner_values(self) -> np.ndarray:
@@ -56,6 +62,14 @@ class TableSet:
     def membership_rows(self) -> sparse.csr_matrix:
         """The membership matrix by inner cell, for taking a subset of inner cells."""
         return self.membership.tocsr()
+
+    @cached_property
+    def nested_rows(self) -> sparse.csr_matrix | None:
+        """One row per nesting pair over the inner cells: small's inner cells less large's, at most zero."""
+        if self.nested is None or self.nested.is_empty():
+            return None
+        m = self.membership
+        return (m[:, self.nested["small"].to_numpy()] - m[:, self.nested["large"].to_numpy()]).T.tocsr()
 
     @cached_property
     def relations(self) -> pl.DataFrame:
@@ -77,17 +91,56 @@ class TableSet:
 
     @cached_property
     def _ancestor_codes(self) -> dict[str, list[np.ndarray]]:
-        """Per dimension and depth, the position (in hierarchy.nodes) of each inner cell's ancestor there."""
+        """Per dimension and depth, the position (in hierarchy.nodes) of each inner cell's ancestor there (-1 below
+        its own node: in a release, a population's inner cells may stop above the leaves, or at the root of a
+        dimension it lacks)."""
         out = {}
         for dim in self.dimensions:
             hierarchy = self.hierarchies[dim]
             position = {node: i for i, node in enumerate(hierarchy.nodes)}
-            chains = {leaf: hierarchy.ancestors(leaf)[::-1] for leaf in hierarchy.leaves}
+            chains = {node: hierarchy.ancestors(node)[::-1] for node in hierarchy.nodes}
             height = max(len(chain) for chain in chains.values())
-            per_leaf = {leaf: [position[n] for n in chain] + [-1] * (height - len(chain)) for leaf, chain in chains.items()}
-            codes = np.array([per_leaf[leaf] for leaf in self.inner[dim].to_list()], dtype=np.int64).reshape(-1, height)
+            per_node = {node: [position[n] for n in chain] + [-1] * (height - len(chain)) for node, chain in chains.items()}
+            codes = np.array([per_node[code] for code in self.inner[dim].to_list()], dtype=np.int64).reshape(-1, height)
             out[dim] = [codes[:, depth] for depth in range(height)]
         return out
+
+    def with_cells(self, coordinates: pl.DataFrame) -> tuple["TableSet", pl.Series]:
+        """The table set with a cell for each coordinate (one node per dimension) that it lacks, in no table:
+        a figure that others publish about the same units, so an attacker has it. Returns the set and every
+        coordinate's cell id, in order."""
+        dims = list(self.dimensions)
+        found = coordinates.select(dims).with_row_index("__order").join(
+            self.cells.select(CELL_ID, *dims), on=dims, how="left").sort("__order")
+        missing = found.filter(pl.col(CELL_ID).is_null()).unique(dims, maintain_order=True)
+        if missing.is_empty():
+            return self, found[CELL_ID]
+        columns, depths, totals = [], np.zeros(missing.height, dtype=np.int64), np.zeros(missing.height, dtype=bool)
+        for i, row in enumerate(missing.select(dims).iter_rows(named=True)):
+            keep = np.ones(self.inner.height, dtype=bool)
+            for dim in dims:
+                hierarchy = self.hierarchies[dim]
+                if row[dim] not in hierarchy.parents and row[dim] != ROOT:
+                    raise TableError(f"dimension {dim!r} has no code {row[dim]!r}")
+                depth = hierarchy.depth(row[dim])
+                keep &= self._ancestor_codes[dim][depth] == hierarchy.nodes.index(row[dim])
+                depths[i] += depth
+                totals[i] |= row[dim] in hierarchy.children
+            columns.append(np.flatnonzero(keep))
+        first = self.cells.height
+        extra = missing.select(dims).with_columns(
+            pl.Series(CELL_ID, np.arange(first, first + missing.height), dtype=pl.Int64),
+            pl.Series("tables", [[] for _ in range(missing.height)], dtype=pl.List(pl.String)),
+            pl.Series("is_total", totals), pl.Series("depth", depths, dtype=self.cells.schema["depth"]))
+        added = sparse.csc_matrix((np.ones(sum(len(c) for c in columns)),
+                                   (np.concatenate(columns), np.repeat(np.arange(missing.height), [len(c) for c in columns]))),
+                                  shape=(self.inner.height, missing.height))
+        extra = extra.with_columns(pl.Series(VALUE, added.T @ self.inner_values).cast(self.cells.schema[VALUE]))
+        cells = pl.concat([self.cells, extra.select(self.cells.columns)])
+        grown = TableSet(self.dimensions, self.hierarchies, self.tables, self.inner, cells,
+                         sparse.hstack([self.membership, added]).tocsc(), self.contributions, self.nested)
+        ids = coordinates.select(dims).with_row_index("__order").join(cells.select(CELL_ID, *dims), on=dims, how="left")
+        return grown, ids.sort("__order")[CELL_ID]
 
     def neighbourhood(self, cell: int, levels_up: int) -> np.ndarray:
         """Inner cells that lie, in every dimension, under the cell's ancestor `levels_up` steps above it.
@@ -144,7 +197,7 @@ def from_frequencies(frame: pl.DataFrame, dimensions: list[str], value: str,
 def from_microdata(frame: pl.DataFrame, tables: list[TableSpec], hierarchies: dict[str, Hierarchy] | None = None,
                    magnitude: str | None = None, contributor: str | None = None) -> TableSet:
     """Tables counted (or summed, for magnitude) from unit records; linked when there are several."""
-    dimensions = list(dict.fromkeys(d for t in tables for d in t.dimensions))
+    dimensions = list(_all_dimensions(tables))
     _check_dimensions(frame, dimensions + [c for c in (magnitude, contributor) if c])
     frame = frame.with_columns(pl.col(d).cast(pl.String) for d in dimensions)
     amount = pl.col(magnitude).cast(pl.Float64) if magnitude else pl.lit(1, dtype=pl.Int64)
@@ -155,13 +208,21 @@ def from_microdata(frame: pl.DataFrame, tables: list[TableSpec], hierarchies: di
     return _with_contributions(table_set, frame.with_columns(amount.alias(VALUE)), dimensions, contributor)
 
 
-def _ancestor_pairs(hierarchy: Hierarchy, dim: str) -> pl.DataFrame:
-    rows = [(leaf, node, hierarchy.depth(node)) for leaf in hierarchy.leaves for node in hierarchy.ancestors(leaf)]
-    return pl.DataFrame(rows, schema={dim: pl.String, f"{dim}__node": pl.String, f"{dim}__depth": pl.Int32}, orient="row")
+def _all_dimensions(tables: list[TableSpec]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(d for t in tables for d in t.dimensions))
+
+
+def _ancestor_pairs(hierarchy: Hierarchy, dim: str, deepest: int | None) -> pl.DataFrame:
+    """leaf, node, depth, and whether the node is a total of the table (it has children the table shows)."""
+    rows = [(leaf, node, hierarchy.depth(node), node in hierarchy.children and hierarchy.depth(node) != deepest)
+            for leaf in hierarchy.leaves for node in hierarchy.ancestors(leaf)
+            if deepest is None or hierarchy.depth(node) <= deepest]
+    return pl.DataFrame(rows, schema={dim: pl.String, f"{dim}__node": pl.String, f"{dim}__depth": pl.Int32,
+                                      f"{dim}__total": pl.Boolean}, orient="row")
 
 
 def build(tables: list[TableSpec], base: pl.DataFrame, hierarchies: dict[str, Hierarchy] | None, complete: bool) -> TableSet:
-    dimensions = tuple(dict.fromkeys(d for t in tables for d in t.dimensions))
+    dimensions = _all_dimensions(tables)
     hierarchies = _hierarchies(base, dimensions, hierarchies)
     if complete:
         grid = pl.DataFrame(list(itertools.product(*[hierarchies[d].leaves for d in dimensions])),
@@ -170,20 +231,21 @@ def build(tables: list[TableSpec], base: pl.DataFrame, hierarchies: dict[str, Hi
     inner = base.sort(list(dimensions)).with_row_index(INNER_ID).with_columns(pl.col(INNER_ID).cast(pl.Int64))
     pairs = []
     for table in tables:
+        deepest = dict(table.depth)
         exploded = inner.select(INNER_ID, *table.dimensions)
         for dim in table.dimensions:
-            exploded = exploded.join(_ancestor_pairs(hierarchies[dim], dim), on=dim).drop(dim)
+            exploded = exploded.join(_ancestor_pairs(hierarchies[dim], dim, deepest.get(dim)), on=dim).drop(dim)
         pairs.append(exploded.select(
             INNER_ID,
             *[(pl.col(f"{d}__node") if d in table.dimensions else pl.lit(ROOT)).alias(d) for d in dimensions],
             pl.sum_horizontal([pl.col(f"{d}__depth") for d in table.dimensions]).alias("depth"),
-            pl.any_horizontal([pl.col(f"{d}__node").is_in(list(hierarchies[d].children)) for d in table.dimensions]).alias("is_total"),
+            pl.any_horizontal([pl.col(f"{d}__total") for d in table.dimensions]).alias("is_total"),
             pl.lit(table.name).alias("table"),
         ))
     pairs = pl.concat(pairs)
     cells = (
         pairs.group_by(list(dimensions), maintain_order=True)
-        .agg(pl.col("table").unique(maintain_order=True).alias("tables"), pl.col("is_total").first(), pl.col("depth").max())
+        .agg(pl.col("table").unique(maintain_order=True).alias("tables"), pl.col("is_total").any(), pl.col("depth").max())
         .sort(["depth", *dimensions])
         .with_row_index(CELL_ID)
         .with_columns(pl.col(CELL_ID).cast(pl.Int64))

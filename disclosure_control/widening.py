@@ -7,6 +7,10 @@ protection level, where each published cell that changes is charged its suppress
 The published cells that change are then suppressed. The change is itself a table the attacker cannot rule out,
 so the cell's interval reaches its protection level, and stays there whatever else is suppressed later.
 
+Cells whose values the attacker has from elsewhere (already public, or published in the earlier release) are held
+fixed: suppressing them would give no room. A release's nestings hold too: the change never lets a sub-population
+count more than the population that holds it.
+
 The search starts in the cell's neighbourhood (its siblings under its parents in every dimension), which keeps
 each LP small, and widens to grandparents and then the whole table only where the neighbourhood cannot do it.
 """
@@ -25,17 +29,18 @@ TOLERANCE = 1e-7
 
 
 def widening_cells(table: TableSet, suppressed: set[int], cell: int, upward: bool, distance: float,
-                   costs: np.ndarray) -> set[int] | None:
-    """Published cells whose suppression lets `cell` move `distance` up (or down); None when nothing can."""
+                   costs: np.ndarray, fixed: frozenset[int] = frozenset()) -> set[int] | None:
+    """Published cells (none of `fixed`) whose suppression lets `cell` move `distance` up (or down); None when
+    nothing can."""
     for steps in NEIGHBOURHOOD_STEPS:
-        found = _cheapest_release(table, suppressed, cell, upward, distance, costs, table.neighbourhood(cell, steps))
+        found = _cheapest_release(table, suppressed, cell, upward, distance, costs, table.neighbourhood(cell, steps), fixed)
         if found is not None:
             return found
     return None
 
 
 def _cheapest_release(table: TableSet, suppressed: set[int], cell: int, upward: bool, distance: float,
-                      costs: np.ndarray, inner: np.ndarray) -> set[int] | None:
+                      costs: np.ndarray, inner: np.ndarray, fixed: frozenset[int]) -> set[int] | None:
     """The LP on the given inner cells (the rest held at their values); None if it is infeasible there."""
     part = table.membership_rows[inner].tocsc()  # the chosen inner cells x all cells
     touched = np.flatnonzero(np.diff(part.indptr) > 0)
@@ -43,11 +48,20 @@ def _cheapest_release(table: TableSet, suppressed: set[int], cell: int, upward: 
     rows = part[:, np.append(published, cell)].T.tocsc()  # published cells, then the moving cell
     n, p = len(inner), len(published)
     slack = sparse.vstack([sparse.identity(p, format="csc"), sparse.csc_matrix((1, p))]).tocsc()
+    lower = np.append(np.zeros(p), distance if upward else -highspy.kHighsInf)
+    upper = np.append(np.zeros(p), highspy.kHighsInf if upward else -distance)
+    if table.nested_rows is not None:  # sub-populations keep within their populations: rows . (x + change) <= 0
+        nested = table.nested_rows[:, inner].tocsr()
+        used = np.flatnonzero(np.diff(nested.indptr) > 0)
+        rows = sparse.vstack([rows, nested[used].tocsc()]).tocsc()
+        slack = sparse.vstack([slack, sparse.csc_matrix((len(used), p))]).tocsc()
+        lower = np.append(lower, np.full(len(used), -highspy.kHighsInf))
+        upper = np.append(upper, -(table.nested_rows[used] @ table.inner_values))
     a = sparse.hstack([rows, -slack, slack]).tocsc()
+    room = np.where(np.isin(published, list(fixed)), 0.0, highspy.kHighsInf)  # a fixed cell cannot change
     h = loaded_solver(a, np.concatenate([np.zeros(n), costs[published], costs[published]]),
-                      np.concatenate([-table.inner_values[inner], np.zeros(2 * p)]),
-                      np.append(np.zeros(p), distance if upward else -highspy.kHighsInf),
-                      np.append(np.zeros(p), highspy.kHighsInf if upward else -distance))
+                      np.concatenate([-table.inner_values[inner], np.zeros(2 * p)]), lower, upper,
+                      np.concatenate([np.full(n, highspy.kHighsInf), room, room]))
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None

@@ -63,6 +63,15 @@ def geography_rows(districts: pl.DataFrame, schools: pl.DataFrame | None = None)
     return pl.concat(rows)
 
 
+def area_nodes(frame: pl.DataFrame) -> pl.Series:
+    """Each row's area as the area dimension names it (Total, a district code, a URN): geography_rows read back,
+    for EES files published earlier or by others; null at a level the tables do not have (England, a region)."""
+    level = pl.col("geographic_level")
+    column = lambda name: pl.col(name) if name in frame.columns else pl.lit(None, pl.String)  # noqa: E731
+    return frame.select(pl.when(level == LEVELS[2]).then(column("school_urn")).when(level == LEVELS[1])
+                        .then(column("lad_code")).when(level == LEVELS[0]).then(pl.lit(ROOT)).alias("area")).to_series()
+
+
 def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publication, geography: pl.DataFrame,
              academic_year: int, term: str, percents: pl.DataFrame | None = None) -> pl.DataFrame:
     """The table's cells (its rows in the linked decision records) in EES column order, LA first.

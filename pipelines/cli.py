@@ -103,18 +103,22 @@ def run(
     return_name: Annotated[str, typer.Argument(metavar="RETURN", help="census (all), school_statistics, early_years, destinations, health or youth_support.")] = "census",
     period: Annotated[str | None, typer.Option(help="Census term, such as 2026-spring (the spring term of 2025/26); default the current term.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Disclosure policy TOML for all statistics (default: each recipient's).")] = None,
+    known_published: Annotated[Path | None, typer.Option(help="Folder of EES files others have published about the same "
+                                                              "units (the DfE's own school figures): protected as public.")] = None,
 ) -> None:
     """Run a return now on the embedded Prefect API: validate, protect, deliver, report."""
     from pipelines.flows import RETURNS, LeakFound
+    from pipelines.history import HistoryError
     from pipelines.keys import MissingKey
+    from pipelines.transforms.release import ReleaseError
 
     if return_name not in RETURNS:
         raise fail(f"no return {return_name!r}; choose one of {', '.join(RETURNS)}")
     try:
         with console.status(f"running {return_name} for {period or 'the current term'} (Prefect logs below)"):
-            result = RETURNS[return_name](input, out, period, policy)
+            result = RETURNS[return_name](input, out, period, policy, known_published)
     except (FileProblem, PolicyError, ValueError, WarehouseBusy, ReconciliationError, ProtectionError, LeakFound,
-            MissingKey) as error:
+            MissingKey, HistoryError, ReleaseError) as error:
         raise fail(str(error)) from None
     summary = Table(title=f"run {result['run_id']}: {return_name} {result['period']}")
     for column in ("published table set", "recipient", "cells", "primary", "secondary", "audit"):
@@ -233,13 +237,15 @@ def audit(
     run_dir: Annotated[Path, typer.Argument(help="A run's output folder (the --out of lareturns run).")],
     expect_entry: Annotated[str | None, typer.Option(help="A ledger entry hash you recorded earlier (lareturns run "
                                                           "prints it): the audit fails if the chain no longer holds it.")] = None,
+    known_published: Annotated[Path | None, typer.Option(help="Folder of EES files others have published about the same "
+                                                              "units: the attack uses them too.")] = None,
 ) -> None:
     """Check a run without trusting its reports: ledger chain, file hashes, an interval attack, the leak scan."""
     from pipelines.verify import latest_entry_hash, verify_run
 
     if not (run_dir / "data" / "warehouse.duckdb").exists():
         raise fail(f"{run_dir}: no run here (no data/warehouse.duckdb)")
-    findings = verify_run(run_dir, expect_entry)
+    findings = verify_run(run_dir, expect_entry, known_published)
     table = Table(title=f"lareturns audit of {run_dir}")
     for column in ("check", "result", "detail"):
         table.add_column(column)

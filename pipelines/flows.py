@@ -24,13 +24,16 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from disclosure_control.policy import Policy, as_mapping
-from disclosure_control.protect import protect
+from disclosure_control.policy import Policy, PolicyError, as_mapping
+from disclosure_control.protect import ProtectionError, protect
 from disclosure_control.rounding import round_published
-from outputs.ees import district_geography, ees_data, ees_meta, geography_rows, write_ees
+from disclosure_control.table import CELL_ID
+from outputs.ees import area_nodes, district_geography, ees_data, ees_meta, geography_rows, time_columns, write_ees
 from outputs.manifest import write_manifest
 from outputs.report import write_report
-from pipelines.io import file_sha256, read_json, staged_output, write_csv_atomic, write_parquet_atomic
+from pipelines.history import EarlierRelease, earlier_release, known_files
+from pipelines.io import (copy_atomic, file_sha256, read_csv_text, read_json, staged_output, write_csv_atomic,
+                          write_parquet_atomic)
 from pipelines.keys import pseudonymisation_key
 from pipelines.ledger import append
 from pipelines.leakscan import leaks_by_recipient
@@ -40,9 +43,11 @@ from pipelines.rectify import reapply_rectifications
 from pipelines.registry import (RunPaths, config_files, extract_names, extract_spec, publication_names,
                                 publication_spec)
 from pipelines.transforms.extract import Extract, extract_rows
-from pipelines.transforms.publication import (Publication, area_hierarchy, linked_tables, measure_totals,
-                                              published_rows, share_percents)
+from pipelines.transforms.publication import Publication, share_percents
+from pipelines.transforms.release import (build_release, combined_prior, earlier_prior, file_coordinates, known_figures,
+                                          publication_summary, shown_cells)
 from pipelines.validate import new_run_id, run_validation
+from pipelines.verify import release_attack
 from pipelines.warehouse import open_warehouse, staged_frames
 from schemas.calendar import parse_term_label
 
@@ -104,20 +109,75 @@ def reapply_corrections(paths: RunPaths) -> int:
         return reapply_rectifications(connection)
 
 
-@task(**TASK, task_run_name="protect-{name}")
-def protect_publication(paths: RunPaths, name: str, academic_year: int, period: str, policy_file: Path | None) -> dict:
-    """Decision records of one publication's linked tables, written to the work area; returns their summary."""
-    publication = load_publication(publication_spec(name))
-    frames = staged_frames(paths.warehouse, (publication.dataset, *PLACES))
-    rows, unplaced = published_rows(frames[publication.dataset], publication, academic_year, period,
-                                    frames["schools"], frames["postcodes"])
-    tables = linked_tables(rows, publication, area_hierarchy(publication, frames["schools"], frames["postcodes"]))
-    policy = publication_policy(publication, policy_file)
-    result = round_published(protect(tables, policy))
-    write_parquet_atomic(result.cells.join(measure_totals(rows, tables, publication), on="cell_id"), paths.decisions(name))
-    return {"name": name, "title": publication.title, "recipient": publication.recipient,
-            "files": [t.name for t in publication.tables], "units": rows.height,
-            "units_without_area": unplaced, "summary": result.summary(), "policy": as_mapping(policy)}
+@task(**TASK)
+def protect_release(paths: RunPaths, returns: tuple[str, ...], academic_year: int, period: str,
+                    policy_file: Path | None, known_dir: Path | None) -> dict:
+    """Every publication of the run protected as one release (with what is already out): decision records per
+    publication in the work area; returns their summaries and the relations used."""
+    publications = [p for name in returns for p in publications_of(name)]
+    if not publications:
+        return {"protections": [], "relations": [], "known": []}
+    frames = staged_frames(paths.warehouse, (*sorted({p.dataset for p in publications}), *PLACES))
+    release = build_release(frames, publications, academic_year, period, frames["schools"], frames["postcodes"])
+    known = known_files(known_dir) if known_dir else []
+    time = tuple(pl.select(time_columns(academic_year, parse_term_label(period)[1])).row(0))
+    la_code = district_geography(frames["schools"])["new_la_code"].unique().to_list()[0]
+    protections, used = [], []
+    for problem in release.problems:
+        policy = problem_policy(problem, policy_file)
+        table, public, priors = problem.table, {}, []
+        for known_file in known:
+            publication = known_file.publication(list(problem.publications))
+            if publication is not None:
+                population = release.population_of(publication.name).name
+                table, figures, left_out = known_figures(table, population, known_file, publication, time, la_code,
+                                                         area_nodes(known_file.data))
+                public |= {cell: known_file.name for cell in figures[CELL_ID].to_list()}
+                used.append({"file": known_file.name, "publication": publication.name, "figures": figures.height,
+                             "left_out": left_out})
+        for publication in problem.publications:
+            earlier = earlier_release(paths, publication.recipient, [t.name for t in publication.tables])
+            if earlier is not None:
+                priors.append(earlier_prior(table, earlier_shown(table, release, publication, earlier), policy, earlier.label))
+        result = round_published(protect(table, policy, prior=combined_prior(priors, public)))
+        cells = result.cells.join(release.measure_totals(problem), on=CELL_ID, how="left")
+        summary = result.summary()
+        for publication in problem.publications:
+            mine = release.publication_cells(cells, publication)
+            write_parquet_atomic(mine, paths.decisions(publication.name))
+            population = release.population_of(publication.name)
+            protections.append({"name": publication.name, "title": publication.title, "recipient": publication.recipient,
+                                "files": [t.name for t in publication.tables], "units": release.rows[population.name].height,
+                                "units_without_area": release.unplaced[population.name],
+                                "summary": publication_summary(mine, summary), "policy": as_mapping(policy),
+                                "protected_with": [p.name for p in problem.publications]})
+    return {"protections": protections, "relations": [r.describe() for r in release.relations], "known": used}
+
+
+def earlier_shown(table, release, publication: Publication, earlier: EarlierRelease) -> pl.DataFrame:
+    """cell_id (of the problem's model) and what the earlier release showed there, over its files of the
+    publication's tables."""
+    population = release.population_of(publication.name).name
+    frames = []
+    for published in publication.tables:
+        data = read_csv_text(earlier.folder / f"{published.name}.csv").with_columns(pl.all().fill_null(""))
+        coordinates = file_coordinates(table, population, [f.name for f in published.filters], data, area_nodes(data))
+        frames.append(shown_cells(table, coordinates, data[publication.indicator]))
+    return pl.concat(frames).unique(CELL_ID, keep="first", maintain_order=True)
+
+
+def problem_policy(problem, policy_file: Path | None) -> Policy:
+    """The one policy a problem is protected under: the run's, or its recipients' (which must agree, since its
+    publications share units)."""
+    if policy_file is not None:
+        return load_disclosure_policy(policy_file)
+    recipients = load_recipients()
+    files = sorted({recipients[p.recipient].policy for p in problem.publications})
+    if len(files) > 1:
+        raise PolicyError(f"{' and '.join(p.name for p in problem.publications)} count related units but their "
+                          f"recipients' policies differ ({', '.join(f.name for f in files)}); a release protected as one "
+                          "problem needs one policy")
+    return load_disclosure_policy(files[0])
 
 
 @task(**TASK, task_run_name="publish-{name}")
@@ -174,32 +234,58 @@ def suppressed_cells(paths: RunPaths, name: str) -> list[dict]:
 @flow(name="return-outputs", flow_run_name="{return_name}")
 def return_outputs(return_name: str, paths: RunPaths, staging: Path, academic_year: int, period: str,
                    policy_file: Path | None) -> dict:
-    """One return's statistics (protected) and extracts, written into the staging folder."""
+    """One return's statistics (protected already, with the whole release) and extracts, written into the staging
+    folder."""
     term = parse_term_label(period)[1]
-    protections = []
     for publication in publications_of(return_name):
-        protections.append(protect_publication(paths, publication.name, academic_year, period, policy_file))
         publish(paths, publication.name, staging, academic_year, term, policy_file)
     extracts = []
     for extract in extracts_of(return_name):
         if term in extract.terms:
             extracts.append({"name": extract.name, "title": extract.title, "recipient": extract.recipient,
                              "rows": write_extract(paths, extract.name, staging, academic_year, period)})
-    return {"return": return_name, "protections": protections, "extracts": extracts}
+    return {"return": return_name, "extracts": extracts}
 
 
-def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, returns: tuple[str, ...]) -> dict:
-    """Validate once, run the returns, then leak-scan, manifest and report every recipient's delivery."""
+@task(**TASK)
+def attack_release(paths: RunPaths, staging: Path, protections: list[dict], known_dir: Path | None) -> list[dict]:
+    """The independent intruder on the release about to be delivered (with the figures already public and the
+    earlier release): a protected cell it can narrow below its protection level stops the run."""
+    publications = [load_publication(publication_spec(p["name"])) for p in protections]
+    findings = release_attack(paths, RunPaths(staging).deliveries, publications,
+                              {p["name"]: p["policy"] for p in protections}, known_dir)
+    failed = [f for f in findings if not f.passed]
+    if failed:
+        raise ProtectionError("; ".join(f"{f.check}: {f.detail}" for f in failed))
+    return [f.__dict__ for f in findings]
+
+
+def archive_release(staging: Path, run_id: str, protections: list[dict]) -> None:
+    """Copies of the published statistics as delivered, kept under releases/<run_id>/ for the next run."""
+    for protection in protections:
+        source = RunPaths(staging).delivery(protection["recipient"])
+        for name in protection["files"]:
+            for suffix in (".csv", ".meta.csv"):
+                copy_atomic(source / f"{name}{suffix}", RunPaths(staging).release(run_id) / protection["recipient"] / f"{name}{suffix}")
+
+
+def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, returns: tuple[str, ...],
+            known_dir: Path | None = None) -> dict:
+    """Validate once, protect the whole release, run the returns, then leak-scan, attack, manifest and report
+    every recipient's delivery."""
     academic_year, _ = parse_term_label(period)
     paths, run_id = RunPaths(Path(out)), new_run_id()
     run = {"run_id": run_id, "period": period, "returns": list(returns),
            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     validation = validate_exports(Path(input_dir), paths, academic_year, run_id)
     run["corrections_reapplied"] = reapply_corrections(paths)
-    with staged_output(paths.root) as staging:
+    release = protect_release(paths, returns, academic_year, period, policy_file, known_dir)
+    protections = release["protections"]
+    with staged_output(paths.root, accumulate=("releases",)) as staging:
         outputs = [return_outputs(name, paths, staging, academic_year, period, policy_file) for name in returns]
-        protections = [p for o in outputs for p in o["protections"]]
         leak_scan(paths, staging)
+        attack = attack_release(paths, staging, protections, known_dir)
+        archive_release(staging, run_id, protections)
         deliveries = []
         for recipient in load_recipients().values():
             folder = RunPaths(staging).delivery(recipient.key)
@@ -213,6 +299,7 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
         document = {"run": run,
                     "validation": validation | {"data_docs": str((paths.validated / "data_docs" / "index.html").resolve())},
                     "tables": [p | {"suppressed": suppressed_cells(paths, p["name"])} for p in protections],
+                    "relations": release["relations"], "known_published": release["known"], "attack": attack,
                     "extracts": [e for o in outputs for e in o["extracts"]], "deliveries": deliveries}
         write_report(RunPaths(staging).report, document)
     entry = record_in_ledger(paths, run)
@@ -238,39 +325,45 @@ def run_period(period: str | None) -> str:
 # One flow per return. Each is a module-level function named as in RETURNS, because a scheduled run imports
 # its flow by name in a new process.
 @flow(name="census_return")
-def census_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+def census_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                  known_dir: Path | None = None) -> dict:
     """Every return on one validation of the exports: the whole census."""
-    return deliver(input_dir, out, run_period(period), policy_file, RETURN_NAMES)
+    return deliver(input_dir, out, run_period(period), policy_file, RETURN_NAMES, known_dir)
 
 
 @flow(name="school_statistics_return")
-def school_statistics_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+def school_statistics_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                             known_dir: Path | None = None) -> dict:
     """Pupils by characteristic, attainment and absence, for publication."""
-    return deliver(input_dir, out, run_period(period), policy_file, ("school_statistics",))
+    return deliver(input_dir, out, run_period(period), policy_file, ("school_statistics",), known_dir)
 
 
 @flow(name="early_years_return")
-def early_years_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+def early_years_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                       known_dir: Path | None = None) -> dict:
     """Funding statistics, the termly provider headcount and (in spring) the DfE early years census."""
-    return deliver(input_dir, out, run_period(period), policy_file, ("early_years",))
+    return deliver(input_dir, out, run_period(period), policy_file, ("early_years",), known_dir)
 
 
 @flow(name="destinations_return")
-def destinations_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+def destinations_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                        known_dir: Path | None = None) -> dict:
     """The NCCIS extract for the DfE and destination statistics."""
-    return deliver(input_dir, out, run_period(period), policy_file, ("destinations",))
+    return deliver(input_dir, out, run_period(period), policy_file, ("destinations",), known_dir)
 
 
 @flow(name="health_return")
-def health_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+def health_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                  known_dir: Path | None = None) -> dict:
     """NCMP prevalence and the pseudonymised NCMP extract for the health body."""
-    return deliver(input_dir, out, run_period(period), policy_file, ("health",))
+    return deliver(input_dir, out, run_period(period), policy_file, ("health",), known_dir)
 
 
 @flow(name="youth_support_return")
-def youth_support_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None) -> dict:
+def youth_support_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                         known_dir: Path | None = None) -> dict:
     """Pupils aged 13 and over for youth support services, within each one's opt-out."""
-    return deliver(input_dir, out, run_period(period), policy_file, ("youth_support",))
+    return deliver(input_dir, out, run_period(period), policy_file, ("youth_support",), known_dir)
 
 
 RETURNS = {"census": census_return, "school_statistics": school_statistics_return, "early_years": early_years_return,

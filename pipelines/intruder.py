@@ -1,135 +1,313 @@
-"""An intruder's linear-programming attack on a set of linked EES files, independent of disclosure_control.
+"""An intruder's linear-programming attack on everything published, independent of disclosure_control.
 
-`lareturns audit` and the tests run it to check a release without trusting the engine that protected it: it
-shares no code with disclosure_control, reads only the published files (data and meta), as anyone could, and for every suppressed value finds the
-smallest and largest count consistent with everything published. The files of one release share their area
-margins (and, for attainment and destinations, the outcome filter): the unknowns are each file's finest cells
-(finest area x its filter levels), tied together through one shared unknown per finest area and shared filter
-levels. For fractional counts this is exactly the joint table's feasible region projected onto each file, since
-for each shared cell any set of file margins with one total can be coupled into a joint table; an attack over
-the joint table could not narrow any cell further.
+`lareturns audit` and every run use it to check a release without trusting the engine that protected it: it
+shares no code with disclosure_control and reads only what anyone could hold: the published EES files (data and
+meta), figures already public elsewhere, the earlier release of the same series, and the public specs, from
+which the relations between publications are derived (pipelines/transforms/release.py, the same derivation the
+engine is given). For every hidden value it finds the interval of counts consistent with all of it.
 
-Rounded values (a base given by the caller) become intervals: v +/- base/2, and `low` is 1 to base/2.
+The unknowns are each file's finest cells (its finest area by the leaf levels of its filters), non-negative.
+- Every published value is an equation in its file's unknowns (a rounded value an interval, `low` 1 to base/2).
+- Files of one population count the same units: at the coarser of their finest areas, their sums over the
+  filters they share are equal (and a figure already public is one more file of its population).
+- A population within another: each such sum is at most the other's.
+- A filter that is part of another filter's category: its categories other than the missing label add up to it.
+- Differencing: the earlier release has unknowns of its own, and each file's finest cells differ from the
+  earlier release's by at most `movers` units in all (an intruder who knows that one child left).
+Intervals are certified from below: the values a hidden cell takes across solutions (each a table consistent
+with everything published) lie inside its interval, and a cell that has not been seen to reach its target gets
+exact solves. A target is what the caller needs to know (the protection level), by default one either way.
 """
 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
+from dataclasses import dataclass, field
 
+import highspy
 import numpy as np
 import polars as pl
-from scipy.optimize import linprog
-from scipy.sparse import coo_matrix
-
+from scipy import sparse
 
 TOTAL = "Total"
+LEVELS = {"Local authority": 0, "Local authority district": 1, "School": 2}
 WITNESS_ROUNDS = 8
+TOLERANCE = 1e-6
 
 
-def text_csv(path: Path) -> pl.DataFrame:
-    """Every cell as the text in the file, an empty cell as ''."""
-    return pl.read_csv(path, infer_schema=False).with_columns(pl.all().fill_null(""))
+@dataclass(frozen=True)
+class PublishedFile:
+    """One EES table as published: its rows as text, its filters and its count column."""
+
+    stem: str
+    data: pl.DataFrame
+    filters: tuple[str, ...]
+    indicator: str
+    rounding_base: int | None = None
+
+    @classmethod
+    def read(cls, path, rounding_base: int | None = None, indicator: str | None = None) -> "PublishedFile":
+        data = pl.read_csv(path, infer_schema=False).with_columns(pl.all().fill_null(""))
+        meta = pl.read_csv(path.with_name(path.stem + ".meta.csv"), infer_schema=False)
+        filters = tuple(meta.filter(pl.col("col_type") == "Filter")["col_name"].to_list())
+        return cls(path.stem, data, filters, indicator or meta.filter(pl.col("col_type") == "Indicator")["col_name"][0],
+                   rounding_base)
+
+    def node(self, row: dict) -> tuple[int, str]:
+        """The row's area: (level, code)."""
+        level = LEVELS.get(row.get("geographic_level", ""), -1)
+        return level, {0: TOTAL, 1: row.get("lad_code", ""), 2: row.get("school_urn", "")}.get(level, "")
 
 
-def _finest(frame: pl.DataFrame) -> tuple[str, dict[str, str]]:
-    """The finest area column and each finest area's district (itself for districts)."""
-    if "school_urn" in frame.columns:
-        schools = frame.filter(pl.col("geographic_level") == "School")
-        return "school_urn", dict(schools.select("school_urn", "lad_code").unique().iter_rows())
-    districts = frame.filter(pl.col("geographic_level") == "Local authority district")["lad_code"].unique()
-    return "lad_code", {d: d for d in districts}
+@dataclass
+class Population:
+    """The files one population is published in, and its kind of geography (whose districts)."""
+
+    name: str
+    family: str
+    files: list[PublishedFile] = field(default_factory=list)
 
 
-def attack(files: list[Path], rounding_base: int | None = None) -> dict[tuple, tuple[float, float]]:
-    """(file stem, area, filter values...) -> an interval each suppressed value is certified to span: its exact
-    (min, max) where that is narrower than one, else the range it was seen to take across feasible tables."""
-    data = {f.stem: text_csv(f) for f in files}
-    meta = {f.stem: text_csv(f.with_name(f.stem + ".meta.csv")) for f in files}
-    filters = {n: meta[n].filter(pl.col("col_type") == "Filter")["col_name"].to_list() for n in data}
-    count = {n: meta[n].filter(pl.col("col_type") == "Indicator")["col_name"][0] for n in data}
-    shared = [f for f in filters[files[0].stem] if all(f in filters[n] for n in data)]
-    area_column, district_of = _finest(next(iter(data.values())))
-    areas = sorted(district_of)
-    levels = {f: sorted(set().union(*(set(data[n][f]) for n in data if f in filters[n])) - {TOTAL})
-              for n in data for f in filters[n]}
+@dataclass(frozen=True)
+class Relations:
+    within: tuple[tuple[str, str], ...] = ()  # (smaller population, larger)
+    part_of: tuple[tuple[str, str, str, str, str], ...] = ()  # (population, filter, its missing label, filter, label)
 
-    unknowns: dict[tuple, int] = {}
-    for n in data:
-        for combo in itertools.product(areas, *[levels[f] for f in filters[n]]):
-            unknowns[(n, *combo)] = len(unknowns)
-    for combo in itertools.product(areas, *[levels[f] for f in shared]):
-        unknowns[("shared", *combo)] = len(unknowns)
 
-    def members(n: str, node: str, values: dict[str, str]) -> list[int]:
-        in_area = areas if node == TOTAL else [a for a in areas if a == node or district_of[a] == node]
-        choices = [[values[f]] if values[f] != TOTAL else levels[f] for f in filters[n]]
-        return [unknowns[(n, a, *c)] for a in in_area for c in itertools.product(*choices)]
+Key = tuple  # (release, file stem, area code, filter values...)
 
-    eq_rows, eq_values, ub_rows, ub_values, hidden, coupling = [], [], [], [], [], []
-    half = rounding_base / 2 if rounding_base else 0.0
-    for n, frame in data.items():
-        for row in frame.iter_rows(named=True):
-            node = row[area_column] or row["lad_code"] or TOTAL
-            cells = members(n, node, row)
-            shown = row[count[n]]
-            if shown == "low":
-                ub_rows += [cells, cells]
-                ub_values += [("-", -1.0), ("+", half)]
-            elif not shown.isdigit():
-                hidden.append(((n, node, *(row[f] for f in filters[n])), cells))
-            elif rounding_base:
-                ub_rows += [cells, cells]
-                ub_values += [("-", -max(float(shown) - half, 0.0)), ("+", float(shown) + half)]
-            else:
-                eq_rows.append(cells)
-                eq_values.append(float(shown))
-        own = [f for f in filters[n] if f not in shared]
-        for combo in itertools.product(areas, *[levels[f] for f in shared]):
-            values = dict(zip(shared, combo[1:], strict=True)) | {f: TOTAL for f in own}
-            cells = [unknowns[(n, combo[0], *c)] for c in itertools.product(
-                *[[values[f]] if values[f] != TOTAL else levels[f] for f in filters[n]])]
-            coupling.append((cells, unknowns[("shared", *combo)]))  # the file's cells add up to the shared one
 
-    def matrix(rows: list[list[int]], signs: list[float], minus: list[int | None]) -> coo_matrix:
+class _Model:
+    """The LP: columns are unknowns, rows are (lower, upper)-bounded sums."""
+
+    def __init__(self):
+        self.index: dict[tuple, int] = {}
+        self.rows: list[tuple[list[int], list[float], float, float]] = []
+
+    def var(self, key: tuple) -> int:
+        return self.index.setdefault(key, len(self.index))
+
+    def add(self, cols: list[int], coefs: list[float], low: float, high: float) -> None:
+        if cols:
+            self.rows.append((cols, coefs, low, high))
+
+    def solver(self):
         r, c, v = [], [], []
-        for i, (cells, sign, other) in enumerate(zip(rows, signs, minus, strict=True)):
-            r += [i] * len(cells) + ([i] if other is not None else [])
-            c += cells + ([other] if other is not None else [])
-            v += [sign] * len(cells) + ([-sign] if other is not None else [])
-        return coo_matrix((v, (r, c)), shape=(len(rows), len(unknowns)))
+        for i, (cols, coefs, _, _) in enumerate(self.rows):
+            r += [i] * len(cols)
+            c += cols
+            v += coefs
+        a = sparse.csc_matrix((v, (r, c)), shape=(len(self.rows), len(self.index)))
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = a.shape[1], a.shape[0]
+        lp.col_cost_ = np.zeros(a.shape[1])
+        lp.col_lower_, lp.col_upper_ = np.zeros(a.shape[1]), np.full(a.shape[1], highspy.kHighsInf)
+        lp.row_lower_ = np.array([low for *_, low, _ in self.rows])
+        lp.row_upper_ = np.array([high for *_, high in self.rows])
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+        h = highspy._core._Highs()  # the core class prints no banner
+        h.setOptionValue("output_flag", False)
+        h.passModel(lp)
+        return h
 
-    a_eq = matrix(eq_rows + [c for c, _ in coupling], [1.0] * (len(eq_rows) + len(coupling)),
-                  [None] * len(eq_rows) + [s for _, s in coupling]).tocsr()
-    eq_values += [0.0] * len(coupling)
-    a_ub = matrix(ub_rows, [-1.0 if s == "-" else 1.0 for s, _ in ub_values], [None] * len(ub_rows)).tocsr() if ub_rows else None
-    b_ub = [v for _, v in ub_values] if ub_rows else None
-    def solve(objective: np.ndarray, key: tuple):
-        solved = linprog(objective, A_eq=a_eq, b_eq=eq_values, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
-        if solved.status not in (0, 3):
-            raise RuntimeError(f"{key}: the LP solver failed ({solved.message})")
-        return solved
 
-    # Witnesses first: each solution is a table consistent with the release, so the values a hidden cell takes
-    # across solutions lie inside its interval. Cells seen to move by one or more need no solve of their own.
-    seen = np.array([[np.inf, -np.inf]] * len(hidden))
-    rng = np.random.default_rng(0)
-    for _ in range(WITNESS_ROUNDS if hidden else 0):
-        objective = np.zeros(len(unknowns))
-        for (_, cells), sign in zip(hidden, rng.choice([-1.0, 1.0], len(hidden)), strict=True):
-            objective[cells] += sign
-        for direction in (1, -1):
-            solved = solve(direction * objective, ("witness",))
-            if solved.status == 0:
-                sums = np.array([solved.x[cells].sum() for _, cells in hidden])
-                seen[:, 0], seen[:, 1] = np.minimum(seen[:, 0], sums), np.maximum(seen[:, 1], sums)
-    found = {}
-    for (key, cells), (low, high) in zip(hidden, seen, strict=True):
-        if high - low >= 1:
-            found[key] = (low, high)
+class _File:
+    """A file's finest cells in one release, and the unknowns behind any of its rows."""
+
+    def __init__(self, model: _Model, release: str, published: PublishedFile, areas: list[str], district_of: dict[str, str],
+                 levels: dict[str, list[str]]):
+        self.model, self.release, self.published = model, release, published
+        self.areas, self.district_of, self.levels = areas, district_of, levels
+        self.level = max((published.node(r)[0] for r in published.data.iter_rows(named=True)), default=0)
+
+    def cells(self, area_level: int, area: str, values: dict[str, str]) -> list[int]:
+        """Unknowns under an area (at a level) and filter values (a value, or every level for Total)."""
+        if area_level == 0:
+            mine = self.areas
+        elif area_level == self.level:
+            mine = [area]
+        else:  # a district, over a file whose finest areas are schools
+            mine = [a for a in self.areas if self.district_of.get(a) == area]
+        choices = [[values[f]] if values.get(f, TOTAL) != TOTAL else self.levels[f] for f in self.published.filters]
+        return [self.model.var((self.release, self.published.stem, a, *c)) for a in mine for c in itertools.product(*choices)]
+
+
+def _structure(files: list[PublishedFile]) -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
+    """Finest areas, each school's district, and every filter's levels, over a file's versions in all releases."""
+    areas, district_of, levels = set(), {}, {}
+    finest = max((f.node(r)[0] for f in files for r in f.data.iter_rows(named=True)), default=0)
+    for f in files:
+        for row in f.data.iter_rows(named=True):
+            level, code = f.node(row)
+            if level == finest:
+                areas.add(code)
+            if level == 2:
+                district_of[code] = row.get("lad_code", "")
+        for name in f.filters:
+            levels.setdefault(name, set()).update(set(f.data[name].to_list()) - {TOTAL})
+    return sorted(areas), district_of, {k: sorted(v) for k, v in levels.items()}
+
+
+def _published_rows(model: _Model, file: _File, hidden: list[tuple[Key, list[int]]]) -> None:
+    data = file.published
+    half = data.rounding_base / 2 if data.rounding_base else 0.0
+    for row in data.data.iter_rows(named=True):
+        level, code = data.node(row)
+        cells = file.cells(level, code, row)
+        shown = row[data.indicator]
+        if shown == "low":
+            model.add(cells, [1.0] * len(cells), 1.0, half)
+        elif not shown.replace(".", "", 1).isdigit():
+            hidden.append(((file.release, data.stem, code, *(row[f] for f in data.filters)), cells))
+        elif data.rounding_base:
+            model.add(cells, [1.0] * len(cells), max(float(shown) - half, 0.0), float(shown) + half)
+        else:
+            model.add(cells, [1.0] * len(cells), float(shown), float(shown))
+
+
+def _pairs(model: _Model, f: _File, g: _File, same_family: bool, low: float, high: float, sign: float,
+           f_filter: tuple[str, list[str]] | None = None, g_value: tuple[str, str] | None = None) -> None:
+    """For every area at the coarser of the two files' finest levels and every combination of their shared
+    filters: low <= sum(f) - sign * sum(g) <= high. f_filter restricts f's sum to some levels of one filter (its
+    categories but the missing label) and g_value fixes one of g's filters to one value (part_of)."""
+    level = min(f.level, g.level) if same_family else 0
+    coarse = f if f.level <= g.level else g
+    areas = [TOTAL] if level == 0 else sorted({a if level == coarse.level else coarse.district_of.get(a, "") for a in coarse.areas})
+    skip = {f_filter[0]} if f_filter else set()
+    skip |= {g_value[0]} if g_value else set()
+    shared = [x for x in f.published.filters if x in g.published.filters and x not in skip]
+    for area in areas:
+        for combo in itertools.product(*[sorted(set(f.levels[x]) & set(g.levels[x])) for x in shared]):
+            values = dict(zip(shared, combo, strict=True))
+            if f_filter:
+                mine = [c for level_value in f_filter[1] for c in f.cells(level, area, values | {f_filter[0]: level_value})]
+            else:
+                mine = f.cells(level, area, values)
+            theirs = g.cells(level, area, values | ({g_value[0]: g_value[1]} if g_value else {}))
+            model.add(mine + theirs, [1.0] * len(mine) + [-sign] * len(theirs), low, high)
+
+
+def attack(releases: dict[str, list[Population]], relations: Relations = Relations(), movers: int = 1,
+           targets: dict[Key, tuple[float, float]] | None = None) -> dict[Key, tuple[float, float]]:
+    """(release, file stem, area, filter values...) -> an interval each hidden value is certified to span: its
+    exact (min, max) where it falls short of the target, else the range it was seen to take.
+
+    releases: label -> the populations published in it ("current" first, then at most one earlier release,
+    whose files are matched to the current ones by name for differencing). targets: key -> (low, high) the
+    interval must reach (default: one either way of the values seen, so only exact recovery is reported)."""
+    model, files = _Model(), {}
+    stems = {}
+    for label, populations in releases.items():
+        for population in populations:
+            for published in population.files:
+                stems.setdefault(published.stem, []).append(published)
+    shapes = {stem: _structure(versions) for stem, versions in stems.items()}
+    hidden: list[tuple[Key, list[int]]] = []
+    for label, populations in releases.items():
+        for population in populations:
+            for published in population.files:
+                file = _File(model, label, published, *shapes[published.stem])
+                files[(label, population.name, published.stem)] = file
+                _published_rows(model, file, hidden)
+            mine = [files[(label, population.name, p.stem)] for p in population.files]
+            for f, g in itertools.combinations(mine, 2):
+                _pairs(model, f, g, True, 0.0, 0.0, 1.0)
+        family = {p.name: p.family for p in populations}
+        by_population = {p.name: [files[(label, p.name, q.stem)] for q in p.files] for p in populations}
+        for small, large in relations.within:
+            for f in by_population.get(small, []):
+                for g in by_population.get(large, []):
+                    _pairs(model, f, g, family[small] == family[large], -np.inf, 0.0, 1.0)
+        for name, part, missing, whole, label_value in relations.part_of:
+            for f in by_population.get(name, []):
+                for g in by_population.get(name, []):
+                    if part in f.published.filters and whole not in f.published.filters and whole in g.published.filters \
+                            and part not in g.published.filters:
+                        _pairs(model, f, g, True, 0.0, 0.0, 1.0, (part, [v for v in f.levels[part] if v != missing]),
+                               (whole, label_value))
+    labels = list(releases)
+    if len(labels) == 2:
+        _differences(model, files, labels, movers)
+    return _intervals(model, hidden, targets or {})
+
+
+def _differences(model: _Model, files: dict, labels: list[str], movers: int) -> None:
+    """Each file's finest cells in the two releases differ by at most `movers` units in all."""
+    now, before = labels
+    earlier = {stem: f for (label, _, stem), f in files.items() if label == before}
+    for (label, _, stem), f in files.items():
+        if label != now or stem not in earlier:
             continue
-        objective = np.zeros(len(unknowns))
-        objective[cells] = 1.0
-        bounds = [solve(sign * objective, key) for sign in (1, -1)]
-        found[key] = tuple(np.inf if b.status == 3 else sign * b.fun for b, sign in zip(bounds, (1, -1), strict=True))
-    return found
+        cells = [key for key in f.model.index if key[0] == now and key[1] == stem]
+        moved = []
+        for key in cells:
+            up, down = model.var(("moved+", *key)), model.var(("moved-", *key))
+            model.add([model.index[key], model.var((before, *key[1:])), up, down], [1.0, -1.0, -1.0, 1.0], 0.0, 0.0)
+            moved += [up, down]
+        model.add(moved, [1.0] * len(moved), 0.0, float(movers))
+
+
+def _intervals(model: _Model, hidden: list[tuple[Key, list[int]]], targets: dict[Key, tuple[float, float]]) -> dict:
+    if not hidden:
+        return {}
+    h = model.solver()
+    n = len(model.index)
+    members = sparse.csr_matrix(([1.0] * sum(len(c) for _, c in hidden),
+                                 ([i for i, (_, c) in enumerate(hidden) for _ in c], [x for _, c in hidden for x in c])),
+                                shape=(len(hidden), n))
+    low, high = np.full(len(hidden), np.inf), np.full(len(hidden), -np.inf)
+    want = [targets.get(key) for key, _ in hidden]
+    rng = np.random.default_rng(0)
+
+    def short(i: int, upward: bool) -> bool:
+        if want[i] is None:
+            return high[i] - low[i] < 1 - TOLERANCE
+        return high[i] < want[i][1] - TOLERANCE if upward else low[i] > want[i][0] + TOLERANCE
+
+    def solve(weights: np.ndarray, upward: bool):
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), weights)
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize if upward else highspy.ObjSense.kMinimize)
+        h.run()
+        status = h.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            return np.asarray(h.getSolution().col_value), h.getInfo().objective_function_value
+        if status == highspy.HighsModelStatus.kUnbounded:
+            return None, np.inf if upward else -np.inf
+        if status == highspy.HighsModelStatus.kInfeasible:
+            raise InfeasibleRelease("no table is consistent with everything published (and the mover assumption)")
+        raise RuntimeError(f"the LP solver returned {h.modelStatusToString(status)}")
+
+    x, _ = solve(np.zeros(n), True)
+    seen = members @ x
+    low, high = np.minimum(low, seen), np.maximum(high, seen)
+    for _ in range(WITNESS_ROUNDS):
+        progress = False
+        for upward in (True, False):
+            todo = [i for i in range(len(hidden)) if short(i, upward) or want[i] is None]
+            if not todo:
+                continue
+            weights = members[todo].T @ rng.uniform(0.5, 1.5, len(todo))
+            x, _ = solve(np.asarray(weights).ravel(), upward)
+            if x is None:
+                continue
+            seen = members @ x
+            progress |= bool((seen > high + TOLERANCE).any() or (seen < low - TOLERANCE).any())
+            low, high = np.minimum(low, seen), np.maximum(high, seen)
+        if not progress:
+            break
+    for i in range(len(hidden)):
+        for upward in (True, False):
+            if short(i, upward):
+                weights = np.asarray(members[i].todense()).ravel()
+                _, best = solve(weights, upward)
+                if upward:
+                    high[i] = best
+                else:
+                    low[i] = best
+    return {key: (float(low[i]), float(high[i])) for i, (key, _) in enumerate(hidden)}
+
+
+class InfeasibleRelease(ValueError):
+    """No table fits the published files under the intruder's assumptions (for differencing: more units changed
+    than the mover assumption allows, so that attack does not apply)."""

@@ -21,18 +21,24 @@ import polars as pl
 
 
 @contextlib.contextmanager
-def staged_output(target: Path) -> Iterator[Path]:
-    """A temporary folder inside target; on success its entries replace those of the same name in target."""
+def staged_output(target: Path, accumulate: tuple[str, ...] = ()) -> Iterator[Path]:
+    """A temporary folder inside target; on success its entries replace those of the same name in target, except
+    the folders named in accumulate, whose entries are added to the folder of that name (a history)."""
     target.mkdir(parents=True, exist_ok=True)
     staging = target / f".staging-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
         yield staging
         for entry in sorted(staging.iterdir()):
-            destination = target / entry.name
-            if destination.is_dir() and not destination.is_symlink():
-                shutil.rmtree(destination)
-            os.replace(entry, destination)
+            if entry.name in accumulate:
+                (target / entry.name).mkdir(exist_ok=True)
+                moves = [(child, target / entry.name / child.name) for child in sorted(entry.iterdir())]
+            else:
+                moves = [(entry, target / entry.name)]
+            for source, destination in moves:
+                if destination.is_dir() and not destination.is_symlink():
+                    shutil.rmtree(destination)
+                os.replace(source, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -75,6 +81,10 @@ def write_csv_atomic(frame: pl.DataFrame, path: Path) -> None:
 
 def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     _atomically(path, frame.write_parquet)
+
+
+def copy_atomic(source: Path, path: Path) -> None:
+    _atomically(path, lambda partial: shutil.copyfile(source, partial))
 
 
 def write_text_atomic(path: Path, text: str) -> None:

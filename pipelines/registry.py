@@ -48,6 +48,14 @@ class RunPaths:
     def report(self) -> Path:
         return self.root / "report"
 
+    @property
+    def releases(self) -> Path:
+        """Each run's published statistics as delivered, by run id (pipelines/history.py)."""
+        return self.root / "releases"
+
+    def release(self, run_id: str) -> Path:
+        return self.releases / run_id
+
 
 def publication_spec(name: str) -> Path:
     return PUBLICATIONS_DIR / f"{name}.toml"

@@ -2,8 +2,13 @@
 
 Every check works from what is on disk: the ledger (both copies), the delivered files, the published EES files and
 the warehouse's staged identifiers. It recomputes rather than reads back: file hashes against the ledger's, the
-chain's links, an interval attack on every published release (pipelines/intruder.py, which shares no code with
-the engine that protected it), and the leak scan. Each finding says what failed and where, never a value.
+chain's links, an interval attack on the whole release (pipelines/intruder.py, which shares no code with the
+engine that protected it) with any figures already public, a differencing attack against the earlier release,
+and the leak scan. Each finding says what failed and where, never a count of a hidden cell.
+
+The attacks need to know how wide each primary's interval must stay: the policy's protection level around the
+cell's true value, which they take from the restricted decision records (data/work/) and the policy the run
+recorded in its report.
 """
 
 from __future__ import annotations
@@ -11,12 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.intruder import attack
-from pipelines.io import file_sha256
+import math
+
+import polars as pl
+
+from pipelines import intruder
+from pipelines.history import earlier_release, known_files
+from pipelines.io import file_sha256, read_json
 from pipelines.leakscan import leaks_by_recipient
 from pipelines.ledger import chain_problems, file_entries, warehouse_entries
-from pipelines.policies import load_disclosure_policy, load_publication, load_recipients
+from pipelines.policies import load_publication, load_recipients
 from pipelines.registry import RunPaths, publication_names, publication_spec
+from pipelines.transforms.publication import AREA, Publication
+from pipelines.transforms.release import KnownFile, populations, relations
 from pipelines.warehouse import open_warehouse
 
 
@@ -55,21 +67,128 @@ def hash_findings(paths: RunPaths, entry: dict | None) -> list[Finding]:
             Finding("no unrecorded file", not extra, f"not in the ledger: {', '.join(extra)}" if extra else "none")]
 
 
-def attack_findings(paths: RunPaths) -> list[Finding]:
-    """The interval attack on every published release: no suppressed value narrower than one person."""
-    recipients, findings = load_recipients(), []
-    for name in publication_names():
-        publication = load_publication(publication_spec(name))
-        folder = paths.deliveries / publication.recipient
-        files = [folder / f"{t.name}.csv" for t in publication.tables]
-        if not all(f.exists() for f in files):
+def intruder_view(path_of, publications: list[Publication], bases: dict[str, int | None],
+                  known: list[KnownFile] = ()) -> tuple[list[intruder.Population], intruder.Relations]:
+    """The published files (path_of(publication, table name) -> its CSV), grouped as the specs group their
+    populations, with the relations the specs imply; a file of figures others publish joins the population it
+    counts."""
+    groups = populations(publications)
+    filters = {f.name: f for g in groups for f in g.filters}
+    view = []
+    for group in groups:
+        files = [intruder.PublishedFile.read(path_of(p, t.name), bases.get(p.name), p.indicator)
+                 for p in group.publications for t in p.tables if path_of(p, t.name).exists()]
+        view.append(intruder.Population(group.name, group.family, files))
+    for known_file in known:
+        publication = known_file.publication(publications)
+        if publication is None:
             continue
-        base = load_disclosure_policy(recipients[publication.recipient].policy).rounding_base
-        narrow = [key for key, (low, high) in attack(files, base).items() if high - low < 1 - 1e-6]
-        findings.append(Finding(f"interval attack on {name}", not narrow,
-                                f"{len(narrow)} suppressed values can be worked out, e.g. {' / '.join(narrow[0])}" if narrow
-                                else f"{len(files)} linked files, no suppressed value narrower than one"))
-    return findings
+        population = next(v for v, g in zip(view, groups, strict=True) if publication in g.publications)
+        ours = population.files[0].data if population.files else None
+        rows = known_file.data
+        if ours is not None and "new_la_code" in rows.columns:  # only this LA's figures, of this period
+            rows = rows.filter(pl.col("new_la_code").is_in(ours["new_la_code"].unique().implode())
+                               & pl.col("geographic_level").is_in(["Local authority", "Local authority district", "School"]))
+            if "time_period" in rows.columns:
+                rows = rows.filter(pl.col("time_period").is_in(ours["time_period"].unique().implode()))
+        population.files.append(intruder.PublishedFile(f"known:{known_file.name}", rows, known_file.filters, publication.indicator))
+    found = relations(groups)
+    return view, intruder.Relations(
+        within=tuple((r.population, r.other) for r in found if r.kind == "within"),
+        part_of=tuple((r.population, r.subject, filters[r.subject].missing, *filters[r.subject].part_of)
+                      for r in found if r.kind == "part_of"))
+
+
+def protection_targets(work: RunPaths, publications: list[Publication], levels: dict[str, float]) -> dict[tuple, tuple[float, float]]:
+    """(release, file, area, filter values) -> the interval each protected primary must reach: its value less and
+    plus the protection level (at least one; never below zero), from the restricted decision records."""
+    targets = {}
+    for publication in publications:
+        path = work.decisions(publication.name)
+        if not path.exists():
+            continue
+        cells = pl.read_parquet(path).filter(pl.col("protected"))
+        for table in publication.tables:
+            filters = [f.name for f in table.filters]
+            for row in cells.filter(pl.col("tables").list.contains(table.name)).iter_rows(named=True):
+                need = max(1.0, math.ceil(levels[publication.name] / 100 * row["value"]))
+                targets[("current", table.name, row[AREA], *(row[f] for f in filters))] = (
+                    row["value"] - min(row["value"], need), row["value"] + need)
+    return targets
+
+
+def _narrow(found: dict, targets: dict) -> list[tuple]:
+    """Hidden values the attack pinned below their target (default: to within one either way)."""
+    out = []
+    for key, (low, high) in found.items():
+        want = targets.get(key)
+        if (want is None and high - low < 1 - 1e-6) or (want is not None and (low > want[0] + 1e-6 or high < want[1] - 1e-6)):
+            out.append(key)
+    return out
+
+
+def release_attack(paths: RunPaths, delivered: Path, publications: list[Publication], policies: dict[str, dict],
+                   known_dir: Path | None = None, run_id: str | None = None) -> list[Finding]:
+    """The intruder on the whole release (and the figures already public), then on it and the earlier release
+    together under the mover assumption. policies: publication -> the policy it was protected under."""
+    bases = {name: policy.get("rounding_base") for name, policy in policies.items()}
+    targets = protection_targets(paths, publications, {n: p["protection_level"] for n, p in policies.items()})
+    known = known_files(known_dir) if known_dir else []
+    view, relations_ = intruder_view(lambda p, t: delivered / p.recipient / f"{t}.csv", publications, bases, known)
+    narrow = _narrow(intruder.attack({"current": view}, relations_, targets=targets), targets)
+    findings = [Finding("release attack", not narrow,
+                        f"{len(narrow)} hidden values narrowed below their protection, e.g. {' / '.join(map(str, narrow[0][1:]))}"
+                        if narrow else f"{sum(len(v.files) for v in view)} files of {len(view)} populations, "
+                        f"{len(relations_.within) + len(relations_.part_of)} relations: no protected value narrowed")]
+    earlier_folders = {p.name: e for p in publications
+                       if (e := earlier_release(paths, p.recipient, [t.name for t in p.tables], before=run_id)) is not None}
+    if not earlier_folders:
+        return findings
+    then = [p for p in publications if p.name in earlier_folders]
+    labels = sorted({e.label for e in earlier_folders.values()})
+    earlier_view, _ = intruder_view(lambda p, t: earlier_folders[p.name].folder / f"{t}.csv", then, bases)
+    movers = max(int(p.get("movers", 1)) for p in policies.values())
+    try:
+        found = intruder.attack({"current": view, "earlier": earlier_view}, relations_, movers, targets)
+    except intruder.InfeasibleRelease:
+        return findings + [Finding("differencing attack", True, f"the releases differ by more than {movers} units, "
+                                   "so an intruder who knows of that many movers learns nothing from comparing them")]
+    shown = _shown_values({"current": view, "earlier": earlier_view})
+    crossed, recovered = [], []
+    for key in _narrow(found, targets):
+        other = ("earlier" if key[0] == "current" else "current", *key[1:])
+        (crossed if shown.get(other) else recovered).append(key)
+    detail = (f"{len(recovered)} values hidden in both releases are recovered by differencing, e.g. "
+              f"{' / '.join(map(str, recovered[0]))}" if recovered else "no value hidden in both releases is recovered")
+    if crossed:
+        detail += (f"; {len(crossed)} values shown in one release and hidden in the other (a count that crossed the "
+                   f"threshold) are bounded by it, e.g. {' / '.join(map(str, crossed[0]))}")
+    return findings + [Finding(f"differencing attack against {' and '.join(labels)} ({movers} mover"
+                               f"{'s' if movers != 1 else ''})", not recovered, detail)]
+
+
+def _shown_values(releases: dict[str, list[intruder.Population]]) -> dict[tuple, bool]:
+    """(release, file, area, filter values) -> whether the value is shown (a count, rounded or not)."""
+    shown = {}
+    for label, view in releases.items():
+        for population in view:
+            for published in population.files:
+                for row in published.data.iter_rows(named=True):
+                    code = published.node(row)[1]
+                    value = row[published.indicator]
+                    shown[(label, published.stem, code, *(row[f] for f in published.filters))] = value.replace(".", "", 1).isdigit()
+    return shown
+
+
+def attack_findings(paths: RunPaths, known_dir: Path | None = None) -> list[Finding]:
+    """The attacks on the run's release, with the policies its report records."""
+    report = paths.report / "auditor_report.json"
+    if not report.exists():
+        return [Finding("release attack", False, "no auditor report, so the policies the release was protected under are unknown")]
+    document = read_json(report)
+    policies = {t["name"]: t["policy"] for t in document["tables"]}
+    publications = [load_publication(publication_spec(n)) for n in publication_names() if n in policies]
+    return release_attack(paths, paths.deliveries, publications, policies, known_dir, document["run"]["run_id"])
 
 
 def leak_findings(paths: RunPaths) -> list[Finding]:
@@ -90,10 +209,10 @@ def anchor_findings(paths: RunPaths, expected: str | None) -> list[Finding]:
                     else "not in the chain: entries were cut from its end, or it was rewritten")]
 
 
-def verify_run(root: Path, expected_entry: str | None = None) -> list[Finding]:
+def verify_run(root: Path, expected_entry: str | None = None, known_dir: Path | None = None) -> list[Finding]:
     paths = RunPaths(root)
     ledger, entry = ledger_findings(paths)
-    return (ledger + anchor_findings(paths, expected_entry) + hash_findings(paths, entry) + attack_findings(paths)
+    return (ledger + anchor_findings(paths, expected_entry) + hash_findings(paths, entry) + attack_findings(paths, known_dir)
             + leak_findings(paths))
 
 

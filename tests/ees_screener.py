@@ -12,7 +12,11 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.intruder import text_csv
+
+def text_csv(path: Path) -> pl.DataFrame:
+    """Every cell as the text in the file, an empty cell as ''."""
+    return pl.read_csv(path, infer_schema=False).with_columns(pl.all().fill_null(""))
+
 
 from schemas.lookups import dfe_lookup
 
@@ -40,8 +44,7 @@ def screen(data_path: Path) -> list[str]:
     meta_path = data_path.with_name(data_path.name.removesuffix(".csv") + ".meta.csv")
     if not re.fullmatch(r"[a-z0-9_-]+\.csv", data_path.name) or not meta_path.exists():
         return [f"filename: {data_path.name} needs a lower-case name and a .meta.csv pair"]
-    data = text_csv(data_path)
-    meta = text_csv(meta_path)
+    data, meta = text_csv(data_path), text_csv(meta_path)
     if list(meta.columns) != REQUIRED_META:
         failures.append(f"meta columns: {meta.columns}")
     missing = [c for c in REQUIRED_DATA if c not in data.columns]

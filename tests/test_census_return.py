@@ -15,7 +15,8 @@ import pytest
 
 from disclosure_control.policy import PolicyError
 from pipelines.flows import census_return
-from pipelines.intruder import attack
+from pipelines.registry import RunPaths
+from pipelines.verify import attack_findings
 from pipelines.registry import EXTRACTS_DIR, PUBLICATIONS_DIR
 from tests.conftest import input_identifiers
 from tests.ees_screener import screen
@@ -134,19 +135,13 @@ def test_the_early_years_census_and_headcount_reconcile_with_the_staged_term(cen
     assert 0.9 * raw.height <= census.height <= raw.height
 
 
-@pytest.mark.parametrize("publication", sorted(PUBLICATIONS))
-def test_an_independent_attack_recovers_no_suppressed_cell_in_any_release(census_run, publication):
-    """The intruder sees every file of one linked release (its shared margins included) and nothing else."""
+def test_an_independent_attack_on_the_whole_release_narrows_no_protected_cell(census_run):
+    """The intruder sees every file of the release (all publications, every recipient) and the relations the specs
+    imply between them, and nothing else."""
     out, _ = census_run
-    spec = PUBLICATIONS[publication]
-    folder = out / "deliveries" / spec["recipient"]
-    base = 5 if spec["recipient"] == "health" else None  # the health policy rounds published counts to 5
-    intervals = attack([folder / f"{t['name']}.csv" for t in spec["tables"]], base)
-    decisions = pl.read_parquet(out / "data" / "work" / f"{publication}.decisions.parquet")
-    hidden = decisions.filter(pl.col("status").is_in(["primary", "secondary"]))
-    assert len(intervals) >= hidden.height  # a hidden cell appears in every file of the release that holds it
-    narrow = {key: bounds for key, bounds in intervals.items() if bounds[1] - bounds[0] < 1 - 1e-6}
-    assert narrow == {}
+    findings = attack_findings(RunPaths(out))
+    assert [(f.check, f.passed) for f in findings] == [("release attack", True)], findings
+    assert "23 files of 7 populations, 4 relations" in findings[0].detail
 
 
 def test_the_auditor_report_lists_every_release_and_delivery(census_run):

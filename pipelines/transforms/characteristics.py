@@ -36,11 +36,14 @@ def academic_age(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
 
 
 def two_year_basis_group(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
-    """A child's bases for two-year-old funding as one category ("Economic criteria; Looked after ..."): a
-    child can qualify on several, and a published breakdown must put each child in exactly one row."""
+    """A two-year-old's bases for funding as one category ("Economic criteria; Looked after ..."): a child can
+    qualify on several, and a published breakdown must put each child in exactly one row. Null for any other
+    entitlement (a basis left on the record from an earlier year funds nothing now), so the categories add up
+    to the two-year-olds (filters.toml part_of)."""
     labels = dict(codeset("two_year_basis", academic_year).select("code", "label").iter_rows())
-    return (pl.col("two_year_basis").str.split(";").list.eval(pl.element().str.strip_chars().replace_strict(labels, default=None))
-            .list.drop_nulls().list.sort().list.join("; ").replace("", None))
+    bases = (pl.col("two_year_basis").str.split(";").list.eval(pl.element().str.strip_chars().replace_strict(labels, default=None))
+             .list.drop_nulls().list.sort().list.join("; ").replace("", None))
+    return pl.when(pl.col("entitlement") == "2YO").then(bases)
 
 
 def funded_hours(frame: pl.DataFrame, academic_year: int) -> pl.Expr:

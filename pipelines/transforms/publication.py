@@ -20,7 +20,7 @@ import polars as pl
 from disclosure_control.hierarchy import ROOT, Hierarchy
 from disclosure_control.policy import Policy
 from disclosure_control.rounding import percentages
-from disclosure_control.table import CELL_ID, INNER_ID, TableSet, TableSpec, from_microdata
+from disclosure_control.table import CELL_ID, INNER_ID, TableSet
 from pipelines.transforms.characteristics import DERIVED, DERIVED_TOGETHER
 from schemas.lookups import codeset
 
@@ -43,6 +43,8 @@ class Filter:
     label_column: str = "publication_label"
     labels: tuple[tuple[str, str], ...] = ()  # value -> label, after the code set's label_column if any
     missing: str = "Unclassified"
+    part_of: tuple[str, str] | None = None  # (filter, label): the categories other than missing count exactly
+    # the units in that category of that filter
 
 
 @dataclass(frozen=True)
@@ -90,16 +92,23 @@ class Publication:
 
 
 def _filter(name: str, raw: dict) -> Filter:
-    unknown = set(raw) - {"source", "label", "codeset", "label_column", "labels", "missing"}
+    unknown = set(raw) - {"source", "label", "codeset", "label_column", "labels", "missing", "part_of"}
     if unknown:
         raise PublicationError(f"filters.{name}.{sorted(unknown)[0]}: unknown key")
+    part_of = raw.get("part_of")
+    if part_of is not None and (not isinstance(part_of, dict) or set(part_of) != {"filter", "label"}):
+        raise PublicationError(f"filters.{name}.part_of: a table with exactly the keys filter and label")
     return Filter(name, raw.get("source", name), raw["label"], raw.get("codeset"),
                   raw.get("label_column", "publication_label"), tuple((str(k), str(v)) for k, v in raw.get("labels", {}).items()),
-                  raw.get("missing", "Unclassified"))
+                  raw.get("missing", "Unclassified"), (part_of["filter"], str(part_of["label"])) if part_of else None)
 
 
 def parse_filters(raw: dict) -> dict[str, Filter]:
-    return {key: _filter(key, spec) for key, spec in raw.items()}
+    filters = {key: _filter(key, spec) for key, spec in raw.items()}
+    for name, spec in filters.items():
+        if spec.part_of and spec.part_of[0] not in filters:
+            raise PublicationError(f"filters.{name}.part_of.filter: {spec.part_of[0]!r} is not a filter")
+    return filters
 
 
 def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publication:
@@ -182,11 +191,13 @@ def unit_areas(units: pl.DataFrame, publication: Publication, schools: pl.DataFr
 
 
 def published_rows(frame: pl.DataFrame, publication: Publication, academic_year: int, period: str,
-                   schools: pl.DataFrame, postcodes: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """One row per unit counted (area, each filter's label, each measure), and how many units had no known area."""
+                   schools: pl.DataFrame, postcodes: pl.DataFrame, keep: tuple[str, ...] = ()) -> tuple[pl.DataFrame, int]:
+    """One row per unit counted (the columns kept, area, each filter's label, each measure), and how many units had
+    no known area. The publication may be a release's population (release.py): it has the same attributes."""
     needed = {f.source for f in publication.filters} | {m.source for m in publication.measures} | {c for c, _ in publication.where}
     units = selected_units(with_derived(frame, needed, academic_year), publication, period)
     rows = units.select(
+        *keep,
         unit_areas(units, publication, schools, postcodes),
         *[filter_column(f, academic_year) for f in publication.filters],
         *[pl.col(m.source).cast(pl.Float64).fill_null(0).alias(m.col_name) for m in publication.measures],
@@ -203,11 +214,6 @@ def area_hierarchy(publication: Publication, schools: pl.DataFrame, postcodes: p
     by_district = schools.select(pl.col("urn").cast(pl.String), "lad_code").group_by("lad_code").agg(pl.col("urn").sort())
     children = {"Total": sorted(by_district["lad_code"].to_list())} | dict(by_district.iter_rows())
     return Hierarchy.from_children(AREA, children)
-
-
-def linked_tables(rows: pl.DataFrame, publication: Publication, hierarchy: Hierarchy) -> TableSet:
-    specs = [TableSpec(t.name, (AREA, *(f.name for f in t.filters))) for t in publication.tables]
-    return from_microdata(rows, specs, {AREA: hierarchy})
 
 
 def measure_totals(rows: pl.DataFrame, table_set: TableSet, publication: Publication) -> pl.DataFrame:

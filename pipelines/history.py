@@ -1,0 +1,76 @@
+"""What is already out: earlier releases under a run folder (found through the ledger), and files others publish.
+
+Every run keeps a copy of the aggregate files it delivered in releases/<run_id>/<recipient>/ (published
+statistics only: never a record-level extract), and its ledger entry holds their hashes as delivered. The
+earlier release of a publication is the newest earlier run whose entry recorded all of its table files; its
+copies are trusted only if their hashes still match that entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.io import file_sha256, read_csv_text
+from pipelines.ledger import file_entries
+from pipelines.registry import RunPaths
+from pipelines.transforms.release import KnownFile
+
+
+class HistoryError(ValueError):
+    """An earlier release the ledger records whose files are not as delivered."""
+
+
+@dataclass(frozen=True)
+class EarlierRelease:
+    run_id: str
+    period: str
+    folder: Path  # holds <table>.csv and <table>.meta.csv as delivered
+
+    @property
+    def label(self) -> str:
+        return f"the {self.period} release (run {self.run_id})"
+
+
+def earlier_release(paths: RunPaths, recipient: str, tables: list[str], before: str | None = None) -> EarlierRelease | None:
+    """The newest run (before the run `before`, if given) that delivered every one of these tables to the
+    recipient, if its copies are kept."""
+    wanted = [f"deliveries/{recipient}/{t}{suffix}" for t in tables for suffix in (".csv", ".meta.csv")]
+    entries = [e for e in file_entries(paths.ledger) if e.get("kind") == "run"]
+    runs = [e.get("body", {}).get("run_id") for e in entries]
+    if before is not None:
+        entries = entries[:runs.index(before)] if before in runs else []
+    for entry in reversed(entries):
+        body = entry.get("body", {})
+        outputs = body.get("outputs", {})
+        if not all(name in outputs for name in wanted):
+            continue
+        folder = paths.release(body["run_id"]) / recipient
+        if not folder.is_dir():
+            return None  # delivered before runs kept their releases: nothing to compare with
+        for name in wanted:
+            copy = folder / Path(name).name
+            if not copy.is_file() or file_sha256(copy) != outputs[name]:
+                raise HistoryError(f"{copy}: not the file the ledger records as delivered in run {body['run_id']} "
+                                   "(changed or missing), so the earlier release cannot be trusted")
+        return EarlierRelease(body["run_id"], body.get("period", "earlier"), folder)
+    return None
+
+
+def known_files(folder: Path) -> list[KnownFile]:
+    """Every EES file (name.csv with its name.meta.csv) in the folder, as text."""
+    if not folder.is_dir():
+        raise HistoryError(f"{folder}: no such folder of published files")
+    found = []
+    for path in sorted(p for p in folder.glob("*.csv") if not p.name.endswith(".meta.csv")):
+        meta_path = path.with_name(path.stem + ".meta.csv")
+        if not meta_path.is_file():
+            raise HistoryError(f"{path}: no {meta_path.name} beside it, so its filters and indicators are unknown")
+        meta = read_csv_text(meta_path)
+        if not {"col_name", "col_type"} <= set(meta.columns):
+            raise HistoryError(f"{meta_path}: not an EES meta file (needs col_name and col_type)")
+        kind = lambda t: tuple(meta.filter(pl.col("col_type") == t)["col_name"].to_list())  # noqa: E731
+        found.append(KnownFile(path.name, read_csv_text(path).with_columns(pl.all().fill_null("")), kind("Filter"), kind("Indicator")))
+    return found

@@ -1,0 +1,349 @@
+"""A run's release: every publication it delivers, to every recipient, protected as one problem.
+
+Pure: publication specs and staged frames in, the release model and its relations out.
+
+Populations. Publications that count the same units (the same dataset, unit, `where` and kind of geography) are
+one population: their tables are linked tables over one set of units, so a cell at the same coordinates in two
+of them is one cell with one status.
+
+Relations, derived from the specs alone (never listed per pair of files), which the engine and the intruder both
+use and the auditor report lists:
+- same: publications that count one population;
+- within: a population whose `where` implies another's, on the same dataset and geography, with its unit
+  columns among the other's (so its rows are among the other's rows): each of its cells is at most its
+  counterpart (absence pupils within pupils on roll; children within funded places);
+- part_of: a filter whose categories other than its missing label count exactly the units in one category of
+  another filter (filters.toml `part_of`: the bases for two-year-old funding add up to the two-year-olds).
+Each relation the release uses is checked against the staged rows: one the data contradicts is a bug in a spec,
+and stops the run, naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import polars as pl
+
+from disclosure_control.hierarchy import ROOT
+from disclosure_control.policy import Policy
+from disclosure_control.protect import STATUSES, Prior, owed_protection
+from disclosure_control.release import POPULATION, Nesting, population_cells, release_table
+from disclosure_control.table import CELL_ID, TableSet, TableSpec, from_microdata
+from pipelines.transforms.publication import (AREA, Filter, Measure, Publication, area_hierarchy, measure_totals,
+                                              published_rows)
+
+ROW = "__row"  # the staged row a unit was counted from: how relations are checked against the data
+FAMILY = {"school": "school", "school_district": "school", "residence": "residence"}  # whose districts
+
+
+class ReleaseError(ValueError):
+    """A relation between publications that the staged data contradicts: a spec is wrong."""
+
+
+@dataclass(frozen=True)
+class Population:
+    """The units one or more publications count, with every table they publish about them."""
+
+    publications: tuple[Publication, ...]
+
+    @property
+    def name(self) -> str:
+        return self.publications[0].name
+
+    @property
+    def first(self) -> Publication:
+        return self.publications[0]
+
+    @property
+    def dataset(self) -> str:
+        return self.first.dataset
+
+    @property
+    def unit(self) -> tuple[str, ...]:
+        return self.first.unit
+
+    @property
+    def where(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return self.first.where
+
+    @property
+    def family(self) -> str:
+        return FAMILY[self.first.geography]
+
+    @property
+    def geography(self) -> str:
+        """Schools if any publication shows them (districts are their parents), else districts."""
+        return "school" if any(p.geography == "school" for p in self.publications) else self.first.geography
+
+    @property
+    def area_source(self) -> str:
+        return self.first.area_source
+
+    @property
+    def filters(self) -> tuple[Filter, ...]:
+        return tuple({f.name: f for p in self.publications for f in p.filters}.values())
+
+    @property
+    def measures(self) -> tuple[Measure, ...]:
+        return tuple({m.col_name: m for p in self.publications for m in p.measures}.values())
+
+    def table_specs(self) -> list[TableSpec]:
+        """Every table; a district-level table of a population counted by school stops at the districts."""
+        return [TableSpec(t.name, (AREA, *(f.name for f in t.filters)),
+                          ((AREA, 1),) if p.geography == "school_district" and self.geography == "school" else ())
+                for p in self.publications for t in p.tables]
+
+
+def population_key(publication: Publication) -> tuple:
+    return (publication.dataset, tuple(sorted(publication.unit)),
+            tuple(sorted((c, tuple(sorted(v))) for c, v in publication.where)), FAMILY[publication.geography])
+
+
+def populations(publications: list[Publication]) -> list[Population]:
+    groups: dict[tuple, list[Publication]] = {}
+    for publication in sorted(publications, key=lambda p: p.name):
+        groups.setdefault(population_key(publication), []).append(publication)
+    return sorted((Population(tuple(group)) for group in groups.values()), key=lambda p: p.name)
+
+
+def implies(narrow: Population, wide: Population) -> bool:
+    """Every row that narrow's `where` keeps, wide's keeps too."""
+    mine = dict(narrow.where)
+    return all(column in mine and set(mine[column]) <= set(values) for column, values in wide.where)
+
+
+@dataclass(frozen=True)
+class Relation:
+    kind: str  # same | within | part_of
+    population: str  # the population it holds in (for within: the smaller one)
+    other: str  # within: the larger population; part_of: "filter = label"; same: ""
+    subject: str = ""  # part_of: the filter whose categories add up; same: the publications
+
+    def describe(self) -> str:
+        if self.kind == "same":
+            return f"{self.subject} count the same units: a cell at the same coordinates is one cell with one status"
+        if self.kind == "within":
+            return (f"{self.population} counts some of the units {self.other} counts: each of its cells is at most "
+                    f"the cell at the same coordinates in {self.other}")
+        return (f"in {self.population}, the categories of {self.subject} other than its missing label add up to the "
+                f"units with {self.other}")
+
+
+def relations(groups: list[Population]) -> list[Relation]:
+    """Every relation the specs imply between the populations (and, within one, between its filters)."""
+    found = [Relation("same", p.name, "", " and ".join(q.name for q in p.publications)) for p in groups if len(p.publications) > 1]
+    found += [Relation("within", narrow.name, wide.name) for narrow in groups for wide in groups
+              if narrow is not wide and narrow.dataset == wide.dataset and narrow.family == wide.family
+              and set(narrow.unit) <= set(wide.unit) and implies(narrow, wide)]
+    for population in groups:
+        names = {f.name: f for f in population.filters}
+        found += [Relation("part_of", population.name, f"{f.part_of[0]} = {f.part_of[1]}", f.name)
+                  for f in population.filters if f.part_of and f.part_of[0] in names]
+    return found
+
+
+def nestings(found: list[Relation]) -> list[Nesting]:
+    return [Nesting(r.population, r.other) for r in found if r.kind == "within"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Populations joined by relations: protected together, as one model (populations with no relation between
+    them share no unit, so they are separate problems)."""
+
+    populations: tuple[Population, ...]
+    table: TableSet
+    relations: tuple[Relation, ...]
+
+    @property
+    def publications(self) -> tuple[Publication, ...]:
+        return tuple(p for population in self.populations for p in population.publications)
+
+
+@dataclass(frozen=True)
+class Release:
+    """The populations of a run's publications, their rows and tables, and the problems that join them."""
+
+    groups: tuple[Population, ...]
+    rows: dict[str, pl.DataFrame]  # population -> one row per unit counted (ROW, area, filters, measures)
+    unplaced: dict[str, int]  # population -> units left out for want of a known area
+    parts: dict[str, TableSet]  # population -> its linked tables
+    relations: tuple[Relation, ...]
+
+    @cached_property
+    def problems(self) -> tuple[Problem, ...]:
+        component = {p.name: p.name for p in self.groups}
+
+        def root(name: str) -> str:
+            while component[name] != name:
+                name = component[name]
+            return name
+
+        for relation in self.relations:
+            if relation.kind == "within":
+                component[root(relation.population)] = root(relation.other)
+        out = []
+        for key in sorted({root(p.name) for p in self.groups}):
+            members = tuple(p for p in self.groups if root(p.name) == key)
+            names = {p.name for p in members}
+            mine = tuple(r for r in self.relations if r.population in names)
+            out.append(Problem(members, release_table({n: self.parts[n] for n in names}, nestings(list(mine))), mine))
+        return tuple(out)
+
+    def population_of(self, publication: str) -> Population:
+        return next(p for p in self.groups if publication in {q.name for q in p.publications})
+
+    def problem_of(self, publication: str) -> Problem:
+        population = self.population_of(publication)
+        return next(problem for problem in self.problems if population in problem.populations)
+
+    def measure_totals(self, problem: Problem) -> pl.DataFrame:
+        """cell_id (of the problem's model) and each measure's total, null where a population lacks it."""
+        frames, offset = [], 0
+        for population in sorted(problem.populations, key=lambda p: p.name):
+            part = self.parts[population.name]
+            totals = measure_totals(self.rows[population.name], part, population)
+            frames.append(totals.with_columns(pl.col(CELL_ID) + offset))
+            offset += part.cells.height
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    def publication_cells(self, cells: pl.DataFrame, publication: Publication) -> pl.DataFrame:
+        """One publication's decision records (or any frame of its problem's cells) as its own tables name them:
+        the area and its filters, cells of its tables only."""
+        population, problem = self.population_of(publication.name), self.problem_of(publication.name)
+        mine = population_cells(cells, problem.table, population.name, self.parts[population.name])
+        tables = [t.name for t in publication.tables]
+        others = [f.name for f in population.filters if f.name not in {g.name for g in publication.filters}]
+        return (mine.with_columns(pl.col("tables").list.set_intersection(tables))
+                .filter(pl.col("tables").list.len() > 0).drop(others))
+
+
+def build_release(frames: dict[str, pl.DataFrame], publications: list[Publication], academic_year: int, period: str,
+                  schools: pl.DataFrame, postcodes: pl.DataFrame) -> Release:
+    """The release of these publications from the staged frames, its relations checked against the rows."""
+    groups = populations(publications)
+    rows, unplaced, parts = {}, {}, {}
+    for population in groups:
+        counted, left_out = published_rows(frames[population.dataset].with_row_index(ROW), population, academic_year,
+                                           period, schools, postcodes, keep=(ROW,))
+        rows[population.name], unplaced[population.name] = counted, left_out
+        parts[population.name] = from_microdata(counted, population.table_specs(),
+                                                {AREA: area_hierarchy(population, schools, postcodes)})
+    found = relations(groups)
+    check_relations(found, rows, groups)
+    return Release(tuple(groups), rows, unplaced, parts, tuple(found))
+
+
+def check_relations(found: list[Relation], rows: dict[str, pl.DataFrame], groups: list[Population]) -> None:
+    """Each relation against the staged rows; the first one the data contradicts stops the run."""
+    filters = {f.name: f for p in groups for f in p.filters}
+    for relation in found:
+        mine = rows[relation.population]
+        if relation.kind == "within":
+            outside = mine.join(rows[relation.other], on=ROW, how="anti").height
+            if outside:
+                raise ReleaseError(f"{relation.describe()}: but {outside} of its units are not among {relation.other}'s, "
+                                   "so a spec is wrong")
+        elif relation.kind == "part_of":
+            spec = filters[relation.subject]
+            other, label = spec.part_of
+            broken = mine.filter((pl.col(spec.name) != spec.missing) != (pl.col(other) == label)).height
+            if broken:
+                raise ReleaseError(f"{relation.describe()}: but {broken} units break it, so a spec is wrong")
+
+
+def file_coordinates(table: TableSet, population: str, filters: list[str], frame: pl.DataFrame, area: pl.Series) -> pl.DataFrame:
+    """Each row of an EES-style file about a population as coordinates of a problem's model (the file's filters
+    as given, every other dimension at Total)."""
+    dims = table.dimensions
+    return frame.select(*[pl.lit(population).alias(POPULATION) if d == POPULATION else
+                          (area.alias(d) if d == AREA else (pl.col(d) if d in filters else pl.lit(ROOT)).alias(d))
+                          for d in dims])
+
+
+def shown_cells(table: TableSet, coordinates: pl.DataFrame, shown: pl.Series) -> pl.DataFrame:
+    """cell_id and the text shown, for the coordinates that name a cell of the model."""
+    dims = list(table.dimensions)
+    return (coordinates.with_columns(shown.alias("shown")).join(table.cells.select(CELL_ID, *dims), on=dims)
+            .select(CELL_ID, "shown"))
+
+
+def earlier_prior(table: TableSet, shown: pl.DataFrame, policy: Policy, label: str) -> Prior:
+    """What the earlier release of the same series gives an intruder: the cells it showed (as a count, rounded or
+    `low`) and the cells it hid, matched by coordinates; and the protection still owed to any hidden cell that
+    may have been a primary then."""
+    hidden = set(shown.filter(pl.col("shown") == policy.symbols["suppressed"])[CELL_ID].to_list())
+    published = set(shown.filter(pl.col("shown").str.contains(r"^\d+(\.\d+)?$")
+                                 | (pl.col("shown") == policy.symbols["low"]))[CELL_ID].to_list())
+    return Prior(earlier_published=frozenset(published), earlier_hidden=frozenset(hidden),
+                 owed=owed_protection(table, hidden, policy), earlier=label)
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """An EES-format file that others have published (the DfE's own school-level figures from the same census)."""
+
+    name: str
+    data: pl.DataFrame  # every cell as text
+    filters: tuple[str, ...]
+    indicators: tuple[str, ...]
+
+    def publication(self, publications: list[Publication]) -> Publication | None:
+        """The publication whose units and categories the file counts: the one whose count it reports, with
+        every filter it has; None when none does; refused when several do."""
+        matches = [p for p in publications if p.indicator in self.indicators
+                   and set(self.filters) <= {f.name for f in p.filters}]
+        if len(matches) > 1:
+            raise ReleaseError(f"{self.name}: its figures could be of {' or '.join(p.name for p in matches)}; "
+                               "keep one such file per publication")
+        return matches[0] if matches else None
+
+
+def known_figures(table: TableSet, population: str, known: KnownFile, publication: Publication, time: tuple[str, str],
+                  la_code: str, area: pl.Series) -> tuple[TableSet, pl.DataFrame, int]:
+    """The model grown by a cell for each figure of the file about this release's units (its period and LA, areas
+    and categories the model has), and those cells: cell_id, value. Also how many figures were left out."""
+    data = known.data.with_columns(area.alias("__area")).with_row_index("__row", offset=1)
+    here = pl.col("__area").is_not_null() & pl.col(publication.indicator).str.contains(r"^\d+$")
+    if "time_period" in data.columns:
+        here &= (pl.col("time_period") == time[0]) & (pl.col("time_identifier") == time[1])
+    if "new_la_code" in data.columns:
+        here &= pl.col("new_la_code") == la_code
+    usable = data.filter(here)
+    for dim in (AREA, *known.filters):
+        nodes = set(table.hierarchies[dim].nodes)
+        usable = usable.filter(pl.col("__area" if dim == AREA else dim).is_in(list(nodes)))
+    coordinates = file_coordinates(table, population, list(known.filters), usable, usable["__area"])
+    grown, ids = table.with_cells(coordinates)
+    figures = pl.DataFrame({CELL_ID: ids, "value": usable[publication.indicator].cast(pl.Int64), "row": usable["__row"]})
+    counted = figures.join(grown.cells.select(CELL_ID, pl.col("value").alias("ours")), on=CELL_ID)
+    wrong = counted.filter(pl.col("value") != pl.col("ours"))
+    if wrong.height:
+        raise ReleaseError(f"{known.name}: row {wrong['row'][0]} (and {wrong.height - 1} more) is not this release's count "
+                           f"of the same units, so the file is not about {publication.name}'s population")
+    return grown, figures.select(CELL_ID, "value"), data.height - usable.height
+
+
+def combined_prior(priors: list[Prior], public: dict[int, str]) -> Prior:
+    """One prior from those of each publication's earlier release and the figures public elsewhere."""
+    hidden = frozenset().union(*(p.earlier_hidden for p in priors)) - set(public)
+    owed = [p.owed for p in priors if p.owed is not None]
+    return Prior(public=public, earlier_published=frozenset().union(*(p.earlier_published for p in priors)) - set(public),
+                 earlier_hidden=hidden,
+                 owed=pl.concat(owed).filter(pl.col(CELL_ID).is_in(list(hidden))) if owed else None,
+                 earlier=" and ".join(dict.fromkeys(p.earlier for p in priors)) or "the earlier release")
+
+
+def publication_summary(cells: pl.DataFrame, problem: dict) -> dict:
+    """A publication's share of its problem's protection summary: its own cells, the problem's audit verdict."""
+    counts = dict(cells.group_by("status").len().iter_rows())
+    secondary = cells.filter(pl.col("status") == "secondary")
+    hidden = cells.filter(pl.col("status").is_in(["primary", "secondary"]))
+    primaries = cells.filter((pl.col("status") == "primary") & pl.col("lower").is_not_null())
+    return {**problem, "cells": cells.height, "by_status": {s: counts.get(s, 0) for s in STATUSES},
+            "information_loss": {"secondary_cells": secondary.height, "secondary_value": float(secondary["value"].sum())},
+            "audit": {**problem["audit"], "suppressed_cells": hidden.height,
+                      "unsafe_cells": int((hidden["safe"] == False).sum()),  # noqa: E712 (null: not audited)
+                      "narrowest_primary_interval": primaries.select((pl.col("upper") - pl.col("lower")).min()).item()
+                      if primaries.height else None}}
