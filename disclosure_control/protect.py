@@ -127,7 +127,7 @@ def required_protection(table: TableSet, primary: set[int], policy: Policy, owed
     required = pl.DataFrame({CELL_ID: values[CELL_ID], "upper_required": upper, "lower_required": lower}, schema=REQUIRED_COLUMNS)
     if owed is None or owed.is_empty():
         return required
-    return (pl.concat([required, owed.select(REQUIRED_COLUMNS).cast(REQUIRED_COLUMNS)])
+    return (pl.concat([required, owed.select(list(REQUIRED_COLUMNS)).cast(REQUIRED_COLUMNS)])
             .group_by(CELL_ID).agg(pl.col("upper_required").max(), pl.col("lower_required").max()).sort(CELL_ID))
 
 
@@ -165,18 +165,36 @@ def interval_repairs(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame
     return added
 
 
-def without_needless_secondaries(table: TableSet, suppressed: set[int], protected: set[int], required: pl.DataFrame,
-                                 checked: pl.DataFrame, pairs: list[tuple[int, int]], costs, known: frozenset[int],
-                                 trials: int) -> tuple[set[int], pl.DataFrame]:
-    """Publish again, most expensive first, any secondary cell the pattern stays safe without, trying at most
-    `trials` cells; returns the pattern and its audit. A passing audit also rules out exact recovery: every
-    protected cell keeps room both ways."""
+@dataclass(frozen=True)
+class Attacker:
+    """One intruder the pattern must withstand: the cells it has from elsewhere, and the width each cell it must
+    not narrow keeps against it (cell_id, upper_required, lower_required)."""
+
+    known: frozenset[int]
+    required: pl.DataFrame
+
+    def audit(self, table: TableSet, suppressed: set[int], only: set[int] | None = None, rounds: int | None = None) -> pl.DataFrame:
+        return audit(table, suppressed - self.known, self.required, only=only,
+                     **({"rounds": rounds} if rounds is not None else {}))
+
+
+def without_needless_secondaries(table: TableSet, suppressed: set[int], protected: set[int], attackers: list[Attacker],
+                                 checked: list[pl.DataFrame], pairs: list[tuple[int, int]], costs,
+                                 trials: int) -> tuple[set[int], list[pl.DataFrame]]:
+    """Publish again, most expensive first, any secondary cell the pattern stays safe without (against every
+    attacker), trying at most `trials` cells; returns the pattern and its audits. A passing audit also rules out
+    exact recovery: every protected cell keeps room both ways."""
     for cell in sorted(suppressed - protected, key=lambda c: (-costs[c], c))[:trials]:
         trial = suppressed - {cell}
-        if not (pairs and recoverable_pairs(table, trial - known, pairs)):
-            trial_audit = audit(table, trial - known, required)
-            if trial_audit["safe"].all():
-                suppressed, checked = trial, trial_audit
+        if pairs and recoverable_pairs(table, trial - attackers[0].known, pairs):
+            continue
+        trial_audits = []
+        for attacker in attackers:
+            trial_audits.append(attacker.audit(table, trial))
+            if not trial_audits[-1]["safe"].all():
+                break
+        else:
+            suppressed, checked = trial, trial_audits
     return suppressed, checked
 
 
@@ -194,60 +212,84 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
             structural: pl.DataFrame | None = None, prior: Prior | None = None) -> Protection:
     method = method or policy.method
     prior = prior or Prior()
-    known = prior.known
     structural_ids = structural_cells(table, structural)
     primary = primary_cells(table, policy).filter(~pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public))))
     primary_ids = set(primary[CELL_ID].to_list())
-    required = required_protection(table, primary_ids - known, policy, prior.owed)
-    exposed = exposed_by_known(table, required, known)
-    required = required.filter(~pl.col(CELL_ID).is_in(list(exposed)))
-    protected = set(required[CELL_ID].to_list())  # this release's primaries, and the earlier's still owed
+    attackers, exposed, bounded = prior_attackers(table, policy, prior, primary_ids)
+    protected = set(attackers[0].required[CELL_ID].to_list())  # this release's primaries
+    owed = set().union(*(set(a.required[CELL_ID].to_list()) for a in attackers))  # and the earlier's
     kept = set(prior.earlier_hidden) - set(prior.public) - structural_ids
     costs = cell_costs(table, policy)
     notes = []
-    singletons = singleton_cells(table, primary_ids - known) if policy.protect_singletons else set()
-    pairs = singleton_pairs(table, primary_ids - known, singletons)
+    singletons = singleton_cells(table, protected) if policy.protect_singletons else set()
+    pairs = singleton_pairs(table, protected, singletons)
+    public = attackers[0].known
     if method == "optimal":
         from .optimal import optimal_suppression
 
-        suppressed, note = optimal_suppression(table, protected, required, policy, pairs, known, kept)
+        suppressed, note = optimal_suppression(table, owed, attackers[0].required, policy, pairs, public, kept)
         if note:
             notes.append(note)
             method = "fast"
     if method == "fast":
-        suppressed = gauss_suppression(table, protected, kept, policy, pairs, known)
+        suppressed = gauss_suppression(table, owed, kept, policy, pairs, public)
     suppressed |= primary_ids | kept
     first_pattern = frozenset(suppressed)
-    checked = audit(table, suppressed - known, required)
+    checked = [attacker.audit(table, suppressed) for attacker in attackers]
     for _ in range(MAX_REPAIR_ROUNDS):
-        unsafe = checked.filter(~pl.col("safe"))
-        if unsafe.is_empty():
+        unsafe = [audited.filter(~pl.col("safe")) for audited in checked]
+        if all(u.is_empty() for u in unsafe):
             break
-        extra = interval_repairs(table, suppressed - known, unsafe, costs, known)
+        extra: set[int] = set()
+        for attacker, narrow in zip(attackers, unsafe, strict=True):
+            if not narrow.is_empty():
+                extra |= interval_repairs(table, (suppressed | extra) - attacker.known, narrow, costs, attacker.known)
         suppressed |= extra  # suppressing more never makes a primary recoverable again, nor narrows an
         # interval (equations are only removed): each interval found stays attainable, so only the narrow
         # cells need checking again, and the other cells' intervals are no longer known to be exact
-        rechecked = audit(table, suppressed - known, required, only=set(unsafe[CELL_ID].to_list()) | extra,
-                          rounds=RECHECK_ROUNDS)
-        kept_audit = checked.filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())).with_columns(exact=pl.lit(False))
-        checked = pl.concat([kept_audit, rechecked]).sort(CELL_ID)
+        again = set().union(*(set(u[CELL_ID].to_list()) for u in unsafe)) | extra
+        for i, attacker in enumerate(attackers):
+            rechecked = attacker.audit(table, suppressed, only=again, rounds=RECHECK_ROUNDS)
+            kept_audit = checked[i].filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())).with_columns(exact=pl.lit(False))
+            checked[i] = pl.concat([kept_audit, rechecked]).sort(CELL_ID)
     else:
         raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
-    if method == "fast" and suppressed - primary_ids - protected:
+    if method == "fast" and suppressed - primary_ids - owed:
         trials = CLEANUP_WORK // max(1, table.inner.height)
-        suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids | protected, required, checked,
-                                                           pairs, costs, known, trials)
+        suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids | owed, attackers, checked,
+                                                           pairs, costs, trials)
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
-    determined = determined_secondaries(table, suppressed - known, primary_ids | protected, checked)
+    determined = determined_secondaries(table, suppressed - public, primary_ids | owed, checked[0])
     if determined:
         suppressed -= determined
-        checked = checked.filter(~pl.col(CELL_ID).is_in(list(determined)))
+        checked = [audited.filter(~pl.col(CELL_ID).is_in(list(determined))) for audited in checked]
         notes.append(f"{len(determined)} secondary cells were fixed exactly by the published cells, so they are shown")
-    notes += prior_notes(prior, primary_ids, suppressed, exposed)
-    return Protection(decisions(table, primary, suppressed, structural_ids, checked, policy, prior, exposed, protected),
-                      checked, policy, method, notes)
+    notes += prior_notes(prior, primary_ids, suppressed, exposed, bounded)
+    result = checked[0]
+    for audited in checked[1:]:  # a cell is safe when it is safe against every attacker
+        result = result.join(audited.select(CELL_ID, pl.col("safe").alias("__also")), on=CELL_ID, how="left").with_columns(
+            safe=pl.col("safe") & pl.col("__also").fill_null(True)).drop("__also")
+    return Protection(decisions(table, primary, suppressed, structural_ids, result, policy, prior, exposed | bounded,
+                                protected), result, policy, method, notes)
+
+
+def prior_attackers(table: TableSet, policy: Policy, prior: Prior, primary: set[int]) -> tuple[list[Attacker], set[int], set[int]]:
+    """The intruders to withstand: one with this release and the figures public elsewhere, and (given an earlier
+    release) one that also has the earlier release's cells, which it knows to within the mover bound, and must
+    not narrow the earlier release's primaries either. Also the cells no pattern can protect from each: exposed
+    by the public figures alone, and bounded by the earlier release alone (a count that crossed the threshold)."""
+    public = frozenset(prior.public)
+    required = required_protection(table, primary, policy)
+    exposed = exposed_by_known(table, required, public)
+    attackers = [Attacker(public, required.filter(~pl.col(CELL_ID).is_in(list(exposed))))]
+    bounded: set[int] = set()
+    if prior.earlier_published or prior.earlier_hidden:
+        later = required_protection(table, primary - prior.known - exposed, policy, prior.owed)
+        bounded = exposed_by_known(table, later, prior.known) | (primary & prior.earlier_published)
+        attackers.append(Attacker(prior.known, later.filter(~pl.col(CELL_ID).is_in(list(bounded)))))
+    return attackers, exposed, bounded
 
 
 def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[int]) -> set[int]:
@@ -260,7 +302,7 @@ def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[i
     return set(found.filter(~pl.col("safe"))[CELL_ID].to_list())
 
 
-def prior_notes(prior: Prior, primary: set[int], suppressed: set[int], exposed: set[int]) -> list[str]:
+def prior_notes(prior: Prior, primary: set[int], suppressed: set[int], exposed: set[int], bounded: set[int]) -> list[str]:
     notes = []
     if exposed:
         notes.append(f"{len(exposed)} cells to protect are narrowed below their protection level by what is already "
@@ -270,10 +312,9 @@ def prior_notes(prior: Prior, primary: set[int], suppressed: set[int], exposed: 
     if prior.earlier_hidden:
         notes.append(f"{len(prior.earlier_hidden & suppressed)} of the {len(prior.earlier_hidden)} cells hidden in "
                      f"{prior.earlier} are hidden again")
-    crossed = primary & prior.earlier_published
-    if crossed:
-        notes.append(f"{len(crossed)} primary cells were published in {prior.earlier}: differencing the two "
-                     "releases bounds them, whatever this release hides")
+    if bounded:
+        notes.append(f"{len(bounded)} primary cells are bounded by {prior.earlier} (most were published there): "
+                     "differencing the two releases narrows them, whatever this release hides")
     return notes
 
 
@@ -304,11 +345,12 @@ def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], stru
                   .otherwise(pl.lit("suppressed so that no primary cell can be worked out from the published cells")))
             .when(pl.col("status") == "structural_zero").then(pl.lit("this combination cannot occur"))
             .when(pl.col("__public").is_not_null()).then(pl.format("already published in {}", pl.col("__public")))
-            .when(pl.col(CELL_ID).is_in(list(exposed)))
-            .then(pl.format("{}; what is already published narrows it below its protection level", pl.col("reason")))
-            .when(pl.col(CELL_ID).is_in(list(prior.earlier_published)))
-            .then(pl.format("{}; published in {}, which bounds it: differencing recovers it whatever this release "
-                            "hides", pl.col("reason"), pl.lit(prior.earlier)))
+            .when(pl.col(CELL_ID).is_in(list(prior.earlier_published)) & (pl.col("status") == "primary"))
+            .then(pl.format("{}; published in {}, which bounds it: differencing the two releases narrows it whatever "
+                            "this release hides", pl.col("reason"), pl.lit(prior.earlier)))
+            .when(pl.col(CELL_ID).is_in(list(exposed)) & (pl.col("status") == "primary"))
+            .then(pl.format("{}; what is already out narrows it below its protection level whatever this release "
+                            "hides", pl.col("reason")))
             .otherwise(pl.col("reason")),
             display=pl.when(pl.col("status").is_in(["primary", "secondary"])).then(pl.lit(symbol["suppressed"]))
             .when(pl.col("status") == "structural_zero").then(pl.lit(symbol["not_applicable"]))

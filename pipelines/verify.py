@@ -28,7 +28,7 @@ from pipelines.ledger import chain_problems, file_entries, warehouse_entries
 from pipelines.policies import load_publication, load_recipients
 from pipelines.registry import RunPaths, publication_names, publication_spec
 from pipelines.transforms.publication import AREA, Publication
-from pipelines.transforms.release import KnownFile, populations, relations
+from pipelines.transforms.release import KnownFile, joined_groups, populations, relations
 from pipelines.warehouse import open_warehouse
 
 
@@ -142,29 +142,40 @@ def release_attack(paths: RunPaths, delivered: Path, publications: list[Publicat
                         f"{len(relations_.within) + len(relations_.part_of)} relations: no protected value narrowed")]
     earlier_folders = {p.name: e for p in publications
                        if (e := earlier_release(paths, p.recipient, [t.name for t in p.tables], before=run_id)) is not None}
-    if not earlier_folders:
-        return findings
-    then = [p for p in publications if p.name in earlier_folders]
-    labels = sorted({e.label for e in earlier_folders.values()})
-    earlier_view, _ = intruder_view(lambda p, t: earlier_folders[p.name].folder / f"{t}.csv", then, bases)
     movers = max(int(p.get("movers", 1)) for p in policies.values())
+    groups = populations(publications)
+    for members in joined_groups(groups, relations(groups)):
+        then = [p for m in members for p in m.publications if p.name in earlier_folders]
+        if then:
+            findings.append(differencing_finding(view, relations_, targets, movers, then, earlier_folders, bases,
+                                                 {m.name for m in members}))
+    return findings
+
+
+def differencing_finding(view: list[intruder.Population], relations_: intruder.Relations, targets: dict, movers: int,
+                         then: list[Publication], folders: dict, bases: dict, names: set[str]) -> Finding:
+    """The intruder on one problem's populations in both releases, under the mover assumption: a value hidden in
+    both that it narrows fails; one shown in either release (a count that crossed the threshold) is reported."""
+    earlier_view, _ = intruder_view(lambda p, t: folders[p.name].folder / f"{t}.csv", then, bases)
+    now = [v for v in view if v.name in names]
+    labels = " and ".join(sorted({folders[p.name].label for p in then}))
+    check = f"differencing attack on {', '.join(sorted(names))} against {labels} ({movers} mover{'s' if movers != 1 else ''})"
     try:
-        found = intruder.attack({"current": view, "earlier": earlier_view}, relations_, movers, targets)
+        found = intruder.attack({"current": now, "earlier": earlier_view}, relations_, movers, targets)
     except intruder.InfeasibleRelease:
-        return findings + [Finding("differencing attack", True, f"the releases differ by more than {movers} units, "
-                                   "so an intruder who knows of that many movers learns nothing from comparing them")]
-    shown = _shown_values({"current": view, "earlier": earlier_view})
+        return Finding(check, True, f"the releases differ by more than {movers} unit{'s' if movers != 1 else ''}, so an "
+                       "intruder who knows of that many movers learns nothing from comparing them")
+    shown = _shown_values({"current": now, "earlier": earlier_view})
     crossed, recovered = [], []
     for key in _narrow(found, targets):
         other = ("earlier" if key[0] == "current" else "current", *key[1:])
         (crossed if shown.get(other) else recovered).append(key)
-    detail = (f"{len(recovered)} values hidden in both releases are recovered by differencing, e.g. "
-              f"{' / '.join(map(str, recovered[0]))}" if recovered else "no value hidden in both releases is recovered")
+    detail = (f"{len(recovered)} values hidden in both releases are narrowed by differencing, e.g. "
+              f"{' / '.join(map(str, recovered[0]))}" if recovered else "no value hidden in both releases is narrowed")
     if crossed:
         detail += (f"; {len(crossed)} values shown in one release and hidden in the other (a count that crossed the "
                    f"threshold) are bounded by it, e.g. {' / '.join(map(str, crossed[0]))}")
-    return findings + [Finding(f"differencing attack against {' and '.join(labels)} ({movers} mover"
-                               f"{'s' if movers != 1 else ''})", not recovered, detail)]
+    return Finding(check, not recovered, detail)
 
 
 def _shown_values(releases: dict[str, list[intruder.Population]]) -> dict[tuple, bool]:

@@ -147,6 +147,22 @@ def nestings(found: list[Relation]) -> list[Nesting]:
     return [Nesting(r.population, r.other) for r in found if r.kind == "within"]
 
 
+def joined_groups(groups: list[Population], found: list[Relation]) -> list[tuple[Population, ...]]:
+    """Populations joined by `within` relations (they share units), each set in name order: one protection
+    problem each, since populations with no relation between them share no unit."""
+    component = {p.name: p.name for p in groups}
+
+    def root(name: str) -> str:
+        while component[name] != name:
+            name = component[name]
+        return name
+
+    for relation in found:
+        if relation.kind == "within":
+            component[root(relation.population)] = root(relation.other)
+    return [tuple(p for p in groups if root(p.name) == key) for key in sorted({root(p.name) for p in groups})]
+
+
 @dataclass(frozen=True)
 class Problem:
     """Populations joined by relations: protected together, as one model (populations with no relation between
@@ -173,19 +189,8 @@ class Release:
 
     @cached_property
     def problems(self) -> tuple[Problem, ...]:
-        component = {p.name: p.name for p in self.groups}
-
-        def root(name: str) -> str:
-            while component[name] != name:
-                name = component[name]
-            return name
-
-        for relation in self.relations:
-            if relation.kind == "within":
-                component[root(relation.population)] = root(relation.other)
         out = []
-        for key in sorted({root(p.name) for p in self.groups}):
-            members = tuple(p for p in self.groups if root(p.name) == key)
+        for members in joined_groups(list(self.groups), list(self.relations)):
             names = {p.name for p in members}
             mine = tuple(r for r in self.relations if r.population in names)
             out.append(Problem(members, release_table({n: self.parts[n] for n in names}, nestings(list(mine))), mine))
