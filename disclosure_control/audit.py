@@ -96,8 +96,8 @@ def _extreme(h, columns: np.ndarray, upward: bool) -> float:
 
 
 class AttackModel:
-    """What an attacker knows: every published cell's value, that counts are non-negative, and the release's
-    nestings. `suppressed` is the cells whose values the attacker does not know."""
+    """What an attacker knows: every published cell's value, that counts are non-negative, the release's
+    nestings and any other facts the table set carries. `suppressed` is the cells whose values the attacker does not know."""
 
     def __init__(self, table: TableSet, suppressed: set[int]):
         m = table.membership.tocsc()
@@ -122,6 +122,13 @@ class AttackModel:
             blocks.append(nested[used])
             lower.append(np.full(len(used), -np.inf))
             upper.append((bound - rows @ known_values)[used])
+        if table.facts is not None:
+            facts = table.facts.rows[:, unknown].tocsr()
+            used = np.flatnonzero(np.diff(facts.indptr) > 0)
+            fixed = (table.facts.rows @ known_values)[used]
+            blocks.append(facts[used])
+            lower.append(table.facts.lower[used] - fixed)
+            upper.append(table.facts.upper[used] - fixed)
         self.a = sparse.vstack(blocks, format="csr")
         self.lower, self.upper = np.concatenate(lower), np.concatenate(upper)
         if len(unknown):

@@ -27,11 +27,14 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+import numpy as np
+
 from .audit import RECHECK_ROUNDS, AttackModel, audit
 from .policy import Policy
 from .primary import primary_cells, protection_required
 from .secondary import cell_costs, gauss_suppression, recoverable_pairs
 from .singletons import singleton_cells, singleton_pairs
+from .release import differencing_model
 from .widening import widening_cells
 from .table import CELL_ID, INNER_ID, VALUE, TableSet
 
@@ -43,28 +46,28 @@ REQUIRED_COLUMNS = {CELL_ID: pl.Int64, "upper_required": pl.Float64, "lower_requ
 
 
 @dataclass(frozen=True)
+class Earlier:
+    """The earlier release of the same series: its model (the counts its run kept, restricted) and which of its
+    cells it showed and which it hid (read from its published files)."""
+
+    table: TableSet
+    published: frozenset[int]
+    hidden: frozenset[int]
+    label: str = "the earlier release"
+
+
+@dataclass(frozen=True)
 class Prior:
     """What an attacker has before this release (sdcTable's setInfo, for release-wide protection).
 
-    public           cell -> where it is already published, for the same units and at the same value: shown,
-                     since publishing it costs nothing, and never a primary
-    earlier_published cells the earlier release of the series showed: with few units changed since, they bound
-                     this release's cells closely, so they never count as protection, and a primary among them
-                     (a count that crossed the threshold) cannot be protected
-    earlier_hidden   cells the earlier release hid: hidden again unless publishing them gives nothing away
-    owed             cell_id, upper_required, lower_required: protection the earlier release's primaries still
-                     need, around this release's values
+    public   cell -> where it is already published, for the same units and at the same value: shown, since
+             publishing it costs nothing, and never a primary
+    earlier  the earlier release of the series: its hidden cells stay hidden, and the pattern must withstand an
+             intruder who holds both releases and knows that at most `movers` units joined or left in between
     """
 
     public: dict[int, str] = field(default_factory=dict)
-    earlier_published: frozenset[int] = frozenset()
-    earlier_hidden: frozenset[int] = frozenset()
-    owed: pl.DataFrame | None = None
-    earlier: str = "the earlier release"
-
-    @property
-    def known(self) -> frozenset[int]:
-        return frozenset(self.public) | self.earlier_published
+    earlier: Earlier | None = None
 
 
 class ProtectionError(RuntimeError):
@@ -98,37 +101,11 @@ class Protection:
         }
 
 
-def owed_protection(table: TableSet, hidden: set[int], policy: Policy) -> pl.DataFrame:
-    """Protection that cells hidden in the earlier release may still be owed, around this release's values.
-
-    With at most `movers` units changed since, a cell worth v now was worth v - movers to v + movers then; if any
-    of those could have been a primary (a count from 1 to threshold - 1, or a suppressed zero), the earlier
-    primary must keep its protection: differencing shifts its interval by the change, so this release's interval
-    must reach as far either side of v as the largest such primary needed. (Magnitude tables carry no such
-    bound: their primary rules depend on contributors, not on the count.)"""
-    if table.magnitude or not hidden:
-        return pl.DataFrame(schema=REQUIRED_COLUMNS)
-    rows = []
-    for cell in sorted(hidden):
-        value = int(table.cell_values[cell])
-        then = [v for v in range(max(0, value - policy.movers), value + policy.movers + 1)
-                if 0 < v < policy.threshold or (v == 0 and policy.zeros == "suppress")]
-        if then:
-            upper = max(protection_required([v], policy)[0][0] for v in then)
-            rows.append((cell, upper, min(float(value), upper)))
-    return pl.DataFrame(rows, schema=REQUIRED_COLUMNS, orient="row")
-
-
-def required_protection(table: TableSet, primary: set[int], policy: Policy, owed: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The width each protected cell's interval must keep on either side: the policy's for this release's
-    primaries, and at least what the earlier release's primaries are owed."""
+def required_protection(table: TableSet, primary: set[int], policy: Policy) -> pl.DataFrame:
+    """The width each protected cell's interval must keep on either side of its value."""
     values = table.cells.filter(pl.col(CELL_ID).is_in(list(primary)))
     upper, lower = protection_required(values[VALUE].to_list(), policy)
-    required = pl.DataFrame({CELL_ID: values[CELL_ID], "upper_required": upper, "lower_required": lower}, schema=REQUIRED_COLUMNS)
-    if owed is None or owed.is_empty():
-        return required
-    return (pl.concat([required, owed.select(list(REQUIRED_COLUMNS)).cast(REQUIRED_COLUMNS)])
-            .group_by(CELL_ID).agg(pl.col("upper_required").max(), pl.col("lower_required").max()).sort(CELL_ID))
+    return pl.DataFrame({CELL_ID: values[CELL_ID], "upper_required": upper, "lower_required": lower}, schema=REQUIRED_COLUMNS)
 
 
 def structural_cells(table: TableSet, structural: pl.DataFrame | None) -> set[int]:
@@ -168,14 +145,24 @@ def interval_repairs(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame
 @dataclass(frozen=True)
 class Attacker:
     """One intruder the pattern must withstand: the cells it has from elsewhere, and the width each cell it must
-    not narrow keeps against it (cell_id, upper_required, lower_required)."""
+    not narrow keeps against it (cell_id, upper_required, lower_required). `model` is what it attacks when that
+    is more than the table (the table joined to the earlier release: the table's cells keep their numbers), with
+    the cells it knows are hidden whatever this release does and the cells no repair may change."""
 
     known: frozenset[int]
     required: pl.DataFrame
+    model: TableSet | None = None
+    hidden: frozenset[int] = frozenset()
+    fixed: frozenset[int] = frozenset()
 
     def audit(self, table: TableSet, suppressed: set[int], only: set[int] | None = None, rounds: int | None = None) -> pl.DataFrame:
-        return audit(table, suppressed - self.known, self.required, only=only,
+        return audit(self.model or table, (suppressed | self.hidden) - self.known, self.required, only=only,
                      **({"rounds": rounds} if rounds is not None else {}))
+
+    def repairs(self, table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, costs: np.ndarray) -> set[int]:
+        model = self.model or table
+        costs = np.concatenate([costs, np.zeros(model.cells.height - len(costs))])
+        return interval_repairs(model, (suppressed | self.hidden) - self.known, unsafe, costs, self.known | self.fixed)
 
 
 def without_needless_secondaries(table: TableSet, suppressed: set[int], protected: set[int], attackers: list[Attacker],
@@ -215,10 +202,9 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     structural_ids = structural_cells(table, structural)
     primary = primary_cells(table, policy).filter(~pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public))))
     primary_ids = set(primary[CELL_ID].to_list())
-    attackers, exposed, bounded = prior_attackers(table, policy, prior, primary_ids)
-    protected = set(attackers[0].required[CELL_ID].to_list())  # this release's primaries
-    owed = set().union(*(set(a.required[CELL_ID].to_list()) for a in attackers))  # and the earlier's
-    kept = set(prior.earlier_hidden) - set(prior.public) - structural_ids
+    attackers, exposed, bounded, kept, crossed = prior_attackers(table, policy, prior, primary_ids)
+    kept -= set(prior.public) | structural_ids
+    protected = set(attackers[0].required[CELL_ID].to_list())  # this release's primaries that can be protected
     costs = cell_costs(table, policy)
     notes = []
     singletons = singleton_cells(table, protected) if policy.protect_singletons else set()
@@ -227,12 +213,12 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     if method == "optimal":
         from .optimal import optimal_suppression
 
-        suppressed, note = optimal_suppression(table, owed, attackers[0].required, policy, pairs, public, kept)
+        suppressed, note = optimal_suppression(table, protected, attackers[0].required, policy, pairs, public, kept)
         if note:
             notes.append(note)
             method = "fast"
     if method == "fast":
-        suppressed = gauss_suppression(table, owed, kept, policy, pairs, public)
+        suppressed = gauss_suppression(table, protected, kept, policy, pairs, public)
     suppressed |= primary_ids | kept
     first_pattern = frozenset(suppressed)
     checked = [attacker.audit(table, suppressed) for attacker in attackers]
@@ -243,7 +229,7 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
         extra: set[int] = set()
         for attacker, narrow in zip(attackers, unsafe, strict=True):
             if not narrow.is_empty():
-                extra |= interval_repairs(table, (suppressed | extra) - attacker.known, narrow, costs, attacker.known)
+                extra |= attacker.repairs(table, suppressed | extra, narrow, costs)
         suppressed |= extra  # suppressing more never makes a primary recoverable again, nor narrows an
         # interval (equations are only removed): each interval found stays attainable, so only the narrow
         # cells need checking again, and the other cells' intervals are no longer known to be exact
@@ -254,42 +240,57 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
             checked[i] = pl.concat([kept_audit, rechecked]).sort(CELL_ID)
     else:
         raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
-    if method == "fast" and suppressed - primary_ids - owed:
+    if method == "fast" and suppressed - primary_ids - protected:
         trials = CLEANUP_WORK // max(1, table.inner.height)
-        suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids | owed, attackers, checked,
+        suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids | protected, attackers, checked,
                                                            pairs, costs, trials)
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
-    determined = determined_secondaries(table, suppressed - public, primary_ids | owed, checked[0])
+    determined = determined_secondaries(table, suppressed - public, primary_ids | protected, checked[0])
     if determined:
         suppressed -= determined
         checked = [audited.filter(~pl.col(CELL_ID).is_in(list(determined))) for audited in checked]
         notes.append(f"{len(determined)} secondary cells were fixed exactly by the published cells, so they are shown")
-    notes += prior_notes(prior, primary_ids, suppressed, exposed, bounded)
+    notes += prior_notes(prior, suppressed, kept, exposed, bounded, crossed, len(attackers) > 1)
     result = checked[0]
     for audited in checked[1:]:  # a cell is safe when it is safe against every attacker
         result = result.join(audited.select(CELL_ID, pl.col("safe").alias("__also")), on=CELL_ID, how="left").with_columns(
             safe=pl.col("safe") & pl.col("__also").fill_null(True)).drop("__also")
-    return Protection(decisions(table, primary, suppressed, structural_ids, result, policy, prior, exposed | bounded,
-                                protected), result, policy, method, notes)
+    return Protection(decisions(table, primary, suppressed, structural_ids, result, policy, prior, kept, exposed,
+                                bounded, crossed, protected), result, policy, method, notes)
 
 
-def prior_attackers(table: TableSet, policy: Policy, prior: Prior, primary: set[int]) -> tuple[list[Attacker], set[int], set[int]]:
+def prior_attackers(table: TableSet, policy: Policy, prior: Prior, primary: set[int]
+                    ) -> tuple[list[Attacker], set[int], set[int], set[int], set[int]]:
     """The intruders to withstand: one with this release and the figures public elsewhere, and (given an earlier
-    release) one that also has the earlier release's cells, which it knows to within the mover bound, and must
-    not narrow the earlier release's primaries either. Also the cells no pattern can protect from each: exposed
-    by the public figures alone, and bounded by the earlier release alone (a count that crossed the threshold)."""
+    release) one that holds both releases under the mover assumption, which must not narrow this release's
+    primaries or the earlier's. Also the cells no pattern can protect: exposed by the public figures alone,
+    bounded by the earlier release alone, and counts that crossed the threshold (shown then, a primary now);
+    and the cells the earlier release hid, which are kept hidden."""
     public = frozenset(prior.public)
     required = required_protection(table, primary, policy)
     exposed = exposed_by_known(table, required, public)
     attackers = [Attacker(public, required.filter(~pl.col(CELL_ID).is_in(list(exposed))))]
-    bounded: set[int] = set()
-    if prior.earlier_published or prior.earlier_hidden:
-        later = required_protection(table, primary - prior.known - exposed, policy, prior.owed)
-        bounded = exposed_by_known(table, later, prior.known) | (primary & prior.earlier_published)
-        attackers.append(Attacker(prior.known, later.filter(~pl.col(CELL_ID).is_in(list(bounded)))))
-    return attackers, exposed, bounded
+    if prior.earlier is None:
+        return attackers, exposed, set(), set(), set()
+    earlier = prior.earlier
+    dims = list(table.dimensions)
+    matched = table.cells.select(CELL_ID, *dims).join(earlier.table.cells.select(pl.col(CELL_ID).alias("then"), *dims), on=dims)
+    kept = set(matched.filter(pl.col("then").is_in(list(earlier.hidden)))[CELL_ID].to_list())
+    crossed = primary & set(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
+    model = None if table.magnitude else differencing_model(table, earlier.table, policy.movers)
+    if model is None:  # more units changed than an intruder assumes: comparing the releases tells it nothing
+        return attackers, exposed, set(), kept, crossed
+    offset = table.cells.height
+    then_primary = {offset + c for c in primary_cells(earlier.table, policy)[CELL_ID].to_list()} & {offset + c for c in earlier.hidden}
+    known = public | {offset + c for c in earlier.published}
+    later = required_protection(model, (primary - crossed - exposed) | then_primary, policy)
+    bounded = exposed_by_known(model, later, known)
+    unseen = frozenset(offset + c for c in range(earlier.table.cells.height) if c not in earlier.published)
+    attackers.append(Attacker(known, later.filter(~pl.col(CELL_ID).is_in(list(bounded))), model, unseen,
+                              frozenset(range(offset, model.cells.height))))
+    return attackers, exposed, {c for c in bounded if c < offset}, kept, crossed
 
 
 def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[int]) -> set[int]:
@@ -302,28 +303,37 @@ def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[i
     return set(found.filter(~pl.col("safe"))[CELL_ID].to_list())
 
 
-def prior_notes(prior: Prior, primary: set[int], suppressed: set[int], exposed: set[int], bounded: set[int]) -> list[str]:
+def prior_notes(prior: Prior, suppressed: set[int], kept: set[int], exposed: set[int], bounded: set[int],
+                crossed: set[int], differenced: bool) -> list[str]:
     notes = []
     if exposed:
         notes.append(f"{len(exposed)} cells to protect are narrowed below their protection level by what is already "
                      "published, whatever this release hides")
     if prior.public:
         notes.append(f"{len(prior.public)} cells were already published elsewhere, so they are shown")
-    if prior.earlier_hidden:
-        notes.append(f"{len(prior.earlier_hidden & suppressed)} of the {len(prior.earlier_hidden)} cells hidden in "
-                     f"{prior.earlier} are hidden again")
+    if prior.earlier is None:
+        return notes
+    label = prior.earlier.label
+    notes.append(f"{len(kept & suppressed)} cells hidden in {label} are hidden again")
+    if crossed:
+        notes.append(f"{len(crossed)} primary cells were shown in {label}: differencing the two releases bounds "
+                     "them, whatever this release hides")
     if bounded:
-        notes.append(f"{len(bounded)} primary cells are bounded by {prior.earlier} (most were published there): "
-                     "differencing the two releases narrows them, whatever this release hides")
+        notes.append(f"{len(bounded)} primary cells are narrowed by {label} alone under the mover assumption")
+    if not differenced:
+        notes.append(f"more units changed since {label} than the policy's movers: comparing the two gives an "
+                     "intruder nothing")
     return notes
 
 
 def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], structural_ids: set[int],
-              checked: pl.DataFrame, policy: Policy, prior: Prior, exposed: set[int], protected: set[int]) -> pl.DataFrame:
+              checked: pl.DataFrame, policy: Policy, prior: Prior, kept: set[int], exposed: set[int], bounded: set[int],
+              crossed: set[int], protected: set[int]) -> pl.DataFrame:
     """One decision record per cell: status, the rule behind it, why, what is shown, and whether its interval
     was held to a protection level (`protected`: this release's primaries and the earlier release's, where they
     can be protected)."""
     symbol = policy.symbols
+    label = prior.earlier.label if prior.earlier else "the earlier release"
     public = pl.DataFrame({CELL_ID: list(prior.public), "__public": list(prior.public.values())},
                           schema={CELL_ID: pl.Int64, "__public": pl.String})
     status = (
@@ -340,14 +350,17 @@ def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], stru
         .with_columns(status=status)
         .with_columns(
             reason=pl.when(pl.col("status") == "secondary")
-            .then(pl.when(pl.col(CELL_ID).is_in(list(prior.earlier_hidden)))
-                  .then(pl.lit(f"hidden in {prior.earlier} too, so that the two releases cannot be differenced"))
+            .then(pl.when(pl.col(CELL_ID).is_in(list(kept)))
+                  .then(pl.lit(f"hidden in {label} too, so that the two releases cannot be differenced"))
                   .otherwise(pl.lit("suppressed so that no primary cell can be worked out from the published cells")))
             .when(pl.col("status") == "structural_zero").then(pl.lit("this combination cannot occur"))
             .when(pl.col("__public").is_not_null()).then(pl.format("already published in {}", pl.col("__public")))
-            .when(pl.col(CELL_ID).is_in(list(prior.earlier_published)) & (pl.col("status") == "primary"))
-            .then(pl.format("{}; published in {}, which bounds it: differencing the two releases narrows it whatever "
-                            "this release hides", pl.col("reason"), pl.lit(prior.earlier)))
+            .when(pl.col(CELL_ID).is_in(list(crossed)) & (pl.col("status") == "primary"))
+            .then(pl.format("{}; shown in {}, which bounds it: differencing the two releases narrows it whatever this "
+                            "release hides", pl.col("reason"), pl.lit(label)))
+            .when(pl.col(CELL_ID).is_in(list(bounded)) & (pl.col("status") == "primary"))
+            .then(pl.format("{}; {} alone narrows it under the mover assumption, whatever this release hides",
+                            pl.col("reason"), pl.lit(label)))
             .when(pl.col(CELL_ID).is_in(list(exposed)) & (pl.col("status") == "primary"))
             .then(pl.format("{}; what is already out narrows it below its protection level whatever this release "
                             "hides", pl.col("reason")))

@@ -20,7 +20,7 @@ import polars as pl
 from scipy import sparse
 
 from .hierarchy import ROOT, Hierarchy
-from .table import CELL_ID, INNER_ID, VALUE, TableError, TableSet
+from .table import CELL_ID, INNER_ID, VALUE, Facts, TableError, TableSet
 
 POPULATION = "population"
 
@@ -33,7 +33,7 @@ class Nesting:
     outer: str
 
 
-def _union_hierarchy(dim: str, hierarchies: list[Hierarchy]) -> Hierarchy:
+def union_hierarchy(dim: str, hierarchies: list[Hierarchy]) -> Hierarchy:
     """One tree for a dimension that several populations count at different depths (districts; schools within
     districts): every part's tree must be a cut of it."""
     parent: dict[str, str] = {}
@@ -62,7 +62,7 @@ def release_table(parts: dict[str, TableSet], nestings: Sequence[Nesting] = ()) 
         raise TableError("a release cannot mix count and magnitude tables")
     dimensions = (POPULATION, *dict.fromkeys(d for n in names for d in parts[n].dimensions))
     hierarchies = {POPULATION: Hierarchy.flat(POPULATION, names)} | {
-        d: _union_hierarchy(d, [parts[n].hierarchies[d] for n in names if d in parts[n].dimensions])
+        d: union_hierarchy(d, [parts[n].hierarchies[d] for n in names if d in parts[n].dimensions])
         for d in dimensions[1:]}
     inner_offsets = np.cumsum([0] + [parts[n].inner.height for n in names])
     cell_offsets = np.cumsum([0] + [parts[n].cells.height for n in names])
@@ -105,3 +105,64 @@ def population_cells(cells: pl.DataFrame, release: TableSet, name: str, part: Ta
     mine = cells.filter(pl.col(POPULATION) == name).sort(CELL_ID)
     offset = int(release.cells.filter(pl.col(POPULATION) == name)[CELL_ID].min())
     return mine.with_columns(pl.col(CELL_ID) - offset).drop(d for d in release.dimensions if d not in part.dimensions)
+
+
+EARLIER, MOVED = " (earlier)", "(moved)"
+
+
+def differencing_model(current: TableSet, earlier: TableSet, movers: int) -> TableSet | None:
+    """The current release's model joined to the earlier release's, for an intruder who holds both and knows
+    that at most `movers` units joined or left each population in between.
+
+    The current cells keep their numbers; the earlier cells follow, their population named with " (earlier)".
+    For every combination of codes either release counts, two more unknowns carry the change (up and down), and
+    facts tie them: now - then - up + down = 0, and up + down summed over a population is at most `movers`.
+    None when more units changed than that: an intruder who assumes no more has no table that fits, and learns
+    nothing from the comparison."""
+    if current.dimensions != earlier.dimensions:
+        raise TableError("the earlier release does not have the same dimensions")
+    dims = list(current.dimensions)
+    union = current.inner.select(INNER_ID, *dims, VALUE).join(
+        earlier.inner.select(INNER_ID, *dims, VALUE), on=dims, how="full", coalesce=True, suffix="_then")
+    union = union.with_columns(change=pl.col(VALUE).fill_null(0) - pl.col(f"{VALUE}_then").fill_null(0)).sort(dims)
+    moved = union.group_by(POPULATION).agg(pl.col("change").abs().sum())
+    if moved["change"].max() > movers:
+        return None
+    n_now, n_then, n_union = current.inner.height, earlier.inner.height, union.height
+    then = earlier.inner.with_columns(pl.col(INNER_ID) + n_now, pl.col(POPULATION) + EARLIER)
+    changes = [union.select(pl.lit(MOVED).alias(POPULATION), *[pl.lit(ROOT).alias(d) for d in dims[1:]],
+                            pl.col("change").clip(lower_bound=0).alias(VALUE) if up else (-pl.col("change")).clip(lower_bound=0).alias(VALUE))
+               for up in (True, False)]
+    d_inner = pl.concat(changes).with_row_index(INNER_ID, offset=n_now + n_then).with_columns(pl.col(INNER_ID).cast(pl.Int64))
+    inner = pl.concat([current.inner.select(INNER_ID, *dims, VALUE), then.select(INNER_ID, *dims, VALUE),
+                       d_inner.select(INNER_ID, *dims, VALUE)], how="vertical_relaxed")
+    offset = current.cells.height
+    cells = pl.concat([current.cells, earlier.cells.with_columns(pl.col(CELL_ID) + offset, pl.col(POPULATION) + EARLIER,
+                                                               pl.col("tables").list.eval(pl.lit("earlier:") + pl.element()))
+                       .select(current.cells.columns)], how="vertical_relaxed")
+    membership = sparse.block_diag([current.membership, earlier.membership,
+                                    sparse.csc_matrix((2 * n_union, 0))], format="csc")
+    rows = np.arange(n_union)
+    link_now = union[INNER_ID].to_numpy()
+    link_then = union[f"{INNER_ID}_then"].to_numpy()
+    has_now, has_then = ~np.isnan(link_now.astype(float)), ~np.isnan(link_then.astype(float))
+    up = n_now + n_then + rows
+    down = up + n_union
+    link = sparse.csr_matrix((
+        np.concatenate([np.ones(has_now.sum()), -np.ones(has_then.sum()), -np.ones(n_union), np.ones(n_union)]),
+        (np.concatenate([rows[has_now], rows[has_then], rows, rows]),
+         np.concatenate([link_now[has_now].astype(np.int64), link_then[has_then].astype(np.int64) + n_now, up, down]))),
+        shape=(n_union, inner.height))
+    populations = sorted(set(union[POPULATION].to_list()))
+    which = np.array([populations.index(p) for p in union[POPULATION].to_list()])
+    bound = sparse.csr_matrix((np.ones(2 * n_union), (np.concatenate([which, which]), np.concatenate([up, down]))),
+                              shape=(len(populations), inner.height))
+    facts = Facts(sparse.vstack([link, bound], format="csr"), np.zeros(n_union + len(populations)),
+                  np.concatenate([np.zeros(n_union), np.full(len(populations), float(movers))]))
+    names = sorted(set(inner[POPULATION].to_list()))
+    hierarchies = {POPULATION: Hierarchy.flat(POPULATION, names)} | {
+        d: union_hierarchy(d, [current.hierarchies[d], earlier.hierarchies[d]]) for d in dims[1:]}
+    nested = None
+    if current.nested is not None:
+        nested = pl.concat([current.nested, earlier.nested.with_columns(pl.col("small") + offset, pl.col("large") + offset)])
+    return TableSet(current.dimensions, hierarchies, current.tables, inner, cells, membership, None, nested, facts)

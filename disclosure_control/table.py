@@ -39,6 +39,16 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class Facts:
+    """Linear facts about the inner cells that an attacker knows besides the published cells: lower <= rows . x
+    <= upper (for differencing, that the two releases' counts differ by at most a few movers)."""
+
+    rows: sparse.csr_matrix  # facts x inner cells
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+@dataclass(frozen=True)
 class TableSet:
     dimensions: tuple[str, ...]
     hierarchies: dict[str, Hierarchy]
@@ -49,6 +59,7 @@ class TableSet:
     contributions: pl.DataFrame | None = None  # cell_id, contributor, value: for magnitude tables
     nested: pl.DataFrame | None = None  # small, large: a cell of a sub-population and its counterpart in the
     # population that holds it (absence pupils among the pupils on roll), which it can never exceed
+    facts: Facts | None = None
 
     @cached_property
     def inner_values(self) -> np.ndarray:
@@ -138,7 +149,7 @@ class TableSet:
         extra = extra.with_columns(pl.Series(VALUE, added.T @ self.inner_values).cast(self.cells.schema[VALUE]))
         cells = pl.concat([self.cells, extra.select(self.cells.columns)])
         grown = TableSet(self.dimensions, self.hierarchies, self.tables, self.inner, cells,
-                         sparse.hstack([self.membership, added]).tocsc(), self.contributions, self.nested)
+                         sparse.hstack([self.membership, added]).tocsc(), self.contributions, self.nested, self.facts)
         ids = coordinates.select(dims).with_row_index("__order").join(cells.select(CELL_ID, *dims), on=dims, how="left")
         return grown, ids.sort("__order")[CELL_ID]
 

@@ -8,8 +8,8 @@ The published cells that change are then suppressed. The change is itself a tabl
 so the cell's interval reaches its protection level, and stays there whatever else is suppressed later.
 
 Cells whose values the attacker has from elsewhere (already public, or published in the earlier release) are held
-fixed: suppressing them would give no room. A release's nestings hold too: the change never lets a sub-population
-count more than the population that holds it.
+fixed: suppressing them would give no room. A release's nestings and any other facts the attacker knows hold too:
+the change never lets a sub-population count more than the population that holds it.
 
 The search starts in the cell's neighbourhood (its siblings under its parents in every dimension), which keeps
 each LP small, and widens to grandparents and then the whole table only where the neighbourhood cannot do it.
@@ -57,6 +57,14 @@ def _cheapest_release(table: TableSet, suppressed: set[int], cell: int, upward: 
         slack = sparse.vstack([slack, sparse.csc_matrix((len(used), p))]).tocsc()
         lower = np.append(lower, np.full(len(used), -highspy.kHighsInf))
         upper = np.append(upper, -(table.nested_rows[used] @ table.inner_values))
+    if table.facts is not None:  # and other facts hold: lower <= facts . (x + change) <= upper
+        facts = table.facts.rows[:, inner].tocsr()
+        used = np.flatnonzero(np.diff(facts.indptr) > 0)
+        now = table.facts.rows[used] @ table.inner_values
+        rows = sparse.vstack([rows, facts[used].tocsc()]).tocsc()
+        slack = sparse.vstack([slack, sparse.csc_matrix((len(used), p))]).tocsc()
+        lower = np.append(lower, table.facts.lower[used] - now)
+        upper = np.append(upper, table.facts.upper[used] - now)
     a = sparse.hstack([rows, -slack, slack]).tocsc()
     room = np.where(np.isin(published, list(fixed)), 0.0, highspy.kHighsInf)  # a fixed cell cannot change
     h = loaded_solver(a, np.concatenate([np.zeros(n), costs[published], costs[published]]),

@@ -25,13 +25,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from disclosure_control.policy import Policy, PolicyError, as_mapping
-from disclosure_control.protect import ProtectionError, protect
+from disclosure_control.protect import Earlier, Prior, ProtectionError, protect
+from disclosure_control.release import release_table
 from disclosure_control.rounding import round_published
 from disclosure_control.table import CELL_ID
 from outputs.ees import area_nodes, district_geography, ees_data, ees_meta, geography_rows, time_columns, write_ees
 from outputs.manifest import write_manifest
 from outputs.report import write_report
-from pipelines.history import EarlierRelease, earlier_release, known_files
+from pipelines.history import (EarlierRelease, archive_counts, earlier_release, keep_counts, kept_counts,
+                               known_files)
 from pipelines.io import (copy_atomic, file_sha256, read_csv_text, read_json, staged_output, write_csv_atomic,
                           write_parquet_atomic)
 from pipelines.keys import pseudonymisation_key
@@ -44,7 +46,7 @@ from pipelines.registry import (RunPaths, config_files, extract_names, extract_s
                                 publication_spec)
 from pipelines.transforms.extract import Extract, extract_rows
 from pipelines.transforms.publication import Publication, share_percents
-from pipelines.transforms.release import (build_release, combined_prior, earlier_prior, file_coordinates, known_figures,
+from pipelines.transforms.release import (build_release, earlier_release_of, file_coordinates, known_figures, nestings,
                                           publication_summary, shown_cells)
 from pipelines.validate import new_run_id, run_validation
 from pipelines.verify import release_attack
@@ -113,19 +115,21 @@ def reapply_corrections(paths: RunPaths) -> int:
 def protect_release(paths: RunPaths, returns: tuple[str, ...], academic_year: int, period: str,
                     policy_file: Path | None, known_dir: Path | None) -> dict:
     """Every publication of the run protected as one release (with what is already out): decision records per
-    publication in the work area; returns their summaries and the relations used."""
+    publication and the counts behind them in the work area; returns their summaries and the relations used."""
     publications = [p for name in returns for p in publications_of(name)]
     if not publications:
-        return {"protections": [], "relations": [], "known": []}
+        return {"protections": [], "relations": [], "known": [], "populations": []}
     frames = staged_frames(paths.warehouse, (*sorted({p.dataset for p in publications}), *PLACES))
     release = build_release(frames, publications, academic_year, period, frames["schools"], frames["postcodes"])
+    earlier_runs = {problem.names: found for problem in release.problems if (found := earlier_of(paths, problem))}
+    release = release.with_earlier({name: counts for _, kept in earlier_runs.values() for name, counts in kept.items()})
     known = known_files(known_dir) if known_dir else []
     time = tuple(pl.select(time_columns(academic_year, parse_term_label(period)[1])).row(0))
     la_code = district_geography(frames["schools"])["new_la_code"].unique().to_list()[0]
     protections, used = [], []
     for problem in release.problems:
         policy = problem_policy(problem, policy_file)
-        table, public, priors = problem.table, {}, []
+        table, public = problem.table, {}
         for known_file in known:
             publication = known_file.publication(list(problem.publications))
             if publication is not None:
@@ -135,13 +139,13 @@ def protect_release(paths: RunPaths, returns: tuple[str, ...], academic_year: in
                 public |= {cell: known_file.name for cell in figures[CELL_ID].to_list()}
                 used.append({"file": known_file.name, "publication": publication.name, "figures": figures.height,
                              "left_out": left_out})
-        for publication in problem.publications:
-            earlier = earlier_release(paths, publication.recipient, [t.name for t in publication.tables])
-            if earlier is not None:
-                priors.append(earlier_prior(table, earlier_shown(table, release, publication, earlier), policy, earlier.label))
-        result = round_published(protect(table, policy, prior=combined_prior(priors, public)))
+        earlier = problem_earlier(release, problem, earlier_runs[problem.names][0], policy) if problem.names in earlier_runs else None
+        result = round_published(protect(table, policy, prior=Prior(public, earlier)))
         cells = result.cells.join(release.measure_totals(problem), on=CELL_ID, how="left")
         summary = result.summary()
+        for population in problem.populations:
+            part = release.parts[population.name]
+            keep_counts(paths.work, population.name, part.inner.filter(pl.col("value") > 0), part.hierarchies)
         for publication in problem.publications:
             mine = release.publication_cells(cells, publication)
             write_parquet_atomic(mine, paths.decisions(publication.name))
@@ -150,13 +154,32 @@ def protect_release(paths: RunPaths, returns: tuple[str, ...], academic_year: in
                                 "files": [t.name for t in publication.tables], "units": release.rows[population.name].height,
                                 "units_without_area": release.unplaced[population.name],
                                 "summary": publication_summary(mine, summary), "policy": as_mapping(policy),
-                                "protected_with": [p.name for p in problem.publications]})
-    return {"protections": protections, "relations": [r.describe() for r in release.relations], "known": used}
+                                "protected_with": [p.name for p in problem.publications],
+                                "earlier": earlier.label if earlier else None})
+    return {"protections": protections, "relations": [r.describe() for r in release.relations], "known": used,
+            "populations": [p.name for p in release.groups]}
+
+
+def earlier_of(paths: RunPaths, problem) -> tuple[EarlierRelease, dict] | None:
+    """The newest earlier release of every publication of the problem, with the counts its run kept per
+    population; None if there is none, or its run kept no counts (a run before release-wide protection)."""
+    found = [earlier_release(paths, p.recipient, [t.name for t in p.tables]) for p in problem.publications]
+    if not found or any(f is None for f in found) or len({f.run_id for f in found}) > 1:
+        return None
+    counts = {population.name: kept_counts(paths.counts(found[0].run_id), population.name) for population in problem.populations}
+    return None if any(c is None for c in counts.values()) else (found[0], counts)
+
+
+def problem_earlier(release, problem, found: EarlierRelease, policy: Policy) -> Earlier:
+    """The earlier release as an intruder holds it: the model of its counts and what its files showed."""
+    parts = {p.name: release.earlier_parts[p.name] for p in problem.populations}
+    model = release_table(parts, nestings(list(problem.relations)))
+    shown = pl.concat([earlier_shown(model, release, publication, found) for publication in problem.publications])
+    return earlier_release_of(problem, parts, shown, policy, found.label)
 
 
 def earlier_shown(table, release, publication: Publication, earlier: EarlierRelease) -> pl.DataFrame:
-    """cell_id (of the problem's model) and what the earlier release showed there, over its files of the
-    publication's tables."""
+    """cell_id (of the earlier release's model) and what its files of the publication's tables showed there."""
     population = release.population_of(publication.name).name
     frames = []
     for published in publication.tables:
@@ -302,6 +325,7 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
                     "relations": release["relations"], "known_published": release["known"], "attack": attack,
                     "extracts": [e for o in outputs for e in o["extracts"]], "deliveries": deliveries}
         write_report(RunPaths(staging).report, document)
+    archive_counts(paths, run_id, release["populations"])
     entry = record_in_ledger(paths, run)
     report = (paths.report / "auditor_report.html").resolve()
     create_markdown_artifact(f"[Auditor report]({report.as_uri()}) for run {run_id} ({', '.join(returns)}); ledger entry "

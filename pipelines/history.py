@@ -3,17 +3,21 @@
 Every run keeps a copy of the aggregate files it delivered in releases/<run_id>/<recipient>/ (published
 statistics only: never a record-level extract), and its ledger entry holds their hashes as delivered. The
 earlier release of a publication is the newest earlier run whose entry recorded all of its table files; its
-copies are trusted only if their hashes still match that entry.
+copies are trusted only if their hashes still match that entry. The run also keeps, restricted, the counts its
+statistics were protected from (data/releases/<run_id>/: each population's inner cells and hierarchies), so
+that the next run can model an intruder who holds both releases.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
 from pathlib import Path
 
 import polars as pl
 
-from pipelines.io import file_sha256, read_csv_text
+from disclosure_control.hierarchy import Hierarchy
+from pipelines.io import copy_atomic, file_sha256, read_csv_text, read_json, write_parquet_atomic, write_text_atomic
 from pipelines.ledger import file_entries
 from pipelines.registry import RunPaths
 from pipelines.transforms.release import KnownFile
@@ -74,3 +78,26 @@ def known_files(folder: Path) -> list[KnownFile]:
         kind = lambda t: tuple(meta.filter(pl.col("col_type") == t)["col_name"].to_list())  # noqa: E731
         found.append(KnownFile(path.name, read_csv_text(path).with_columns(pl.all().fill_null("")), kind("Filter"), kind("Indicator")))
     return found
+
+
+def keep_counts(folder: Path, population: str, inner: pl.DataFrame, hierarchies: dict[str, Hierarchy]) -> None:
+    """A population's inner cells and hierarchies (restricted: unsuppressed counts), for the next run."""
+    write_parquet_atomic(inner, folder / f"{population}.inner.parquet")
+    write_text_atomic(folder / f"{population}.hierarchies.json",
+                      json.dumps({d: [list(pair) for pair in h.parent_of] for d, h in hierarchies.items()}))
+
+
+def kept_counts(folder: Path, population: str) -> tuple[pl.DataFrame, dict[str, Hierarchy]] | None:
+    """What keep_counts kept in the folder, or None when it holds nothing for the population."""
+    inner, tree = folder / f"{population}.inner.parquet", folder / f"{population}.hierarchies.json"
+    if not (inner.is_file() and tree.is_file()):
+        return None
+    pairs = read_json(tree)
+    return pl.read_parquet(inner), {d: Hierarchy(d, tuple(tuple(p) for p in ps)) for d, ps in pairs.items()}
+
+
+def archive_counts(paths: RunPaths, run_id: str, populations: list[str]) -> None:
+    """The counts the run kept in its work area, under its run id for the runs after it."""
+    for population in populations:
+        for suffix in (".inner.parquet", ".hierarchies.json"):
+            copy_atomic(paths.work / f"{population}{suffix}", paths.counts(run_id) / f"{population}{suffix}")

@@ -61,11 +61,13 @@ class PublishedFile:
 
 @dataclass
 class Population:
-    """The files one population is published in, and its kind of geography (whose districts)."""
+    """The files one population is published in, its kind of geography (whose districts), and files of figures
+    about it that others have published."""
 
     name: str
     family: str
     files: list[PublishedFile] = field(default_factory=list)
+    known: list[PublishedFile] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,23 @@ def _published_rows(model: _Model, file: _File, hidden: list[tuple[Key, list[int
             model.add(cells, [1.0] * len(cells), float(shown), float(shown))
 
 
+def _known_rows(model: _Model, published: PublishedFile, files: list[_File]) -> None:
+    """Figures others publish about the population, as equations in the unknowns of the file of ours with the
+    fewest filters that has all of theirs (a figure at an area finer than that file's, or a cross of filters no
+    file of ours has, cannot be written in them and is left out)."""
+    hosts = sorted((f for f in files if set(published.filters) <= set(f.published.filters)), key=lambda f: len(f.published.filters))
+    if not hosts:
+        return
+    host = hosts[0]
+    for row in published.data.iter_rows(named=True):
+        level, code = published.node(row)
+        shown = row[published.indicator]
+        if level < 0 or level > host.level or not shown.isdigit() or any(row[f] not in (TOTAL, *host.levels[f]) for f in published.filters):
+            continue
+        cells = host.cells(level, code, {f: row[f] for f in published.filters})
+        model.add(cells, [1.0] * len(cells), float(shown), float(shown))
+
+
 def _pairs(model: _Model, f: _File, g: _File, same_family: bool, low: float, high: float, sign: float,
            f_filter: tuple[str, list[str]] | None = None, g_value: tuple[str, str] | None = None) -> None:
     """For every area at the coarser of the two files' finest levels and every combination of their shared
@@ -213,6 +232,8 @@ def attack(releases: dict[str, list[Population]], relations: Relations = Relatio
             mine = [files[(label, population.name, p.stem)] for p in population.files]
             for f, g in itertools.combinations(mine, 2):
                 _pairs(model, f, g, True, 0.0, 0.0, 1.0)
+            for published in population.known:
+                _known_rows(model, published, mine)
         family = {p.name: p.family for p in populations}
         by_population = {p.name: [files[(label, p.name, q.stem)] for q in p.files] for p in populations}
         for small, large in relations.within:

@@ -56,6 +56,10 @@ class RunPaths:
     def release(self, run_id: str) -> Path:
         return self.releases / run_id
 
+    def counts(self, run_id: str) -> Path:
+        """The counts a run's statistics were protected from: restricted, for differencing by the next run."""
+        return self.root / "data" / "releases" / run_id
+
 
 def publication_spec(name: str) -> Path:
     return PUBLICATIONS_DIR / f"{name}.toml"

@@ -91,7 +91,7 @@ def intruder_view(path_of, publications: list[Publication], bases: dict[str, int
                                & pl.col("geographic_level").is_in(["Local authority", "Local authority district", "School"]))
             if "time_period" in rows.columns:
                 rows = rows.filter(pl.col("time_period").is_in(ours["time_period"].unique().implode()))
-        population.files.append(intruder.PublishedFile(f"known:{known_file.name}", rows, known_file.filters, publication.indicator))
+        population.known.append(intruder.PublishedFile(f"known:{known_file.name}", rows, known_file.filters, publication.indicator))
     found = relations(groups)
     return view, intruder.Relations(
         within=tuple((r.population, r.other) for r in found if r.kind == "within"),
@@ -131,6 +131,8 @@ def release_attack(paths: RunPaths, delivered: Path, publications: list[Publicat
                    known_dir: Path | None = None, run_id: str | None = None) -> list[Finding]:
     """The intruder on the whole release (and the figures already public), then on it and the earlier release
     together under the mover assumption. policies: publication -> the policy it was protected under."""
+    if not publications:
+        return []
     bases = {name: policy.get("rounding_base") for name, policy in policies.items()}
     targets = protection_targets(paths, publications, {n: p["protection_level"] for n, p in policies.items()})
     known = known_files(known_dir) if known_dir else []

@@ -18,7 +18,7 @@ from scipy.optimize import linprog
 from disclosure_control.audit import audit
 from disclosure_control.policy import Policy
 from disclosure_control.primary import primary_cells
-from disclosure_control.protect import Prior, owed_protection, protect, required_protection
+from disclosure_control.protect import Earlier, Prior, protect, required_protection
 from disclosure_control.release import POPULATION, Nesting, population_cells, release_table
 from disclosure_control.table import TableError, TableSpec, from_frequencies, from_microdata
 
@@ -255,18 +255,20 @@ def differencing_intervals(before: pl.DataFrame, after: pl.DataFrame, movers: in
             for name, cells in releases.items() for r in cells.filter(pl.col("status").is_in(HIDDEN)).iter_rows(named=True)}
 
 
-def earlier_prior_of(table, earlier: pl.DataFrame, policy: Policy) -> Prior:
-    """The Prior a run builds from the earlier release's files: which cells it showed and which it hid."""
-    hidden = set(earlier.filter(pl.col("status").is_in(HIDDEN)).select("a", "b").rows())
-    cells = table.cells.select("cell_id", "a", "b").rows()
-    return Prior(earlier_published=frozenset(c for c, a, b in cells if (a, b) not in hidden),
-                 earlier_hidden=frozenset(c for c, a, b in cells if (a, b) in hidden),
-                 owed=owed_protection(table, {c for c, a, b in cells if (a, b) in hidden}, policy))
+def release_of(counts: dict):
+    return release_table({"pupils": from_frequencies(grid(counts), ["a", "b"], "n")})
+
+
+def earlier_prior_of(counts: dict, earlier: pl.DataFrame) -> Prior:
+    """The Prior a run builds from the earlier release: its counts (kept by its run) and what its files show."""
+    table = release_of(counts)
+    hidden = set(earlier.filter(pl.col("status").is_in(HIDDEN))["cell_id"].to_list())
+    return Prior(earlier=Earlier(table, frozenset(set(range(table.cells.height)) - hidden), frozenset(hidden)))
 
 
 def test_carrying_the_pattern_forward_leaves_nothing_to_difference_where_a_fresh_pattern_gives_a_primary_back():
-    first = protect(from_frequencies(grid(FIRST), ["a", "b"], "n"), POLICY).cells
-    table = from_frequencies(grid(SECOND), ["a", "b"], "n")
+    first = protect(release_of(FIRST), POLICY).cells
+    table = release_of(SECOND)
     fresh = protect(table, POLICY).cells
     hidden = lambda cells: sorted(k for k, v in statuses(cells, ["a", "b"]).items() if v in HIDDEN)  # noqa: E731
     assert hidden(first) == [("B", "y"), ("B", "z"), ("C", "y"), ("C", "z")]
@@ -275,10 +277,11 @@ def test_carrying_the_pattern_forward_leaves_nothing_to_difference_where_a_fresh
     assert set(pinned) == {("before", *k) for k in hidden(first)} | {("after", *k) for k in hidden(fresh)}  # all of it
     assert pinned[("before", "C", "y")] == pinned[("after", "C", "y")] == (3.0, 3.0)
 
-    carried = protect(table, POLICY, prior=earlier_prior_of(table, first, POLICY))
+    carried = protect(table, POLICY, prior=earlier_prior_of(FIRST, first))
     assert hidden(carried.cells) == hidden(first)
     assert carried.cells.filter((pl.col("a") == "B") & (pl.col("b") == "z"))["reason"].item() == \
         "hidden in the earlier release too, so that the two releases cannot be differenced"
+    assert "4 cells hidden in the earlier release are hidden again" in carried.notes
     intervals = differencing_intervals(first, carried.cells, 1)
     assert all(high - low >= 4 for low, high in intervals.values()), intervals  # the 3 keeps 2 either way, and more
 
@@ -286,15 +289,15 @@ def test_carrying_the_pattern_forward_leaves_nothing_to_difference_where_a_fresh
 def test_a_count_that_crossed_the_threshold_is_reported_not_protected_against_differencing():
     """Published as 5 before, 4 now: the earlier release bounds it within one, whatever this one hides."""
     before = {("A", "x"): 5, ("A", "y"): 20, ("B", "x"): 30, ("B", "y"): 40}
-    table = from_frequencies(grid(before | {("A", "x"): 4}), ["a", "b"], "n")
-    first = protect(from_frequencies(grid(before), ["a", "b"], "n"), POLICY).cells
+    table = release_of(before | {("A", "x"): 4})
+    first = protect(release_of(before), POLICY).cells
     assert statuses(first, ["a", "b"])[("A", "x")] == "published"
-    result = protect(table, POLICY, prior=earlier_prior_of(table, first, POLICY))
+    result = protect(table, POLICY, prior=earlier_prior_of(before, first))
     cell = result.cells.filter((pl.col("a") == "A") & (pl.col("b") == "x")).row(0, named=True)
     assert cell["status"] == "primary" and cell["reason"] == (
-        "count 4 is below the threshold of 5; published in the earlier release, which bounds it: differencing the two "
+        "count 4 is below the threshold of 5; shown in the earlier release, which bounds it: differencing the two "
         "releases narrows it whatever this release hides")
-    assert any("primary cells are bounded by the earlier release" in note for note in result.notes)
+    assert "1 primary cells were shown in the earlier release: differencing the two releases bounds them, whatever this release hides" in result.notes
     assert result.summary()["audit"]["passed"]  # still protected against an intruder without the earlier release
     assert statuses(result.cells, ["a", "b"]) == statuses(protect(table, POLICY).cells, ["a", "b"])
 

@@ -20,16 +20,16 @@ and stops the run, naming it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import polars as pl
 
-from disclosure_control.hierarchy import ROOT
+from disclosure_control.hierarchy import ROOT, Hierarchy
 from disclosure_control.policy import Policy
-from disclosure_control.protect import STATUSES, Prior, owed_protection
-from disclosure_control.release import POPULATION, Nesting, population_cells, release_table
-from disclosure_control.table import CELL_ID, TableSet, TableSpec, from_microdata
+from disclosure_control.protect import STATUSES, Earlier
+from disclosure_control.release import POPULATION, Nesting, population_cells, release_table, union_hierarchy
+from disclosure_control.table import CELL_ID, VALUE, TableSet, TableSpec, build, from_microdata
 from pipelines.transforms.publication import (AREA, Filter, Measure, Publication, area_hierarchy, measure_totals,
                                               published_rows)
 
@@ -176,6 +176,10 @@ class Problem:
     def publications(self) -> tuple[Publication, ...]:
         return tuple(p for population in self.populations for p in population.publications)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.populations)
+
 
 @dataclass(frozen=True)
 class Release:
@@ -186,6 +190,16 @@ class Release:
     unplaced: dict[str, int]  # population -> units left out for want of a known area
     parts: dict[str, TableSet]  # population -> its linked tables
     relations: tuple[Relation, ...]
+    earlier_parts: dict[str, TableSet] = field(default_factory=dict)  # population -> the earlier release's tables
+
+    def with_earlier(self, counts: dict[str, tuple[pl.DataFrame, dict[str, Hierarchy]]]) -> "Release":
+        """The release with each population that has an earlier release counted over both releases' combinations
+        (a combination only one of them has is a zero in the other): an intruder who compares them cannot tell a
+        zero from a row that is missing, and the pattern can hide a count that fell to zero."""
+        parts, then = dict(self.parts), {}
+        for name, (inner, hierarchies) in counts.items():
+            parts[name], then[name] = common_support(self.group(name), self.parts[name], inner, hierarchies)
+        return replace(self, parts=parts, earlier_parts=then)
 
     @cached_property
     def problems(self) -> tuple[Problem, ...]:
@@ -195,6 +209,9 @@ class Release:
             mine = tuple(r for r in self.relations if r.population in names)
             out.append(Problem(members, release_table({n: self.parts[n] for n in names}, nestings(list(mine))), mine))
         return tuple(out)
+
+    def group(self, name: str) -> Population:
+        return next(p for p in self.groups if p.name == name)
 
     def population_of(self, publication: str) -> Population:
         return next(p for p in self.groups if publication in {q.name for q in p.publications})
@@ -274,15 +291,31 @@ def shown_cells(table: TableSet, coordinates: pl.DataFrame, shown: pl.Series) ->
             .select(CELL_ID, "shown"))
 
 
-def earlier_prior(table: TableSet, shown: pl.DataFrame, policy: Policy, label: str) -> Prior:
-    """What the earlier release of the same series gives an intruder: the cells it showed (as a count, rounded or
-    `low`) and the cells it hid, matched by coordinates; and the protection still owed to any hidden cell that
-    may have been a primary then."""
+def common_support(population: Population, part: TableSet, inner: pl.DataFrame,
+                   hierarchies: dict[str, Hierarchy]) -> tuple[TableSet, TableSet]:
+    """A population's tables now and in the earlier release (from the counts its run kept), both over every
+    combination of codes either counted."""
+    dims = list(part.dimensions)
+    trees = {d: union_hierarchy(d, [part.hierarchies[d], hierarchies[d]]) for d in dims}
+    combos = pl.concat([part.inner.select(dims), inner.select(dims)]).unique()
+    specs, complete = population.table_specs(), len(population.table_specs()) == 1
+    now, then = (build(specs, combos.join(frame.select(*dims, VALUE), on=dims, how="left").with_columns(pl.col(VALUE).fill_null(0)),
+                       trees, complete) for frame in (part.inner, inner))
+    return now, then
+
+
+def earlier_release_of(problem: Problem, parts: dict[str, TableSet], shown: pl.DataFrame, policy: Policy, label: str) -> Earlier:
+    """The earlier release as an intruder holds it: the model of its counts, the cells its files showed (a count,
+    rounded or `low`) and the cells they hid. shown: cell_id (of the earlier model), the text shown. Refused
+    when a count its files showed is not the count its run kept."""
+    table = release_table(parts, nestings(list(problem.relations)))
     hidden = set(shown.filter(pl.col("shown") == policy.symbols["suppressed"])[CELL_ID].to_list())
+    counts = shown.filter(pl.col("shown").str.contains(r"^\d+$")).join(table.cells.select(CELL_ID, VALUE), on=CELL_ID)
+    if policy.rounding_base is None and (counts["shown"].cast(pl.Int64) != counts[VALUE]).any():
+        raise ReleaseError(f"{label}: its published files do not match the counts its run kept")
     published = set(shown.filter(pl.col("shown").str.contains(r"^\d+(\.\d+)?$")
                                  | (pl.col("shown") == policy.symbols["low"]))[CELL_ID].to_list())
-    return Prior(earlier_published=frozenset(published), earlier_hidden=frozenset(hidden),
-                 owed=owed_protection(table, hidden, policy), earlier=label)
+    return Earlier(table, frozenset(published), frozenset(hidden), label)
 
 
 @dataclass(frozen=True)
@@ -328,16 +361,6 @@ def known_figures(table: TableSet, population: str, known: KnownFile, publicatio
         raise ReleaseError(f"{known.name}: row {wrong['row'][0]} (and {wrong.height - 1} more) is not this release's count "
                            f"of the same units, so the file is not about {publication.name}'s population")
     return grown, figures.select(CELL_ID, "value"), data.height - usable.height
-
-
-def combined_prior(priors: list[Prior], public: dict[int, str]) -> Prior:
-    """One prior from those of each publication's earlier release and the figures public elsewhere."""
-    hidden = frozenset().union(*(p.earlier_hidden for p in priors)) - set(public)
-    owed = [p.owed for p in priors if p.owed is not None]
-    return Prior(public=public, earlier_published=frozenset().union(*(p.earlier_published for p in priors)) - set(public),
-                 earlier_hidden=hidden,
-                 owed=pl.concat(owed).filter(pl.col(CELL_ID).is_in(list(hidden))) if owed else None,
-                 earlier=" and ".join(dict.fromkeys(p.earlier for p in priors)) or "the earlier release")
 
 
 def publication_summary(cells: pl.DataFrame, problem: dict) -> dict:

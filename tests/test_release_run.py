@@ -1,0 +1,184 @@
+"""Release-wide protection in real runs: the whole release, a second census after a child left, figures already
+published elsewhere, the same data under two period labels, and the audit of a release protected the old way."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from disclosure_control.protect import protect
+from disclosure_control.release import population_cells, release_table
+from disclosure_control.rounding import round_published
+from pipelines.flows import census_return, problem_policy, publications_of, publish
+from pipelines.registry import RunPaths
+from pipelines.transforms.release import ReleaseError, build_release
+from pipelines.verify import attack_findings
+from pipelines.warehouse import staged_frames
+
+SCHOOL_STATISTICS = ("school_statistics", "absence", "attainment")
+
+
+def findings(out: Path) -> dict[str, dict]:
+    return {f["check"].split(" against ")[0]: f for f in json.loads((out / "report" / "auditor_report.json").read_text())["attack"]}
+
+
+def decisions(out: Path, name: str) -> pl.DataFrame:
+    return pl.read_parquet(RunPaths(out).decisions(name))
+
+
+def test_the_report_lists_the_relations_the_release_was_protected_with(census_run):
+    out, _ = census_run
+    document = json.loads((out / "report" / "auditor_report.json").read_text())
+    assert document["relations"] == [
+        "absence counts some of the units school_statistics counts: each of its cells is at most the cell at the same "
+        "coordinates in school_statistics",
+        "attainment counts some of the units school_statistics counts: each of its cells is at most the cell at the "
+        "same coordinates in school_statistics",
+        "early_years_children counts some of the units early_years_places counts: each of its cells is at most the cell "
+        "at the same coordinates in early_years_places",
+        "in early_years_children, the categories of two_year_basis other than its missing label add up to the units "
+        "with entitlement = Early learning for 2 year olds"]
+    protected_with = {t["name"]: t["protected_with"] for t in document["tables"]}
+    assert protected_with["absence"] == protected_with["school_statistics"] == list(sorted(SCHOOL_STATISTICS))
+    assert protected_with["ncmp_prevalence"] == ["ncmp_prevalence"]
+    assert findings(out)["release attack"]["passed"]
+    assert sorted(p.name for p in (out / "releases").iterdir()) == [document["run"]["run_id"]]
+
+
+def test_the_audit_fails_a_release_protected_one_population_at_a_time(census_run, tmp_path):
+    """The old way: each population protected alone, written with the same writers. The intruder, told only what
+    the specs say (absence pupils are among the pupils on roll), narrows hidden cells below their protection."""
+    out, _ = census_run
+    shutil.copytree(out, tmp_path / "run")
+    paths = RunPaths(tmp_path / "run")
+    publications = [p for name in ("school_statistics",) for p in publications_of(name)]
+    frames = staged_frames(paths.warehouse, ("pupils", "schools", "postcodes"))
+    release = build_release(frames, publications, 2025, "2026-spring", frames["schools"], frames["postcodes"])
+    for population in release.groups:
+        alone = release_table({population.name: release.parts[population.name]})
+        result = round_published(protect(alone, problem_policy(release.problem_of(population.name), None)))
+        cells = population_cells(result.cells, alone, population.name, release.parts[population.name])
+        for publication in population.publications:
+            cells.write_parquet(paths.decisions(publication.name))
+            publish.fn(paths, publication.name, paths.root, 2025, "spring", None)
+    found = {f.check: f for f in attack_findings(paths)}
+    assert not found["release attack"].passed
+    assert found["release attack"].detail.startswith("4 hidden values narrowed below their protection")
+
+
+def test_the_same_data_under_two_period_labels_gives_the_same_published_files(census_run, small_clean, tmp_path):
+    """Autumn 2025 and spring 2026 are both 2025/26: every publication not limited to the run's term is the same."""
+    out, _ = census_run
+    autumn = tmp_path / "autumn"
+    census_return(small_clean, autumn, "2025-autumn")
+    for name in ("absence", "attainment", "destinations", "ncmp_prevalence", "school_statistics"):
+        columns = ["cell_id", "status", "display"]
+        assert decisions(autumn, name).select(columns).equals(decisions(out, name).select(columns)), name
+    for path in (p for p in (out / "deliveries" / "publication").glob("pupils_by_*.csv") if not p.name.endswith(".meta.csv")):
+        spring, later = (pl.read_csv(p, infer_schema=False).drop("time_identifier")
+                         for p in (path, autumn / "deliveries" / "publication" / path.name))
+        assert spring.equals(later), path.name
+
+
+@pytest.fixture(scope="module")
+def second_census(census_run, small_clean, tmp_path_factory) -> tuple[Path, dict]:
+    """The census a term later into the same folder, one looked-after child having left a district where the
+    spring release showed 10 looked-after pupils."""
+    out, _ = census_run
+    root = tmp_path_factory.mktemp("second")
+    shutil.copytree(out, root / "run")
+    shutil.copytree(small_clean, root / "input")
+    spring = decisions(out, "school_statistics")
+    district = spring.filter((pl.col("looked_after_status") == "Looked after") & (pl.col("value") == 10)
+                             & (pl.col("status") == "published") & (pl.col("area").str.starts_with("E0")))["area"][0]
+    pupils = pl.read_csv(root / "input" / "pupils.csv", infer_schema=False)
+    schools = pl.read_csv(root / "input" / "reference" / "schools.csv", infer_schema=False)
+    leaver = pupils.join(schools.select(pl.col("urn").alias("school_urn"), "lad_code"), on="school_urn").filter(
+        (pl.col("lad_code") == district) & (pl.col("looked_after") == "Y") & (pl.col("enrolment_status") == "C"))["upn"][0]
+    pupils.filter(pl.col("upn") != leaver).write_csv(root / "input" / "pupils.csv")
+    return root / "run", {"district": district, "result": census_return(root / "input", root / "run", "2026-summer")}
+
+
+def test_a_second_census_after_one_child_left_gives_nothing_away_by_differencing(second_census):
+    out, context = second_census
+    found = findings(out)
+    school = found["differencing attack on absence, attainment, school_statistics"]
+    assert school["passed"], school
+    assert re.match(r"no value hidden in both releases is narrowed; \d+ values shown in one release and hidden in the "
+                    r"other \(a count that crossed the threshold\) are bounded by it, e\.g\. current / pupils_by_looked_after / "
+                    + context["district"] + " / Looked after$", school["detail"]), school["detail"]
+    assert found["differencing attack on early_years_children, early_years_places"]["detail"].startswith(
+        "the releases differ by more than 1 unit")  # the summer term's children are not the spring's
+    crossed = decisions(out, "school_statistics").filter((pl.col("area") == context["district"])
+                                                         & (pl.col("looked_after_status") == "Looked after")).row(0, named=True)
+    assert crossed["value"] == 9 and crossed["status"] == "primary"
+    assert re.match(r"count 9 is below the threshold of 10; shown in the 2026-spring release \(run \w+-\w+\), which bounds "
+                    r"it: differencing the two releases narrows it whatever this release hides$", crossed["reason"]), crossed["reason"]
+    assert all(f["passed"] for f in found.values())
+
+
+def test_cells_hidden_in_the_earlier_release_stay_hidden(census_run, second_census):
+    spring_out, _ = census_run
+    out, _ = second_census
+    for name in SCHOOL_STATISTICS:
+        before, after = decisions(spring_out, name), decisions(out, name)
+        dims = [c for c in before.columns if c not in ("cell_id", "value", "status", "display", "rule", "reason", "lower",
+                                                       "upper", "exact", "safe", "protected", "is_total", "tables")]
+        hidden = before.filter(pl.col("status").is_in(["primary", "secondary"])).select(dims)
+        again = after.join(hidden, on=dims)
+        assert again.height == hidden.height and again["status"].is_in(["primary", "secondary"]).all(), name
+
+
+def test_the_audit_of_the_second_run_attacks_it_with_the_first(second_census):
+    out, _ = second_census
+    checks = {f.check.split(" against ")[0]: f for f in attack_findings(RunPaths(out))}
+    assert checks["release attack"].passed
+    assert checks["differencing attack on absence, attainment, school_statistics"].passed
+    assert sorted(p.name for p in (out / "releases").iterdir()).__len__() == 2
+
+
+def known_file(folder: Path, out: Path, cells: pl.DataFrame) -> Path:
+    """An EES file of school-level pupil numbers by sex, as the DfE would publish from the same census, holding
+    the true counts of the given cells of pupils_by_sex."""
+    folder.mkdir(exist_ok=True)
+    ours = pl.read_csv(out / "deliveries" / "publication" / "pupils_by_sex.csv", infer_schema=False)
+    truth = cells.select(pl.col("area").alias("school_urn"), "sex", pl.col("value").cast(pl.String).alias("headcount"))
+    rows = ours.drop("headcount").join(truth, on=["school_urn", "sex"])
+    rows.write_csv(folder / "dfe_school_pupils.csv")
+    shutil.copy(out / "deliveries" / "publication" / "pupils_by_sex.meta.csv", folder / "dfe_school_pupils.meta.csv")
+    return folder
+
+
+def test_figures_already_published_elsewhere_are_shown_and_protected_around(census_run, small_clean, tmp_path):
+    out, _ = census_run
+    spring = decisions(out, "school_statistics")
+    hidden = spring.filter((pl.col("status") == "secondary") & pl.col("tables").list.contains("pupils_by_sex")
+                           & (pl.col("area").str.len_chars() == 6) & (pl.col("sex") != "Total")).head(3)
+    known = known_file(tmp_path / "known", out, hidden)
+    run = tmp_path / "run"
+    census_return(small_clean, run, "2026-spring", known_dir=known)
+    after = decisions(run, "school_statistics").join(hidden.select("area", "sex"), on=["area", "sex"]).filter(
+        pl.col("tables").list.contains("pupils_by_sex"))
+    assert after.height == hidden.height > 0 and set(after["status"]) == {"published"}
+    assert set(after["reason"]) == {"already published in dfe_school_pupils.csv"}
+    document = json.loads((run / "report" / "auditor_report.json").read_text())
+    assert document["known_published"] == [{"file": "dfe_school_pupils.csv", "publication": "school_statistics",
+                                            "figures": hidden.height, "left_out": 0}]
+    assert findings(run)["release attack"]["passed"]
+    assert {f.check: f.passed for f in attack_findings(RunPaths(run), known)}["release attack"]
+
+
+def test_a_known_file_that_is_not_of_these_units_stops_the_run(census_run, small_clean, tmp_path):
+    out, _ = census_run
+    cells = decisions(out, "school_statistics").filter(pl.col("tables").list.contains("pupils_by_sex")
+                                                       & (pl.col("area").str.len_chars() == 6) & (pl.col("sex") == "Female")).head(2)
+    known = known_file(tmp_path / "known", out, cells.with_columns(pl.col("value") + 1))
+    with pytest.raises(ReleaseError, match=r"dfe_school_pupils.csv: row 1 \(and 1 more\) is not this release's count of "
+                                           "the same units, so the file is not about school_statistics's population"):
+        census_return(small_clean, tmp_path / "run", "2026-spring", known_dir=known)
+    assert not (tmp_path / "run" / "deliveries").exists()
