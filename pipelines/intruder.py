@@ -28,6 +28,7 @@ import highspy
 import numpy as np
 import polars as pl
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 TOTAL = "Total"
 LEVELS = {"Local authority": 0, "Local authority district": 1, "School": 2}
@@ -93,25 +94,60 @@ class _Model:
         if cols:
             self.rows.append((cols, coefs, low, high))
 
-    def solver(self):
+    def matrix(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
         r, c, v = [], [], []
         for i, (cols, coefs, _, _) in enumerate(self.rows):
             r += [i] * len(cols)
             c += cols
             v += coefs
-        a = sparse.csc_matrix((v, (r, c)), shape=(len(self.rows), len(self.index)))
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = a.shape[1], a.shape[0]
-        lp.col_cost_ = np.zeros(a.shape[1])
-        lp.col_lower_, lp.col_upper_ = np.zeros(a.shape[1]), np.full(a.shape[1], highspy.kHighsInf)
-        lp.row_lower_ = np.array([low for *_, low, _ in self.rows])
-        lp.row_upper_ = np.array([high for *_, high in self.rows])
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
-        h = highspy._core._Highs()  # the core class prints no banner
-        h.setOptionValue("output_flag", False)
-        h.passModel(lp)
-        return h
+        a = sparse.csr_matrix((v, (r, c)), shape=(len(self.rows), len(self.index)))
+        return a, np.array([low for *_, low, _ in self.rows]), np.array([high for *_, high in self.rows])
+
+
+def _solver(a: sparse.csc_matrix, lower: np.ndarray, upper: np.ndarray):
+    """A silent HiGHS LP over non-negative columns; only its objective changes between solves, so the primal
+    simplex re-solves from the last basis."""
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = a.shape[1], a.shape[0]
+    lp.col_cost_ = np.zeros(a.shape[1])
+    lp.col_lower_, lp.col_upper_ = np.zeros(a.shape[1]), np.full(a.shape[1], highspy.kHighsInf)
+    lp.row_lower_, lp.row_upper_ = lower, upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+    h = highspy._core._Highs()  # the core class prints no banner
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("simplex_strategy", 4)
+    h.passModel(lp)
+    return h
+
+
+class _Part:
+    """One connected part of the LP (unknowns tied together through rows), solved on its own."""
+
+    def __init__(self, a: sparse.csr_matrix, lower: np.ndarray, upper: np.ndarray, columns: np.ndarray):
+        self.columns = columns
+        sub = a[:, columns].tocsr()
+        rows = np.flatnonzero(np.diff(sub.indptr) > 0)
+        self.h = _solver(sub[rows].tocsc(), lower[rows], upper[rows]) if len(rows) else None
+
+    def solve(self, weights: np.ndarray, upward: bool) -> tuple[np.ndarray | None, float]:
+        """The part's solution and objective for these weights on its columns (None and +-inf when unbounded)."""
+        n = len(self.columns)
+        if self.h is None:  # no row bounds these unknowns: any non-negative value fits
+            if (weights > 0).any() if upward else (weights < 0).any():
+                return None, np.inf if upward else -np.inf
+            return np.zeros(n), 0.0
+        self.h.changeColsCost(n, np.arange(n, dtype=np.int32), weights)
+        self.h.changeObjectiveSense(highspy.ObjSense.kMaximize if upward else highspy.ObjSense.kMinimize)
+        self.h.run()
+        status = self.h.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            return np.asarray(self.h.getSolution().col_value), self.h.getInfo().objective_function_value
+        if status == highspy.HighsModelStatus.kUnbounded:
+            return None, np.inf if upward else -np.inf
+        if status == highspy.HighsModelStatus.kInfeasible:
+            raise InfeasibleRelease("no table is consistent with everything published (and the mover assumption)")
+        raise RuntimeError(f"the LP solver returned {self.h.modelStatusToString(status)}")
 
 
 class _File:
@@ -272,8 +308,11 @@ def _differences(model: _Model, files: dict, labels: list[str], movers: int) -> 
 def _intervals(model: _Model, hidden: list[tuple[Key, list[int]]], targets: dict[Key, tuple[float, float]]) -> dict:
     if not hidden:
         return {}
-    h = model.solver()
-    n = len(model.index)
+    a, lower, upper = model.matrix()
+    n = a.shape[1]
+    _, component = connected_components(sparse.bmat([[None, a], [a.T, None]]).tocsr(), directed=False)
+    component = component[a.shape[0]:]
+    parts = [_Part(a, lower, upper, np.flatnonzero(component == k)) for k in np.unique(component)]
     members = sparse.csr_matrix(([1.0] * sum(len(c) for _, c in hidden),
                                  ([i for i, (_, c) in enumerate(hidden) for _ in c], [x for _, c in hidden for x in c])),
                                 shape=(len(hidden), n))
@@ -286,21 +325,17 @@ def _intervals(model: _Model, hidden: list[tuple[Key, list[int]]], targets: dict
             return high[i] - low[i] < 1 - TOLERANCE
         return high[i] < want[i][1] - TOLERANCE if upward else low[i] > want[i][0] + TOLERANCE
 
-    def solve(weights: np.ndarray, upward: bool):
-        h.changeColsCost(n, np.arange(n, dtype=np.int32), weights)
-        h.changeObjectiveSense(highspy.ObjSense.kMaximize if upward else highspy.ObjSense.kMinimize)
-        h.run()
-        status = h.getModelStatus()
-        if status == highspy.HighsModelStatus.kOptimal:
-            return np.asarray(h.getSolution().col_value), h.getInfo().objective_function_value
-        if status == highspy.HighsModelStatus.kUnbounded:
-            return None, np.inf if upward else -np.inf
-        if status == highspy.HighsModelStatus.kInfeasible:
-            raise InfeasibleRelease("no table is consistent with everything published (and the mover assumption)")
-        raise RuntimeError(f"the LP solver returned {h.modelStatusToString(status)}")
+    def witness(weights: np.ndarray, upward: bool) -> np.ndarray:
+        """A table consistent with everything published, pushed by the weights (unbounded parts left at 0)."""
+        x = np.zeros(n)
+        for part in parts:
+            if weights[part.columns].any() or part.h is not None:
+                found, _ = part.solve(weights[part.columns], upward)
+                if found is not None:
+                    x[part.columns] = found
+        return x
 
-    x, _ = solve(np.zeros(n), True)
-    seen = members @ x
+    seen = members @ witness(np.zeros(n), True)
     low, high = np.minimum(low, seen), np.maximum(high, seen)
     for _ in range(WITNESS_ROUNDS):
         progress = False
@@ -308,11 +343,7 @@ def _intervals(model: _Model, hidden: list[tuple[Key, list[int]]], targets: dict
             todo = [i for i in range(len(hidden)) if short(i, upward) or want[i] is None]
             if not todo:
                 continue
-            weights = members[todo].T @ rng.uniform(0.5, 1.5, len(todo))
-            x, _ = solve(np.asarray(weights).ravel(), upward)
-            if x is None:
-                continue
-            seen = members @ x
+            seen = members @ witness(np.asarray(members[todo].T @ rng.uniform(0.5, 1.5, len(todo))).ravel(), upward)
             progress |= bool((seen > high + TOLERANCE).any() or (seen < low - TOLERANCE).any())
             low, high = np.minimum(low, seen), np.maximum(high, seen)
         if not progress:
@@ -320,8 +351,10 @@ def _intervals(model: _Model, hidden: list[tuple[Key, list[int]]], targets: dict
     for i in range(len(hidden)):
         for upward in (True, False):
             if short(i, upward):
-                weights = np.asarray(members[i].todense()).ravel()
-                _, best = solve(weights, upward)
+                weights = np.zeros(n)
+                weights[members[i].indices] = 1.0
+                best = sum(part.solve(weights[part.columns], upward)[1] for part in parts
+                           if weights[part.columns].any())
                 if upward:
                     high[i] = best
                 else:
