@@ -41,6 +41,24 @@ def report_html(document: dict) -> str:
         ["dataset", "rows read", "staged", "quarantined", "rows with warnings"],
         [[d["dataset"], d["rows_read"], d["rows_staged"], d["rows_quarantined"], d["rows_with_warnings"]]
          for d in validation["datasets"]]) + f'<p><a href="{html.escape(validation["data_docs"])}">Great Expectations Data Docs</a></p>')
+    sections.append("<h2>The release as one protection problem</h2><p>Every publication of the run was protected "
+                    "together with the publications that count the same units or some of them, with these relations, "
+                    "derived from the publication specs:</p><ul>"
+                    + "".join(f"<li>{html.escape(r)}</li>" for r in document.get("relations", [])) + "</ul>")
+    if document.get("known_published"):
+        sections.append("<h2>Figures already published elsewhere</h2><p>Counted as public: shown where this release "
+                        "has them, and protected around.</p>" + _rows(
+            ["file", "publication", "figures used", "figures left out (another LA, period, area or category)"],
+            [[k["file"], k["publication"], k["figures"], k["left_out"]] for k in document["known_published"]]))
+    sections.append("<h2>Independent attack</h2><p>An intruder's linear programs over everything delivered (and any "
+                    "figures already public, and the earlier release with the mover assumption), sharing no code with "
+                    "the engine that protected it.</p>" + _rows(
+        ["check", "result", "detail"], [[f["check"], "pass" if f["passed"] else "FAIL", f["detail"]] for f in document.get("attack", [])]))
+    for finding in (f for f in document.get("attack", []) if f.get("cells")):
+        sections.append(f"<details><summary>{html.escape(finding['check'])}: {len(finding['cells'])} values</summary>" + _rows(
+            ["release", "file", "area", "filters", "interval", "reason"],
+            [[c["release"], c["file"], c["area"], " / ".join(c["filters"]), f"{c['interval'][0]:g} to {c['interval'][1]:g}",
+              c["reason"]] for c in finding["cells"]]) + "</details>")
     for table in document["tables"]:
         summary = table["summary"]
         audit = summary["audit"]
@@ -50,10 +68,13 @@ def report_html(document: dict) -> str:
             f" for {html.escape(table['recipient'])}"
             f"{', ' + str(table['units_without_area']) + ' left out with no known area' if table['units_without_area'] else ''};"
             f" published as {html.escape(', '.join(table['files']))}."
+            f" Protected with {html.escape(', '.join(table.get('protected_with', [table['name']])))}"
+            f"{'; earlier release: ' + html.escape(table['earlier']) if table.get('earlier') else ''}."
             f"</p><p>{html.escape(verdict)}. Policy {html.escape(summary['policy_version'])}, "
             f"threshold {table['policy']['threshold']}, protection level {table['policy']['protection_level']}%, "
             f"method {html.escape(summary['method'])}. Information loss: {summary['information_loss']['secondary_cells']} "
             f"secondary cells, total value {summary['information_loss']['secondary_value']:g}.</p>"
+            + "".join(f"<p>{html.escape(note)}</p>" for note in summary.get("notes", []))
             + pattern_chart(summary["by_status"])
             + _rows(["status", "cells"], [[s, n] for s, n in summary["by_status"].items()])
             + "<details><summary>Suppressed cells</summary>"

@@ -27,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+AUDIT_CELLS_SHOWN = 50
 
 
 def fail(message: str) -> typer.Exit:
@@ -252,6 +253,16 @@ def audit(
     for finding in findings:
         table.add_row(finding.check, "[green]pass[/]" if finding.passed else "[bold red]FAIL[/]", finding.detail)
     console.print(table)
+    for finding in (f for f in findings if f.cells):
+        cells = Table(title=f"{finding.check}: the values it narrowed")
+        for column in ("release", "file", "area", "filters", "interval", "reason"):
+            cells.add_column(column)
+        for cell in finding.cells[:AUDIT_CELLS_SHOWN]:
+            cells.add_row(cell["release"], cell["file"], cell["area"], " / ".join(cell["filters"]),
+                          f"{cell['interval'][0]:g} to {cell['interval'][1]:g}", cell["reason"])
+        console.print(cells)
+        if len(finding.cells) > AUDIT_CELLS_SHOWN:
+            console.print(f"and {len(finding.cells) - AUDIT_CELLS_SHOWN} more")
     failed = [f for f in findings if not f.passed]
     if failed:
         console.print(f"[bold red]{len(failed)} of {len(findings)} checks failed[/]")

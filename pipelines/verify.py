@@ -37,6 +37,13 @@ class Finding:
     check: str
     passed: bool
     detail: str
+    cells: tuple[dict, ...] = ()  # the hidden values an attack narrowed: where, the interval it proved, and why
+
+
+def narrowed(keys: list[tuple], found: dict, reason) -> tuple[dict, ...]:
+    """Each key's cell as the report shows it: release, file, area, filter values, the attack's interval."""
+    return tuple({"release": key[0], "file": key[1], "area": key[2], "filters": list(key[3:]),
+                  "interval": [round(found[key][0], 2), round(found[key][1], 2)], "reason": reason(key)} for key in keys)
 
 
 def ledger_findings(paths: RunPaths) -> tuple[list[Finding], dict | None]:
@@ -137,11 +144,14 @@ def release_attack(paths: RunPaths, delivered: Path, publications: list[Publicat
     targets = protection_targets(paths, publications, {n: p["protection_level"] for n, p in policies.items()})
     known = known_files(known_dir) if known_dir else []
     view, relations_ = intruder_view(lambda p, t: delivered / p.recipient / f"{t}.csv", publications, bases, known)
-    narrow = _narrow(intruder.attack({"current": view}, relations_, targets=targets), targets)
+    found = intruder.attack({"current": view}, relations_, targets=targets)
+    narrow = _narrow(found, targets)
     findings = [Finding("release attack", not narrow,
                         f"{len(narrow)} hidden values narrowed below their protection, e.g. {' / '.join(map(str, narrow[0][1:]))}"
                         if narrow else f"{sum(len(v.files) for v in view)} files of {len(view)} populations, "
-                        f"{len(relations_.within) + len(relations_.part_of)} relations: no protected value narrowed")]
+                        f"{len(relations_.within) + len(relations_.part_of)} relations: no protected value narrowed",
+                        narrowed(narrow, found, lambda key: "narrowed below its protection level" if key in targets
+                                 else "worked out exactly"))]
     earlier_folders = {p.name: e for p in publications
                        if (e := earlier_release(paths, p.recipient, [t.name for t in p.tables], before=run_id)) is not None}
     movers = max(int(p.get("movers", 1)) for p in policies.values())
@@ -177,7 +187,9 @@ def differencing_finding(view: list[intruder.Population], relations_: intruder.R
     if crossed:
         detail += (f"; {len(crossed)} values shown in one release and hidden in the other (a count that crossed the "
                    f"threshold) are bounded by it, e.g. {' / '.join(map(str, crossed[0]))}")
-    return Finding(check, not recovered, detail)
+    reasons = {**{k: "shown in the other release (a count that crossed the threshold), which bounds it" for k in crossed},
+               **{k: "hidden in both releases, and narrowed by comparing them" for k in recovered}}
+    return Finding(check, not recovered, detail, narrowed(recovered + crossed, found, reasons.get))
 
 
 def _shown_values(releases: dict[str, list[intruder.Population]]) -> dict[tuple, bool]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
 from disclosure_control.protect import protect
 from disclosure_control.release import population_cells, release_table
@@ -17,6 +18,7 @@ from disclosure_control.rounding import round_published
 from pipelines.flows import census_return, problem_policy, publications_of, publish
 from pipelines.registry import RunPaths
 from pipelines.transforms.release import ReleaseError, build_release
+from pipelines.cli import app
 from pipelines.verify import attack_findings
 from pipelines.warehouse import staged_frames
 
@@ -69,6 +71,11 @@ def test_the_audit_fails_a_release_protected_one_population_at_a_time(census_run
     found = {f.check: f for f in attack_findings(paths)}
     assert not found["release attack"].passed
     assert found["release attack"].detail.startswith("4 hidden values narrowed below their protection")
+    reasons = [c["reason"] for c in found["release attack"].cells]
+    assert len(reasons) == 4 and set(reasons) == {"narrowed below its protection level", "worked out exactly"}
+    audited = CliRunner().invoke(app, ["audit", str(paths.root)])
+    assert audited.exit_code == 1 and "Traceback" not in audited.output
+    assert "release attack: the values it narrowed" in " ".join(audited.output.split())
 
 
 def test_the_same_data_under_two_period_labels_gives_the_same_published_files(census_run, small_clean, tmp_path):
@@ -135,11 +142,35 @@ def test_cells_hidden_in_the_earlier_release_stay_hidden(census_run, second_cens
 
 
 def test_the_audit_of_the_second_run_attacks_it_with_the_first(second_census):
-    out, _ = second_census
+    out, context = second_census
     checks = {f.check.split(" against ")[0]: f for f in attack_findings(RunPaths(out))}
     assert checks["release attack"].passed
-    assert checks["differencing attack on absence, attainment, school_statistics"].passed
-    assert sorted(p.name for p in (out / "releases").iterdir()).__len__() == 2
+    differencing = checks["differencing attack on absence, attainment, school_statistics"]
+    assert differencing.passed and differencing.cells
+    assert {c["reason"] for c in differencing.cells} == {"shown in the other release (a count that crossed the threshold), "
+                                                          "which bounds it"}
+    assert {"release": "current", "file": "pupils_by_looked_after", "area": context["district"],
+            "filters": ["Looked after"]}.items() <= next(c for c in differencing.cells if c["area"] == context["district"]).items()
+    assert len(list((out / "releases").iterdir())) == len(list((out / "data" / "releases").iterdir())) == 2
+    audited = CliRunner().invoke(app, ["audit", str(out)])
+    assert audited.exit_code == 0, audited.output
+    assert "the values it narrowed" in " ".join(audited.output.split())
+
+
+def test_a_relation_the_staged_rows_contradict_stops_the_release_naming_it(census_run):
+    """A pupil whose first row on roll has no attendance record but whose second has: absence keeps the second
+    row, school statistics the first, so absence would count a row school statistics does not."""
+    out, _ = census_run
+    frames = staged_frames(RunPaths(out).warehouse, ("pupils", "schools", "postcodes"))
+    pupils = frames["pupils"]
+    first = pupils.filter(pl.col("enrolment_status") == "C").head(1)
+    twice = pl.concat([first.with_columns(pl.lit(None, pupils.schema["sessions_possible"]).alias("sessions_possible")),
+                       first.with_columns(pl.lit("M").alias("enrolment_status")), pupils])
+    publications = [p for p in publications_of("school_statistics")]
+    with pytest.raises(ReleaseError, match="^absence counts some of the units school_statistics counts: each of its cells is "
+                                           "at most the cell at the same coordinates in school_statistics: but 1 of its units "
+                                           "are not among school_statistics's, so a spec is wrong$"):
+        build_release(frames | {"pupils": twice}, publications, 2025, "2026-spring", frames["schools"], frames["postcodes"])
 
 
 def known_file(folder: Path, out: Path, cells: pl.DataFrame) -> Path:

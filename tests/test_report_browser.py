@@ -177,7 +177,12 @@ def test_rendered_report_matches_its_json(report, rendered):
     assert names, "the report lists no table"
     assert all(name in text for name in names)
     deliveries = [f"Delivery to {d['name']}" for d in document["deliveries"]]
-    assert list(page.sections) == ["", "Validation", *names, "Extracts", *deliveries]  # one <h2> per table, in order
+    release = ["The release as one protection problem", *(["Figures already published elsewhere"] if document["known_published"] else []),
+               "Independent attack"]
+    assert list(page.sections) == ["", "Validation", *release, *names, "Extracts", *deliveries]  # one <h2> each, in order
+    assert all(relation in plain(page.sections[release[0]]["text"]) for relation in document["relations"])
+    assert page.sections["Independent attack"]["tables"][0][1:] == [
+        [f["check"], "pass" if f["passed"] else "FAIL", f["detail"]] for f in document["attack"]]
     assert sum(len(section["charts"]) for section in page.sections.values()) == len(names)  # <svg> count
 
     for table in document["tables"]:
