@@ -18,7 +18,8 @@ import polars as pl
 from bench.harness import Measurement, emit, peak_rss_mb
 from disclosure_control.audit import audit
 from disclosure_control.primary import primary_cells
-from disclosure_control.protect import protect, required_protection
+from disclosure_control.prior import required_protection
+from disclosure_control.protect import protect
 from disclosure_control.release import release_table
 from pipelines.flows import RETURN_NAMES, problem_policy, publications_of
 from pipelines.synthetic.generate import generate

@@ -209,11 +209,13 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
                 if not len(short):
                     continue
                 weights = cell_of_unknown[short].T @ rng.uniform(0.5, 1.5, len(short))
-                x = _solution(h, weights, upward)
-                reached = known_part + cell_of_unknown @ x
                 before = (high.copy(), low.copy())
-                np.maximum(high, reached, out=high)
-                np.minimum(low, reached, out=low)
+                if _solved(h, weights, upward):
+                    reached = known_part + cell_of_unknown @ np.asarray(h.getSolution().col_value)
+                    np.maximum(high, reached, out=high)
+                    np.minimum(low, reached, out=low)
+                else:  # unbounded: the cells along the solver's ray have no upper bound; the others learn nothing
+                    high[cell_of_unknown @ _ray(h) > 1e-9] = math.inf
                 progress |= bool((high > before[0] + 1e-9).any() or (low < before[1] - 1e-9).any())
             if not progress:
                 break
@@ -225,8 +227,11 @@ def certified_intervals(table: TableSet, suppressed: set[int], required: pl.Data
     return pl.DataFrame({CELL_ID: cells, "lower": low, "upper": high, "exact": exact})
 
 
-def _solution(h, weights: np.ndarray, upward: bool) -> np.ndarray:
-    return np.asarray(h.getSolution().col_value) if _solved(h, weights, upward) else np.full(h.getNumCol(), 1e12)
+def _ray(h) -> np.ndarray:
+    """A direction along which every constraint holds and the objective grows without bound (zero if HiGHS has
+    none to give: then nothing is certified)."""
+    _, has_ray, ray = h.getPrimalRay()
+    return np.asarray(ray) if has_ray else np.zeros(h.getNumCol())
 
 
 def audit(table: TableSet, suppressed: set[int], required: pl.DataFrame, only: set[int] | None = None,

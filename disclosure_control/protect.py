@@ -12,10 +12,9 @@ Cell statuses, one documented set (shown in EES files as the policy's symbols):
 protect() never returns a pattern that fails its own audit: when a cell's interval is narrower than its
 protection level it suppresses the cheapest cells that let it move far enough (widening.py) and checks again.
 
-What is already out (Prior) is part of the problem: figures published elsewhere for the same units, and the
-earlier release of the same series. Both are known to the attacker whatever this release shows, so they count as
-published in every attack; a cell hidden in the earlier release stays hidden (or differencing the two releases
-would give it back), and the earlier release's primaries keep the protection they were given.
+What is already out (prior.py) is part of the problem: figures published elsewhere for the same units count as
+published in every attack, and given the earlier release of the series its hidden cells stay hidden and the
+pattern must also withstand an intruder who holds both releases, for this release's primaries and the earlier's.
 
 Every decision is a function of the table, the policy and the prior: work limits (rounds, trials), never the
 clock, and ties broken by cell number, so the same inputs give the same pattern on any machine under any load.
@@ -27,49 +26,18 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-import numpy as np
-
-from .audit import RECHECK_ROUNDS, AttackModel, audit
+from .audit import RECHECK_ROUNDS, AttackModel
 from .policy import Policy
-from .primary import primary_cells, protection_required
+from .primary import primary_cells
+from .prior import REQUIRED_COLUMNS, RELAXED, Attacker, Differencing, Prior, differencing, plain_attacker
 from .secondary import cell_costs, gauss_suppression, recoverable_pairs
 from .singletons import singleton_cells, singleton_pairs
-from .release import differencing_model
-from .widening import widening_cells
 from .table import CELL_ID, INNER_ID, VALUE, TableSet
 
 STATUSES = ("published", "primary", "secondary", "structural_zero", "rounded")
 MAX_REPAIR_ROUNDS = 3  # each repair provably widens its cell; more rounds only absorb LP round-off
 CLEANUP_WORK = 10_000  # inner cells audited, summed over the trials that publish needless secondaries again
 # (about the 2 s budget this replaced, on a 2-core machine); the pattern is safe however many run
-REQUIRED_COLUMNS = {CELL_ID: pl.Int64, "upper_required": pl.Float64, "lower_required": pl.Float64}
-
-
-@dataclass(frozen=True)
-class Earlier:
-    """The earlier release of the same series: its model (the counts its run kept, restricted) and which of its
-    cells it showed and which it hid (read from its published files)."""
-
-    table: TableSet
-    published: frozenset[int]
-    hidden: frozenset[int]
-    label: str = "the earlier release"
-
-
-@dataclass(frozen=True)
-class Prior:
-    """What an attacker has before this release (sdcTable's setInfo, for release-wide protection).
-
-    public   cell -> where it is already published, for the same units and at the same value: shown, since
-             publishing it costs nothing, and never a primary
-    earlier  the earlier release of the series: its hidden cells stay hidden, and the pattern must withstand an
-             intruder who holds both releases and knows that at most `movers` units joined or left in between
-    """
-
-    public: dict[int, str] = field(default_factory=dict)
-    earlier: Earlier | None = None
-
-
 class ProtectionError(RuntimeError):
     """No safe pattern was found; nothing is returned rather than an unsafe one."""
 
@@ -101,13 +69,6 @@ class Protection:
         }
 
 
-def required_protection(table: TableSet, primary: set[int], policy: Policy) -> pl.DataFrame:
-    """The width each protected cell's interval must keep on either side of its value."""
-    values = table.cells.filter(pl.col(CELL_ID).is_in(list(primary)))
-    upper, lower = protection_required(values[VALUE].to_list(), policy)
-    return pl.DataFrame({CELL_ID: values[CELL_ID], "upper_required": upper, "lower_required": lower}, schema=REQUIRED_COLUMNS)
-
-
 def structural_cells(table: TableSet, structural: pl.DataFrame | None) -> set[int]:
     """Cells made only of combinations that cannot occur (given as leaf codes per dimension)."""
     if structural is None or structural.is_empty():
@@ -117,52 +78,6 @@ def structural_cells(table: TableSet, structural: pl.DataFrame | None) -> set[in
     flags = set(impossible.to_list())
     return {c for c in range(m.shape[1]) if table.cell_values[c] == 0
             and set(m.indices[m.indptr[c]:m.indptr[c + 1]].tolist()) <= flags and m.indptr[c + 1] > m.indptr[c]}
-
-
-def interval_repairs(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, costs,
-                     known: frozenset[int] = frozenset()) -> set[int]:
-    """Cells to suppress as well so that every cell the audit found too narrow can move far enough (never a
-    known cell: the attacker has it anyway).
-
-    Cells needing the most room go first, so the cells they release can serve the smaller ones after them.
-    """
-    added: set[int] = set()
-    tolerance = 1e-6
-    for row in unsafe.sort(["upper_required", CELL_ID], descending=[True, False]).iter_rows(named=True):
-        for upward, short, distance in (
-            (True, row["upper"] < row[VALUE] + row["upper_required"] - tolerance, row["upper_required"]),
-            (False, row["lower"] > row[VALUE] - row["lower_required"] + tolerance, row["lower_required"]),
-        ):
-            if not short:
-                continue
-            cells = widening_cells(table, suppressed | added, row[CELL_ID], upward, distance, costs, known)
-            if cells is None:
-                raise ProtectionError(f"cell {row[CELL_ID]} cannot be protected: no pattern lets it move {distance:g}")
-            added |= cells
-    return added
-
-
-@dataclass(frozen=True)
-class Attacker:
-    """One intruder the pattern must withstand: the cells it has from elsewhere, and the width each cell it must
-    not narrow keeps against it (cell_id, upper_required, lower_required). `model` is what it attacks when that
-    is more than the table (the table joined to the earlier release: the table's cells keep their numbers), with
-    the cells it knows are hidden whatever this release does and the cells no repair may change."""
-
-    known: frozenset[int]
-    required: pl.DataFrame
-    model: TableSet | None = None
-    hidden: frozenset[int] = frozenset()
-    fixed: frozenset[int] = frozenset()
-
-    def audit(self, table: TableSet, suppressed: set[int], only: set[int] | None = None, rounds: int | None = None) -> pl.DataFrame:
-        return audit(self.model or table, (suppressed | self.hidden) - self.known, self.required, only=only,
-                     **({"rounds": rounds} if rounds is not None else {}))
-
-    def repairs(self, table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, costs: np.ndarray) -> set[int]:
-        model = self.model or table
-        costs = np.concatenate([costs, np.zeros(model.cells.height - len(costs))])
-        return interval_repairs(model, (suppressed | self.hidden) - self.known, unsafe, costs, self.known | self.fixed)
 
 
 def without_needless_secondaries(table: TableSet, suppressed: set[int], protected: set[int], attackers: list[Attacker],
@@ -176,8 +91,8 @@ def without_needless_secondaries(table: TableSet, suppressed: set[int], protecte
         if pairs and recoverable_pairs(table, trial - attackers[0].known, pairs):
             continue
         trial_audits = []
-        for attacker in attackers:
-            trial_audits.append(attacker.audit(table, trial))
+        for i, attacker in enumerate(attackers):
+            trial_audits.append(attacker.audit(table, trial, every_cell=i == 0))
             if not trial_audits[-1]["safe"].all():
                 break
         else:
@@ -202,44 +117,31 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     structural_ids = structural_cells(table, structural)
     primary = primary_cells(table, policy).filter(~pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public))))
     primary_ids = set(primary[CELL_ID].to_list())
-    attackers, exposed, bounded, kept, crossed = prior_attackers(table, policy, prior, primary_ids)
+    plain, _ = plain_attacker(table, policy, prior, primary_ids)
+    both, kept, crossed = differencing(table, policy, prior, primary_ids)
     kept -= set(prior.public) | structural_ids
-    protected = set(attackers[0].required[CELL_ID].to_list())  # this release's primaries that can be protected
+    attackers = [plain] + ([both.restricted] if both else [])
+    protected = set(plain.required[CELL_ID].to_list())  # this release's primaries that can be protected
     costs = cell_costs(table, policy)
     notes = []
     singletons = singleton_cells(table, protected) if policy.protect_singletons else set()
     pairs = singleton_pairs(table, protected, singletons)
-    public = attackers[0].known
     if method == "optimal":
         from .optimal import optimal_suppression
 
-        suppressed, note = optimal_suppression(table, protected, attackers[0].required, policy, pairs, public, kept)
+        suppressed, note = optimal_suppression(table, protected, plain.required, policy, pairs, plain.known, kept)
         if note:
             notes.append(note)
             method = "fast"
     if method == "fast":
-        suppressed = gauss_suppression(table, protected, kept, policy, pairs, public)
+        suppressed = gauss_suppression(table, protected, kept, policy, pairs, plain.known)
     suppressed |= primary_ids | kept
     first_pattern = frozenset(suppressed)
-    checked = [attacker.audit(table, suppressed) for attacker in attackers]
-    for _ in range(MAX_REPAIR_ROUNDS):
-        unsafe = [audited.filter(~pl.col("safe")) for audited in checked]
-        if all(u.is_empty() for u in unsafe):
-            break
-        extra: set[int] = set()
-        for attacker, narrow in zip(attackers, unsafe, strict=True):
-            if not narrow.is_empty():
-                extra |= attacker.repairs(table, suppressed | extra, narrow, costs)
-        suppressed |= extra  # suppressing more never makes a primary recoverable again, nor narrows an
-        # interval (equations are only removed): each interval found stays attainable, so only the narrow
-        # cells need checking again, and the other cells' intervals are no longer known to be exact
-        again = set().union(*(set(u[CELL_ID].to_list()) for u in unsafe)) | extra
-        for i, attacker in enumerate(attackers):
-            rechecked = attacker.audit(table, suppressed, only=again, rounds=RECHECK_ROUNDS)
-            kept_audit = checked[i].filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())).with_columns(exact=pl.lit(False))
-            checked[i] = pl.concat([kept_audit, rechecked]).sort(CELL_ID)
-    else:
-        raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS} rounds")
+    state = withstood(table, suppressed, attackers, both, crossed, costs)
+    suppressed, attackers, checked = state.suppressed, state.attackers, state.checked
+    narrowed = {"exposed": state.relaxed("this release"),
+                "bounded": {c for c in state.relaxed("differencing") if c < table.cells.height} - crossed,
+                "crossed": crossed, "given_away": state.given_away}
     if method == "fast" and suppressed - primary_ids - protected:
         trials = CLEANUP_WORK // max(1, table.inner.height)
         suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids | protected, attackers, checked,
@@ -247,91 +149,131 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
-    determined = determined_secondaries(table, suppressed - public, primary_ids | protected, checked[0])
+    determined = determined_secondaries(table, suppressed - plain.known, primary_ids | protected, checked[0])
     if determined:
         suppressed -= determined
         checked = [audited.filter(~pl.col(CELL_ID).is_in(list(determined))) for audited in checked]
         notes.append(f"{len(determined)} secondary cells were fixed exactly by the published cells, so they are shown")
-    notes += prior_notes(prior, suppressed, kept, exposed, bounded, crossed, len(attackers) > 1)
+    notes += prior_notes(prior, suppressed, kept, narrowed, both is not None)
     result = checked[0]
     for audited in checked[1:]:  # a cell is safe when it is safe against every attacker
         result = result.join(audited.select(CELL_ID, pl.col("safe").alias("__also")), on=CELL_ID, how="left").with_columns(
             safe=pl.col("safe") & pl.col("__also").fill_null(True)).drop("__also")
-    return Protection(decisions(table, primary, suppressed, structural_ids, result, policy, prior, kept, exposed,
-                                bounded, crossed, protected), result, policy, method, notes)
+    full = protected - narrowed["exposed"] - narrowed["given_away"]
+    both_full = None if both is None else set().union(*(
+        set(a.required.filter(pl.col(CELL_ID) < table.cells.height)[CELL_ID].to_list()) - a.relaxed
+        for a in attackers if a.name in ("both releases", "differencing"))) - narrowed["given_away"]
+    return Protection(decisions(table, primary, suppressed, structural_ids, result, policy, prior, kept, narrowed,
+                                full, both_full), result, policy, method, notes)
 
 
-def prior_attackers(table: TableSet, policy: Policy, prior: Prior, primary: set[int]
-                    ) -> tuple[list[Attacker], set[int], set[int], set[int], set[int]]:
-    """The intruders to withstand: one with this release and the figures public elsewhere, and (given an earlier
-    release) one that holds both releases under the mover assumption, which must not narrow this release's
-    primaries or the earlier's. Also the cells no pattern can protect: exposed by the public figures alone,
-    bounded by the earlier release alone, and counts that crossed the threshold (shown then, a primary now);
-    and the cells the earlier release hid, which are kept hidden."""
-    public = frozenset(prior.public)
-    required = required_protection(table, primary, policy)
-    exposed = exposed_by_known(table, required, public)
-    attackers = [Attacker(public, required.filter(~pl.col(CELL_ID).is_in(list(exposed))))]
-    if prior.earlier is None:
-        return attackers, exposed, set(), set(), set()
-    earlier = prior.earlier
-    dims = list(table.dimensions)
-    matched = table.cells.select(CELL_ID, *dims).join(earlier.table.cells.select(pl.col(CELL_ID).alias("then"), *dims), on=dims)
-    kept = set(matched.filter(pl.col("then").is_in(list(earlier.hidden)))[CELL_ID].to_list())
-    crossed = primary & set(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
-    model = None if table.magnitude else differencing_model(table, earlier.table, policy.movers)
-    if model is None:  # more units changed than an intruder assumes: comparing the releases tells it nothing
-        return attackers, exposed, set(), kept, crossed
-    offset = table.cells.height
-    then_primary = {offset + c for c in primary_cells(earlier.table, policy)[CELL_ID].to_list()} & {offset + c for c in earlier.hidden}
-    known = public | {offset + c for c in earlier.published}
-    later = required_protection(model, (primary - crossed - exposed) | then_primary, policy)
-    bounded = exposed_by_known(model, later, known)
-    unseen = frozenset(offset + c for c in range(earlier.table.cells.height) if c not in earlier.published)
-    attackers.append(Attacker(known, later.filter(~pl.col(CELL_ID).is_in(list(bounded))), model, unseen,
-                              frozenset(range(offset, model.cells.height))))
-    return attackers, exposed, {c for c in bounded if c < offset}, kept, crossed
+@dataclass
+class Withstood:
+    """A pattern grown until every attacker is held to its protection levels, and what could not be."""
+
+    suppressed: set[int]
+    attackers: list[Attacker]
+    checked: list[pl.DataFrame]
+    given_away: set[int] = field(default_factory=set)  # worked out exactly whatever this release hides
+
+    def relaxed(self, name: str) -> set[int]:
+        """Cells the named intruder holds only to not being worked out exactly."""
+        return set().union(*(a.relaxed for a in self.attackers if a.name == name))
 
 
-def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[int]) -> set[int]:
-    """Cells to protect that what is already out narrows below their protection level even if this release
-    showed nothing else: no pattern can protect them, so they are reported rather than tried."""
-    if not known or required.is_empty():
-        return set()
-    cells = set(required[CELL_ID].to_list())
-    found = audit(table, set(range(table.cells.height)) - known, required, only=cells)
-    return set(found.filter(~pl.col("safe"))[CELL_ID].to_list())
+def withstood(table: TableSet, suppressed: set[int], attackers: list[Attacker], both: Differencing | None,
+              crossed: set[int], costs) -> Withstood:
+    """Grow the pattern until every attacker is held to its protection levels.
+
+    A cell no pattern lets move far enough is held, against that intruder, only to not being worked out exactly
+    (and reported); one that even that fails is given away whatever this release hides. The intruder holding
+    both releases is checked first through its restriction; a cell the restriction cannot show safe goes to the
+    exact intruder, as do the counts that crossed the threshold (held only to not being worked out exactly).
+    Suppressing more never makes a primary recoverable again, nor narrows an interval (equations are only
+    removed): each interval found stays attainable, so only the narrow cells need checking again."""
+    state = Withstood(suppressed, attackers, [a.audit(table, suppressed, every_cell=i == 0) for i, a in enumerate(attackers)])
+    if both is not None and crossed:
+        _add_exact(state, table, both, pl.DataFrame([(c, *RELAXED) for c in sorted(crossed)], schema=REQUIRED_COLUMNS,
+                                                    orient="row"), crossed)
+    for _ in range(MAX_REPAIR_ROUNDS + 2):  # an escalation to the exact intruder takes a round of its own
+        unsafe = [audited.filter(~pl.col("safe")) for audited in state.checked]
+        if all(u.is_empty() for u in unsafe):
+            return state
+        extra: set[int] = set()
+        for i, (attacker, narrow) in enumerate(zip(list(state.attackers), unsafe, strict=True)):
+            if narrow.is_empty():
+                continue
+            added, stuck = attacker.repairs(table, state.suppressed | extra, narrow, costs)
+            extra |= {c for c in added if c < table.cells.height}
+            if not stuck:
+                continue
+            if attacker.name == "this release" and not attacker.known:
+                raise ProtectionError(f"cell {sorted(stuck)[0]} cannot be protected: no pattern lets it move far enough")
+            if attacker.name == "both releases":  # the restriction could not show them safe: ask the exact intruder
+                state.attackers[i] = attacker.without(stuck)
+                before = next((a for a in state.attackers if a.name == "differencing"), None)
+                held = before.required.filter(pl.col(CELL_ID) < table.cells.height) if before else pl.DataFrame(schema=REQUIRED_COLUMNS)
+                _add_exact(state, table, both, pl.concat([held, attacker.required.filter(pl.col(CELL_ID).is_in(list(stuck)))]),
+                           set(before.relaxed) if before else set())
+            else:
+                state.given_away |= {c for c in stuck & attacker.relaxed if c < table.cells.height}
+                state.attackers[i] = attacker.relaxing(stuck - attacker.relaxed).without(stuck & attacker.relaxed)
+            state.checked[i] = state.attackers[i].audit(table, state.suppressed | extra, every_cell=i == 0)
+        state.suppressed |= extra
+        again = set().union(*(set(u[CELL_ID].to_list()) for u in unsafe)) | extra
+        for i, attacker in enumerate(state.attackers):
+            rechecked = attacker.audit(table, state.suppressed, only=again, rounds=RECHECK_ROUNDS, every_cell=i == 0)
+            kept_audit = state.checked[i].filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())).with_columns(
+                exact=pl.lit(False))
+            state.checked[i] = pl.concat([kept_audit, rechecked]).sort(CELL_ID)
+    raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS + 2} rounds")
 
 
-def prior_notes(prior: Prior, suppressed: set[int], kept: set[int], exposed: set[int], bounded: set[int],
-                crossed: set[int], differenced: bool) -> list[str]:
+def _add_exact(state: Withstood, table: TableSet, both: Differencing, required: pl.DataFrame, relaxed: set[int]) -> None:
+    """The exact intruder holding both releases, held to these requirements (replacing an earlier one)."""
+    exact = both.exact(set(required[CELL_ID].to_list()), required, state.attackers[0].known).relaxing(relaxed)
+    index = next((i for i, a in enumerate(state.attackers) if a.name == "differencing"), None)
+    if index is None:
+        state.attackers.append(exact)
+        state.checked.append(exact.audit(table, state.suppressed))
+    else:
+        state.attackers[index] = exact
+        state.checked[index] = exact.audit(table, state.suppressed)
+
+
+def prior_notes(prior: Prior, suppressed: set[int], kept: set[int], narrowed: dict[str, set[int]], differenced: bool) -> list[str]:
     notes = []
-    if exposed:
-        notes.append(f"{len(exposed)} cells to protect are narrowed below their protection level by what is already "
-                     "published, whatever this release hides")
+    if narrowed["exposed"]:
+        notes.append(f"{len(narrowed['exposed'])} cells to protect are narrowed below their protection level by what "
+                     "is already published, whatever this release hides: they are kept from being worked out exactly")
     if prior.public:
         notes.append(f"{len(prior.public)} cells were already published elsewhere, so they are shown")
+    if narrowed["given_away"]:
+        notes.append(f"{len(narrowed['given_away'])} primary cells are given away by what is already out, whatever "
+                     "this release hides")
     if prior.earlier is None:
         return notes
     label = prior.earlier.label
-    notes.append(f"{len(kept & suppressed)} cells hidden in {label} are hidden again")
-    if crossed:
-        notes.append(f"{len(crossed)} primary cells were shown in {label}: differencing the two releases bounds "
-                     "them, whatever this release hides")
-    if bounded:
-        notes.append(f"{len(bounded)} primary cells are narrowed by {label} alone under the mover assumption")
+    notes.append(f"{len(kept & suppressed)} of the {len(kept)} cells hidden in {label} are hidden again (the others "
+                 "give nothing away)" if kept - suppressed else f"{len(kept)} cells hidden in {label} are hidden again")
+    if narrowed["crossed"]:
+        notes.append(f"{len(narrowed['crossed'])} primary cells were shown in {label}: differencing the two releases "
+                     "bounds them, whatever this release hides; they are kept from being worked out exactly")
+    if narrowed["bounded"]:
+        notes.append(f"{len(narrowed['bounded'])} primary cells are narrowed by differencing with {label}, whatever "
+                     "this release hides; they are kept from being worked out exactly")
     if not differenced:
         notes.append(f"more units changed since {label} than the policy's movers: comparing the two gives an "
-                     "intruder nothing")
+                     "intruder who assumes no more nothing")
     return notes
 
 
 def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], structural_ids: set[int],
-              checked: pl.DataFrame, policy: Policy, prior: Prior, kept: set[int], exposed: set[int], bounded: set[int],
-              crossed: set[int], protected: set[int]) -> pl.DataFrame:
+              checked: pl.DataFrame, policy: Policy, prior: Prior, kept: set[int], narrowed: dict[str, set[int]],
+              protected: set[int], protected_against_both: set[int] | None) -> pl.DataFrame:
     """One decision record per cell: status, the rule behind it, why, what is shown, and whether its interval
-    was held to a protection level (`protected`: this release's primaries and the earlier release's, where they
-    can be protected)."""
+    was held to its protection level against this release and the figures public elsewhere (`protected`) and
+    against an intruder holding the earlier release too (`protected_against_both`, null without one)."""
     symbol = policy.symbols
     label = prior.earlier.label if prior.earlier else "the earlier release"
     public = pl.DataFrame({CELL_ID: list(prior.public), "__public": list(prior.public.values())},
@@ -355,22 +297,28 @@ def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], stru
                   .otherwise(pl.lit("suppressed so that no primary cell can be worked out from the published cells")))
             .when(pl.col("status") == "structural_zero").then(pl.lit("this combination cannot occur"))
             .when(pl.col("__public").is_not_null()).then(pl.format("already published in {}", pl.col("__public")))
-            .when(pl.col(CELL_ID).is_in(list(crossed)) & (pl.col("status") == "primary"))
+            .when(pl.col(CELL_ID).is_in(list(narrowed["given_away"])) & (pl.col("status") == "primary"))
+            .then(pl.format("{}; what is already out gives it away whatever this release hides", pl.col("reason")))
+            .when(pl.col(CELL_ID).is_in(list(narrowed["exposed"])) & (pl.col("status") == "primary"))
+            .then(pl.format("{}; what is already published narrows it below its protection level whatever this "
+                            "release hides: it is kept from being worked out exactly", pl.col("reason")))
+            .when(pl.col(CELL_ID).is_in(list(narrowed["crossed"])) & (pl.col("status") == "primary"))
             .then(pl.format("{}; shown in {}, which bounds it: differencing the two releases narrows it whatever this "
-                            "release hides", pl.col("reason"), pl.lit(label)))
-            .when(pl.col(CELL_ID).is_in(list(bounded)) & (pl.col("status") == "primary"))
-            .then(pl.format("{}; {} alone narrows it under the mover assumption, whatever this release hides",
-                            pl.col("reason"), pl.lit(label)))
-            .when(pl.col(CELL_ID).is_in(list(exposed)) & (pl.col("status") == "primary"))
-            .then(pl.format("{}; what is already out narrows it below its protection level whatever this release "
-                            "hides", pl.col("reason")))
+                            "release hides, and it is kept from being worked out exactly", pl.col("reason"), pl.lit(label)))
+            .when(pl.col(CELL_ID).is_in(list(narrowed["bounded"])) & (pl.col("status") == "primary"))
+            .then(pl.format("{}; differencing with {} narrows it whatever this release hides: it is kept from being "
+                            "worked out exactly", pl.col("reason"), pl.lit(label)))
             .otherwise(pl.col("reason")),
             display=pl.when(pl.col("status").is_in(["primary", "secondary"])).then(pl.lit(symbol["suppressed"]))
             .when(pl.col("status") == "structural_zero").then(pl.lit(symbol["not_applicable"]))
             .otherwise(pl.col(VALUE).cast(pl.Int64).cast(pl.String)),
         )
         .join(checked.select(CELL_ID, "lower", "upper", "exact", "safe"), on=CELL_ID, how="left")
-        .with_columns(protected=pl.col(CELL_ID).is_in(list(protected)))
+        .with_columns(protected=pl.col(CELL_ID).is_in(list(protected)),
+                      protected_against_both=pl.lit(None, pl.Boolean) if protected_against_both is None
+                      else pl.when(pl.col(CELL_ID).is_in(list(narrowed["crossed"] | narrowed["bounded"]
+                                                                | narrowed["given_away"]))).then(False)
+                      .when(pl.col(CELL_ID).is_in(list(protected_against_both))).then(True))
         .drop("__public")
         .sort(CELL_ID)
     )

@@ -110,24 +110,21 @@ def population_cells(cells: pl.DataFrame, release: TableSet, name: str, part: Ta
 EARLIER, MOVED = " (earlier)", "(moved)"
 
 
-def differencing_model(current: TableSet, earlier: TableSet, movers: int) -> TableSet | None:
+def differencing_model(current: TableSet, earlier: TableSet, movers: int, bounded: set[str]) -> TableSet:
     """The current release's model joined to the earlier release's, for an intruder who holds both and knows
-    that at most `movers` units joined or left each population in between.
+    that at most `movers` units joined or left each of the `bounded` populations in between (of the others it
+    knows nothing: more changed there than it assumes).
 
     The current cells keep their numbers; the earlier cells follow, their population named with " (earlier)".
     For every combination of codes either release counts, two more unknowns carry the change (up and down), and
-    facts tie them: now - then - up + down = 0, and up + down summed over a population is at most `movers`.
-    None when more units changed than that: an intruder who assumes no more has no table that fits, and learns
-    nothing from the comparison."""
+    facts tie them: now - then - up + down = 0, and up + down summed over a bounded population is at most
+    `movers`."""
     if current.dimensions != earlier.dimensions:
         raise TableError("the earlier release does not have the same dimensions")
     dims = list(current.dimensions)
     union = current.inner.select(INNER_ID, *dims, VALUE).join(
         earlier.inner.select(INNER_ID, *dims, VALUE), on=dims, how="full", coalesce=True, suffix="_then")
     union = union.with_columns(change=pl.col(VALUE).fill_null(0) - pl.col(f"{VALUE}_then").fill_null(0)).sort(dims)
-    moved = union.group_by(POPULATION).agg(pl.col("change").abs().sum())
-    if moved["change"].max() > movers:
-        return None
     n_now, n_then, n_union = current.inner.height, earlier.inner.height, union.height
     then = earlier.inner.with_columns(pl.col(INNER_ID) + n_now, pl.col(POPULATION) + EARLIER)
     changes = [union.select(pl.lit(MOVED).alias(POPULATION), *[pl.lit(ROOT).alias(d) for d in dims[1:]],
@@ -153,9 +150,11 @@ def differencing_model(current: TableSet, earlier: TableSet, movers: int) -> Tab
         (np.concatenate([rows[has_now], rows[has_then], rows, rows]),
          np.concatenate([link_now[has_now].astype(np.int64), link_then[has_then].astype(np.int64) + n_now, up, down]))),
         shape=(n_union, inner.height))
-    populations = sorted(set(union[POPULATION].to_list()))
-    which = np.array([populations.index(p) for p in union[POPULATION].to_list()])
-    bound = sparse.csr_matrix((np.ones(2 * n_union), (np.concatenate([which, which]), np.concatenate([up, down]))),
+    populations = sorted(bounded)
+    which = np.array([populations.index(p) if p in bounded else -1 for p in union[POPULATION].to_list()])
+    mine = which >= 0
+    bound = sparse.csr_matrix((np.ones(2 * mine.sum()), (np.concatenate([which[mine], which[mine]]),
+                                                           np.concatenate([up[mine], down[mine]]))),
                               shape=(len(populations), inner.height))
     facts = Facts(sparse.vstack([link, bound], format="csr"), np.zeros(n_union + len(populations)),
                   np.concatenate([np.zeros(n_union), np.full(len(populations), float(movers))]))

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import highspy
 import numpy as np
+import polars as pl
 from scipy import sparse
 
 from .audit import loaded_solver
-from .table import TableSet
+from .table import CELL_ID, VALUE, TableSet
 
 NEIGHBOURHOOD_STEPS = (1, 2, 1_000)  # levels above the cell; the last covers the whole table
 TOLERANCE = 1e-7
@@ -76,3 +77,27 @@ def _cheapest_release(table: TableSet, suppressed: set[int], cell: int, upward: 
     x = np.asarray(h.getSolution().col_value)
     change = x[n:n + p] + x[n + p:]
     return set(published[change > TOLERANCE].tolist())
+
+
+def interval_repairs(table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, costs: np.ndarray,
+                     fixed: frozenset[int] = frozenset()) -> tuple[set[int], set[int]]:
+    """Cells to suppress as well so that every cell the audit found too narrow can move far enough (never a
+    fixed cell), and the cells no pattern lets move far enough.
+
+    Cells needing the most room go first, so the cells they release can serve the smaller ones after them.
+    """
+    added: set[int] = set()
+    stuck: set[int] = set()
+    for row in unsafe.sort(["upper_required", CELL_ID], descending=[True, False]).iter_rows(named=True):
+        for upward, short, distance in (
+            (True, row["upper"] < row[VALUE] + row["upper_required"] - TOLERANCE * 10, row["upper_required"]),
+            (False, row["lower"] > row[VALUE] - row["lower_required"] + TOLERANCE * 10, row["lower_required"]),
+        ):
+            if not short:
+                continue
+            cells = widening_cells(table, suppressed | added, row[CELL_ID], upward, distance, costs, fixed)
+            if cells is None:
+                stuck.add(row[CELL_ID])
+            else:
+                added |= cells
+    return added, stuck

@@ -25,15 +25,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from disclosure_control.policy import Policy, PolicyError, as_mapping
-from disclosure_control.protect import Earlier, Prior, ProtectionError, protect
+from disclosure_control.prior import Earlier, Prior
+from disclosure_control.protect import ProtectionError, protect
 from disclosure_control.release import release_table
 from disclosure_control.rounding import round_published
 from disclosure_control.table import CELL_ID
 from outputs.ees import area_nodes, district_geography, ees_data, ees_meta, geography_rows, time_columns, write_ees
 from outputs.manifest import write_manifest
 from outputs.report import write_report
-from pipelines.history import (EarlierRelease, archive_counts, earlier_release, keep_counts, kept_counts,
-                               known_files)
+from pipelines.history import EarlierRelease, archive_counts, earlier_for, keep_counts, known_files
 from pipelines.io import (copy_atomic, file_sha256, read_csv_text, read_json, staged_output, write_csv_atomic,
                           write_parquet_atomic)
 from pipelines.keys import pseudonymisation_key
@@ -145,7 +145,7 @@ def protect_release(paths: RunPaths, returns: tuple[str, ...], academic_year: in
         summary = result.summary()
         for population in problem.populations:
             part = release.parts[population.name]
-            keep_counts(paths.work, population.name, part.inner.filter(pl.col("value") > 0), part.hierarchies)
+            keep_counts(paths.work, population.key, part.inner.filter(pl.col("value") > 0), part.hierarchies)
         for publication in problem.publications:
             mine = release.publication_cells(cells, publication)
             write_parquet_atomic(mine, paths.decisions(publication.name))
@@ -157,17 +157,15 @@ def protect_release(paths: RunPaths, returns: tuple[str, ...], academic_year: in
                                 "protected_with": [p.name for p in problem.publications],
                                 "earlier": earlier.label if earlier else None})
     return {"protections": protections, "relations": [r.describe() for r in release.relations], "known": used,
-            "populations": [p.name for p in release.groups]}
+            "populations": [p.key for p in release.groups]}
 
 
 def earlier_of(paths: RunPaths, problem) -> tuple[EarlierRelease, dict] | None:
-    """The newest earlier release of every publication of the problem, with the counts its run kept per
-    population; None if there is none, or its run kept no counts (a run before release-wide protection)."""
-    found = [earlier_release(paths, p.recipient, [t.name for t in p.tables]) for p in problem.publications]
-    if not found or any(f is None for f in found) or len({f.run_id for f in found}) > 1:
+    """The problem's earlier release and the counts its run kept, by population name."""
+    found = earlier_for(paths, list(problem.publications), [p.key for p in problem.populations])
+    if found is None:
         return None
-    counts = {population.name: kept_counts(paths.counts(found[0].run_id), population.name) for population in problem.populations}
-    return None if any(c is None for c in counts.values()) else (found[0], counts)
+    return found[0], {p.name: found[1][p.key] for p in problem.populations}
 
 
 def problem_earlier(release, problem, found: EarlierRelease, policy: Policy) -> Earlier:

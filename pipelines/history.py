@@ -96,6 +96,19 @@ def kept_counts(folder: Path, population: str) -> tuple[pl.DataFrame, dict[str, 
     return pl.read_parquet(inner), {d: Hierarchy(d, tuple(tuple(p) for p in ps)) for d, ps in pairs.items()}
 
 
+def earlier_for(paths: RunPaths, publications: list, keys: list[str], before: str | None = None
+                ) -> tuple[EarlierRelease, dict[str, tuple[pl.DataFrame, dict[str, Hierarchy]]]] | None:
+    """The newest earlier release (before the run `before`, if given) that delivered every one of these
+    publications in one run, with the counts that run kept for each population (by key); None if there is none,
+    or its run kept no counts for one of them (a run before release-wide protection). The engine and the audit
+    both take the earlier release from here, so they compare the same two releases."""
+    found = [earlier_release(paths, p.recipient, [t.name for t in p.tables], before) for p in publications]
+    if not found or any(f is None for f in found) or len({f.run_id for f in found}) > 1:
+        return None
+    counts = {key: kept_counts(paths.counts(found[0].run_id), key) for key in keys}
+    return None if any(c is None for c in counts.values()) else (found[0], counts)
+
+
 def archive_counts(paths: RunPaths, run_id: str, populations: list[str]) -> None:
     """The counts the run kept in its work area, under its run id for the runs after it."""
     for population in populations:

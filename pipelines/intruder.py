@@ -9,7 +9,8 @@ engine is given). For every hidden value it finds the interval of counts consist
 The unknowns are each file's finest cells (its finest area by the leaf levels of its filters), non-negative.
 - Every published value is an equation in its file's unknowns (a rounded value an interval, `low` 1 to base/2).
 - Files of one population count the same units: at the coarser of their finest areas, their sums over the
-  filters they share are equal (and a figure already public is one more file of its population).
+  filters they share are equal; a figure already public is an equation in the unknowns of the population's file
+  that has its filters.
 - A population within another: each such sum is at most the other's.
 - A filter that is part of another filter's category: its categories other than the missing label add up to it.
 - Differencing: the earlier release has unknowns of its own, and each file's finest cells differ from the
@@ -45,14 +46,15 @@ class PublishedFile:
     filters: tuple[str, ...]
     indicator: str
     rounding_base: int | None = None
+    low: str = "low"  # the symbol for a count that rounds to zero but is not zero
 
     @classmethod
-    def read(cls, path, rounding_base: int | None = None, indicator: str | None = None) -> "PublishedFile":
+    def read(cls, path, rounding_base: int | None = None, indicator: str | None = None, low: str = "low") -> "PublishedFile":
         data = pl.read_csv(path, infer_schema=False).with_columns(pl.all().fill_null(""))
         meta = pl.read_csv(path.with_name(path.stem + ".meta.csv"), infer_schema=False)
         filters = tuple(meta.filter(pl.col("col_type") == "Filter")["col_name"].to_list())
         return cls(path.stem, data, filters, indicator or meta.filter(pl.col("col_type") == "Indicator")["col_name"][0],
-                   rounding_base)
+                   rounding_base, low)
 
     def node(self, row: dict) -> tuple[int, str]:
         """The row's area: (level, code)."""
@@ -62,11 +64,9 @@ class PublishedFile:
 
 @dataclass
 class Population:
-    """The files one population is published in, its kind of geography (whose districts), and files of figures
-    about it that others have published."""
+    """The files one population is published in, and files of figures about it that others have published."""
 
     name: str
-    family: str
     files: list[PublishedFile] = field(default_factory=list)
     known: list[PublishedFile] = field(default_factory=list)
 
@@ -194,7 +194,7 @@ def _published_rows(model: _Model, file: _File, hidden: list[tuple[Key, list[int
         level, code = data.node(row)
         cells = file.cells(level, code, row)
         shown = row[data.indicator]
-        if shown == "low":
+        if shown == data.low:
             model.add(cells, [1.0] * len(cells), 1.0, half)
         elif not shown.replace(".", "", 1).isdigit():
             hidden.append(((file.release, data.stem, code, *(row[f] for f in data.filters)), cells))
@@ -221,14 +221,15 @@ def _known_rows(model: _Model, published: PublishedFile, files: list[_File]) -> 
         model.add(cells, [1.0] * len(cells), float(shown), float(shown))
 
 
-def _pairs(model: _Model, f: _File, g: _File, same_family: bool, low: float, high: float, sign: float,
+def _pairs(model: _Model, f: _File, g: _File, low: float, high: float, sign: float,
            f_filter: tuple[str, list[str]] | None = None, g_value: tuple[str, str] | None = None) -> None:
-    """For every area at the coarser of the two files' finest levels and every combination of their shared
-    filters: low <= sum(f) - sign * sum(g) <= high. f_filter restricts f's sum to some levels of one filter (its
-    categories but the missing label) and g_value fixes one of g's filters to one value (part_of)."""
-    level = min(f.level, g.level) if same_family else 0
+    """For every area at the coarser of the two files' finest levels (both count by the same kind of geography:
+    the specs relate no others) and every combination of their shared filters: low <= sum(f) - sign * sum(g) <=
+    high. f_filter restricts f's sum to some levels of one filter (its categories but the missing label) and
+    g_value fixes one of g's filters to one value (part_of)."""
+    level = min(f.level, g.level)
     coarse = f if f.level <= g.level else g
-    areas = [TOTAL] if level == 0 else sorted({a if level == coarse.level else coarse.district_of.get(a, "") for a in coarse.areas})
+    areas = [TOTAL] if level == 0 else sorted(set(f.areas) | set(g.areas) if f.level == g.level else coarse.areas)
     skip = {f_filter[0]} if f_filter else set()
     skip |= {g_value[0]} if g_value else set()
     shared = [x for x in f.published.filters if x in g.published.filters and x not in skip]
@@ -244,13 +245,30 @@ def _pairs(model: _Model, f: _File, g: _File, same_family: bool, low: float, hig
 
 
 def attack(releases: dict[str, list[Population]], relations: Relations = Relations(), movers: int = 1,
-           targets: dict[Key, tuple[float, float]] | None = None) -> dict[Key, tuple[float, float]]:
+           targets: dict[Key, tuple[float, float]] | None = None, bounded: set[str] | None = None) -> dict[Key, tuple[float, float]]:
     """(release, file stem, area, filter values...) -> an interval each hidden value is certified to span: its
     exact (min, max) where it falls short of the target, else the range it was seen to take.
 
     releases: label -> the populations published in it ("current" first, then at most one earlier release,
     whose files are matched to the current ones by name for differencing). targets: key -> (low, high) the
-    interval must reach (default: one either way of the values seen, so only exact recovery is reported)."""
+    interval must reach (default: one either way of the values seen, so only exact recovery is reported).
+    bounded: the populations whose files the mover bound holds for (default: all)."""
+    model, hidden = _built(releases, relations, movers, bounded)
+    return _intervals(model, hidden, targets or {})
+
+
+def consistent(releases: dict[str, list[Population]], relations: Relations, movers: int, bounded: set[str]) -> bool:
+    """Whether some table fits everything published with at most `movers` changes in these populations' files:
+    if none does, more changed there than the intruder assumes."""
+    model, _ = _built(releases, relations, movers, bounded)
+    a, lower, upper = model.matrix()
+    h = _solver(a.tocsc(), lower, upper)
+    h.run()
+    return h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+
+
+def _built(releases: dict[str, list[Population]], relations: Relations, movers: int, bounded: set[str] | None
+           ) -> tuple["_Model", list[tuple[Key, list[int]]]]:
     model, files = _Model(), {}
     stems = {}
     for label, populations in releases.items():
@@ -267,34 +285,34 @@ def attack(releases: dict[str, list[Population]], relations: Relations = Relatio
                 _published_rows(model, file, hidden)
             mine = [files[(label, population.name, p.stem)] for p in population.files]
             for f, g in itertools.combinations(mine, 2):
-                _pairs(model, f, g, True, 0.0, 0.0, 1.0)
+                _pairs(model, f, g, 0.0, 0.0, 1.0)
             for published in population.known:
                 _known_rows(model, published, mine)
-        family = {p.name: p.family for p in populations}
         by_population = {p.name: [files[(label, p.name, q.stem)] for q in p.files] for p in populations}
         for small, large in relations.within:
             for f in by_population.get(small, []):
                 for g in by_population.get(large, []):
-                    _pairs(model, f, g, family[small] == family[large], -np.inf, 0.0, 1.0)
+                    _pairs(model, f, g, -np.inf, 0.0, 1.0)
         for name, part, missing, whole, label_value in relations.part_of:
             for f in by_population.get(name, []):
                 for g in by_population.get(name, []):
                     if part in f.published.filters and whole not in f.published.filters and whole in g.published.filters \
                             and part not in g.published.filters:
-                        _pairs(model, f, g, True, 0.0, 0.0, 1.0, (part, [v for v in f.levels[part] if v != missing]),
+                        _pairs(model, f, g, 0.0, 0.0, 1.0, (part, [v for v in f.levels[part] if v != missing]),
                                (whole, label_value))
     labels = list(releases)
     if len(labels) == 2:
-        _differences(model, files, labels, movers)
-    return _intervals(model, hidden, targets or {})
+        _differences(model, files, labels, movers, bounded)
+    return model, hidden
 
 
-def _differences(model: _Model, files: dict, labels: list[str], movers: int) -> None:
-    """Each file's finest cells in the two releases differ by at most `movers` units in all."""
+def _differences(model: _Model, files: dict, labels: list[str], movers: int, bounded: set[str] | None) -> None:
+    """Each file's finest cells in the two releases differ by at most `movers` units in all (for the files of
+    the bounded populations; of the others the intruder knows nothing)."""
     now, before = labels
     earlier = {stem: f for (label, _, stem), f in files.items() if label == before}
-    for (label, _, stem), f in files.items():
-        if label != now or stem not in earlier:
+    for (label, population, stem), f in files.items():
+        if label != now or stem not in earlier or (bounded is not None and population not in bounded):
             continue
         cells = [key for key in f.model.index if key[0] == now and key[1] == stem]
         moved = []

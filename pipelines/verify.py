@@ -21,14 +21,14 @@ import math
 import polars as pl
 
 from pipelines import intruder
-from pipelines.history import earlier_release, known_files
+from pipelines.history import EarlierRelease, earlier_for, known_files
 from pipelines.io import file_sha256, read_json
 from pipelines.leakscan import leaks_by_recipient
 from pipelines.ledger import chain_problems, file_entries, warehouse_entries
 from pipelines.policies import load_publication, load_recipients
 from pipelines.registry import RunPaths, publication_names, publication_spec
 from pipelines.transforms.publication import AREA, Publication
-from pipelines.transforms.release import KnownFile, joined_groups, populations, relations
+from pipelines.transforms.release import KnownFile, joined_groups, ours, populations, relations
 from pipelines.warehouse import open_warehouse
 
 
@@ -74,31 +74,28 @@ def hash_findings(paths: RunPaths, entry: dict | None) -> list[Finding]:
             Finding("no unrecorded file", not extra, f"not in the ledger: {', '.join(extra)}" if extra else "none")]
 
 
-def intruder_view(path_of, publications: list[Publication], bases: dict[str, int | None],
+def intruder_view(path_of, publications: list[Publication], policies: dict[str, dict],
                   known: list[KnownFile] = ()) -> tuple[list[intruder.Population], intruder.Relations]:
     """The published files (path_of(publication, table name) -> its CSV), grouped as the specs group their
     populations, with the relations the specs imply; a file of figures others publish joins the population it
-    counts."""
+    counts, with its rows of this release's period and LA."""
     groups = populations(publications)
     filters = {f.name: f for g in groups for f in g.filters}
     view = []
     for group in groups:
-        files = [intruder.PublishedFile.read(path_of(p, t.name), bases.get(p.name), p.indicator)
+        files = [intruder.PublishedFile.read(path_of(p, t.name), policies[p.name].get("rounding_base"), p.indicator,
+                                             policies[p.name]["symbols"]["low"])
                  for p in group.publications for t in p.tables if path_of(p, t.name).exists()]
-        view.append(intruder.Population(group.name, group.family, files))
+        view.append(intruder.Population(group.name, files))
     for known_file in known:
         publication = known_file.publication(publications)
-        if publication is None:
+        population = next((v for v, g in zip(view, groups, strict=True) if publication in g.publications), None)
+        if population is None or not population.files:
             continue
-        population = next(v for v, g in zip(view, groups, strict=True) if publication in g.publications)
-        ours = population.files[0].data if population.files else None
-        rows = known_file.data
-        if ours is not None and "new_la_code" in rows.columns:  # only this LA's figures, of this period
-            rows = rows.filter(pl.col("new_la_code").is_in(ours["new_la_code"].unique().implode())
-                               & pl.col("geographic_level").is_in(["Local authority", "Local authority district", "School"]))
-            if "time_period" in rows.columns:
-                rows = rows.filter(pl.col("time_period").is_in(ours["time_period"].unique().implode()))
-        population.known.append(intruder.PublishedFile(f"known:{known_file.name}", rows, known_file.filters, publication.indicator))
+        first = population.files[0].data.row(0, named=True)
+        rows = known_file.data.filter(ours(known_file.data, (first["time_period"], first["time_identifier"]), first["new_la_code"]))
+        population.known.append(intruder.PublishedFile(f"known:{known_file.name}", rows, known_file.filters,
+                                                       publication.indicator, None, policies[publication.name]["symbols"]["low"]))
     found = relations(groups)
     return view, intruder.Relations(
         within=tuple((r.population, r.other) for r in found if r.kind == "within"),
@@ -106,15 +103,18 @@ def intruder_view(path_of, publications: list[Publication], bases: dict[str, int
                       for r in found if r.kind == "part_of"))
 
 
-def protection_targets(work: RunPaths, publications: list[Publication], levels: dict[str, float]) -> dict[tuple, tuple[float, float]]:
+def protection_targets(work: RunPaths, publications: list[Publication], levels: dict[str, float],
+                       column: str = "protected") -> dict[tuple, tuple[float, float]]:
     """(release, file, area, filter values) -> the interval each protected primary must reach: its value less and
-    plus the protection level (at least one; never below zero), from the restricted decision records."""
+    plus the protection level (at least one; never below zero), from the restricted decision records. column:
+    `protected` (held to it in this release) or `protected_against_both` (and against the earlier release)."""
     targets = {}
     for publication in publications:
         path = work.decisions(publication.name)
         if not path.exists():
             continue
-        cells = pl.read_parquet(path).filter(pl.col("protected"))
+        cells = pl.read_parquet(path)
+        cells = cells.filter(pl.col("protected") & pl.col(column).fill_null(True)) if column in cells.columns else cells.clear()
         for table in publication.tables:
             filters = [f.name for f in table.filters]
             for row in cells.filter(pl.col("tables").list.contains(table.name)).iter_rows(named=True):
@@ -137,14 +137,18 @@ def _narrow(found: dict, targets: dict) -> list[tuple]:
 def release_attack(paths: RunPaths, delivered: Path, publications: list[Publication], policies: dict[str, dict],
                    known_dir: Path | None = None, run_id: str | None = None) -> list[Finding]:
     """The intruder on the whole release (and the figures already public), then on it and the earlier release
-    together under the mover assumption. policies: publication -> the policy it was protected under."""
+    together under the mover assumption. policies: publication -> the policy it was protected under. A release
+    it cannot read, or that no table fits, fails with a finding (never a traceback)."""
     if not publications:
         return []
-    bases = {name: policy.get("rounding_base") for name, policy in policies.items()}
-    targets = protection_targets(paths, publications, {n: p["protection_level"] for n, p in policies.items()})
-    known = known_files(known_dir) if known_dir else []
-    view, relations_ = intruder_view(lambda p, t: delivered / p.recipient / f"{t}.csv", publications, bases, known)
-    found = intruder.attack({"current": view}, relations_, targets=targets)
+    levels = {n: p["protection_level"] for n, p in policies.items()}
+    try:
+        targets = protection_targets(paths, publications, levels)
+        known = known_files(known_dir) if known_dir else []
+        view, relations_ = intruder_view(lambda p, t: delivered / p.recipient / f"{t}.csv", publications, policies, known)
+        found = intruder.attack({"current": view}, relations_, targets=targets)
+    except (ValueError, OSError, pl.exceptions.PolarsError, RuntimeError) as error:
+        return [Finding("release attack", False, f"the release could not be attacked: {str(error).splitlines()[0]}")]
     narrow = _narrow(found, targets)
     findings = [Finding("release attack", not narrow,
                         f"{len(narrow)} hidden values narrowed below their protection, e.g. {' / '.join(map(str, narrow[0][1:]))}"
@@ -152,43 +156,56 @@ def release_attack(paths: RunPaths, delivered: Path, publications: list[Publicat
                         f"{len(relations_.within) + len(relations_.part_of)} relations: no protected value narrowed",
                         narrowed(narrow, found, lambda key: "narrowed below its protection level" if key in targets
                                  else "worked out exactly"))]
-    earlier_folders = {p.name: e for p in publications
-                       if (e := earlier_release(paths, p.recipient, [t.name for t in p.tables], before=run_id)) is not None}
     movers = max(int(p.get("movers", 1)) for p in policies.values())
     groups = populations(publications)
+    held = set(protection_targets(paths, publications, levels, "protected_against_both"))
     for members in joined_groups(groups, relations(groups)):
-        then = [p for m in members for p in m.publications if p.name in earlier_folders]
-        if then:
-            findings.append(differencing_finding(view, relations_, targets, movers, then, earlier_folders, bases,
-                                                 {m.name for m in members}))
+        mine = [p for m in members for p in m.publications]
+        try:
+            earlier = earlier_for(paths, mine, [m.key for m in members], before=run_id)
+            if earlier is not None:
+                findings.append(differencing_finding(view, relations_, targets, held, movers, mine, earlier[0], policies,
+                                                     {m.name for m in members}))
+        except (ValueError, OSError, pl.exceptions.PolarsError, RuntimeError) as error:
+            findings.append(Finding(f"differencing attack on {', '.join(sorted(m.name for m in members))}", False,
+                                    f"the earlier release could not be attacked: {str(error).splitlines()[0]}"))
     return findings
 
 
-def differencing_finding(view: list[intruder.Population], relations_: intruder.Relations, targets: dict, movers: int,
-                         then: list[Publication], folders: dict, bases: dict, names: set[str]) -> Finding:
-    """The intruder on one problem's populations in both releases, under the mover assumption: a value hidden in
-    both that it narrows fails; one shown in either release (a count that crossed the threshold) is reported."""
-    earlier_view, _ = intruder_view(lambda p, t: folders[p.name].folder / f"{t}.csv", then, bases)
+def differencing_finding(view: list[intruder.Population], relations_: intruder.Relations, targets: dict, held: set,
+                         movers: int, publications: list[Publication], earlier: EarlierRelease, policies: dict,
+                         names: set[str]) -> Finding:
+    """The intruder on one problem's populations in both releases, knowing of at most `movers` changes in each
+    population the two releases are consistent with that for. It fails a value it works out exactly, and one it
+    narrows below its protection level that the run held to that level against both releases (`held`); a value
+    the run could only keep from exact recovery (a count that crossed the threshold) is reported."""
+    earlier_view, _ = intruder_view(lambda p, t: earlier.folder / f"{t}.csv", publications, policies)
     now = [v for v in view if v.name in names]
-    labels = " and ".join(sorted({folders[p.name].label for p in then}))
-    check = f"differencing attack on {', '.join(sorted(names))} against {labels} ({movers} mover{'s' if movers != 1 else ''})"
-    try:
-        found = intruder.attack({"current": now, "earlier": earlier_view}, relations_, movers, targets)
-    except intruder.InfeasibleRelease:
-        return Finding(check, True, f"the releases differ by more than {movers} unit{'s' if movers != 1 else ''}, so an "
-                       "intruder who knows of that many movers learns nothing from comparing them")
-    shown = _shown_values({"current": now, "earlier": earlier_view})
+    releases = {"current": now, "earlier": earlier_view}
+    check = f"differencing attack on {', '.join(sorted(names))} against {earlier.label} ({movers} mover{'s' if movers != 1 else ''})"
+    bounded = {n for n in sorted(names) if intruder.consistent(releases, relations_, movers, {n})}
+    if not bounded:
+        return Finding(check, True, f"the releases differ by more than {movers} unit{'s' if movers != 1 else ''} in every "
+                       "population, so an intruder who knows of that many movers learns nothing from comparing them")
+    found = intruder.attack(releases, relations_, movers, targets, bounded)
+    shown = _shown_values(releases)
     crossed, recovered = [], []
     for key in _narrow(found, targets):
-        other = ("earlier" if key[0] == "current" else "current", *key[1:])
-        (crossed if shown.get(other) else recovered).append(key)
-    detail = (f"{len(recovered)} values hidden in both releases are narrowed by differencing, e.g. "
-              f"{' / '.join(map(str, recovered[0]))}" if recovered else "no value hidden in both releases is narrowed")
+        exact = found[key][1] - found[key][0] < 1 - 1e-6
+        (recovered if exact or key in held else crossed).append(key)
+    detail = (f"{len(recovered)} values hidden in both releases (or worked out exactly) are narrowed by differencing, "
+              f"e.g. {' / '.join(map(str, recovered[0]))}" if recovered else "no value hidden in both releases is narrowed")
     if crossed:
-        detail += (f"; {len(crossed)} values shown in one release and hidden in the other (a count that crossed the "
-                   f"threshold) are bounded by it, e.g. {' / '.join(map(str, crossed[0]))}")
-    reasons = {**{k: "shown in the other release (a count that crossed the threshold), which bounds it" for k in crossed},
-               **{k: "hidden in both releases, and narrowed by comparing them" for k in recovered}}
+        detail += (f"; {len(crossed)} values no pattern could hold to their protection level (most shown in the other "
+                   f"release: a count that crossed the threshold) are narrowed but not worked out, e.g. "
+                   f"{' / '.join(map(str, crossed[0]))}")
+    if bounded != names:
+        detail += f"; more units changed than {movers} in {', '.join(sorted(names - bounded))}"
+    reasons = {**{k: "shown in the other release (a count that crossed the threshold), which bounds it"
+                  if shown.get(("earlier", *k[1:])) else "narrowed by comparing the releases whatever this one hides"
+                  for k in crossed},
+               **{k: "hidden in both releases, and narrowed by comparing them" if found[k][1] - found[k][0] >= 1 - 1e-6
+                  else "worked out exactly by comparing the releases" for k in recovered}}
     return Finding(check, not recovered, detail, narrowed(recovered + crossed, found, reasons.get))
 
 

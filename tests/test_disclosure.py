@@ -303,7 +303,8 @@ def test_a_secondary_cell_that_the_published_cells_fix_exactly_is_found_to_be_sh
     it protects nothing and anyone could undo it: it is the only cell determined_secondaries gives back."""
     from disclosure_control.audit import audit
     from disclosure_control.primary import primary_cells
-    from disclosure_control.protect import determined_secondaries, required_protection
+    from disclosure_control.prior import required_protection
+    from disclosure_control.protect import determined_secondaries
 
     frame = pl.DataFrame({"row": ["A", "A", "A", "B", "B", "B", "C", "C", "C"], "col": ["x", "y", "z"] * 3,
                           "n": [3, 14, 40, 30, 31, 50, 20, 22, 60]})

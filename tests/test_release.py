@@ -18,7 +18,8 @@ from scipy.optimize import linprog
 from disclosure_control.audit import audit
 from disclosure_control.policy import Policy
 from disclosure_control.primary import primary_cells
-from disclosure_control.protect import Earlier, Prior, protect, required_protection
+from disclosure_control.prior import Earlier, Prior, required_protection
+from disclosure_control.protect import protect
 from disclosure_control.release import POPULATION, Nesting, population_cells, release_table
 from disclosure_control.table import TableError, TableSpec, from_frequencies, from_microdata
 
@@ -286,20 +287,32 @@ def test_carrying_the_pattern_forward_leaves_nothing_to_difference_where_a_fresh
     assert all(high - low >= 4 for low, high in intervals.values()), intervals  # the 3 keeps 2 either way, and more
 
 
-def test_a_count_that_crossed_the_threshold_is_reported_not_protected_against_differencing():
-    """Published as 5 before, 4 now: the earlier release bounds it within one, whatever this one hides."""
-    before = {("A", "x"): 5, ("A", "y"): 20, ("B", "x"): 30, ("B", "y"): 40}
-    table = release_of(before | {("A", "x"): 4})
-    first = protect(release_of(before), POLICY).cells
-    assert statuses(first, ["a", "b"])[("A", "x")] == "published"
-    result = protect(table, POLICY, prior=earlier_prior_of(before, first))
-    cell = result.cells.filter((pl.col("a") == "A") & (pl.col("b") == "x")).row(0, named=True)
+# Shown as 5 before, 4 now (one child left): the earlier release bounds it within one whatever this release hides.
+# The total, row C and column y were shown in both and each fell by one, so unless some of them are hidden now an
+# intruder with both releases sees that the child left (C, y) and pins it at exactly 4.
+CROSSED_BEFORE = {("A", "x"): 4, ("A", "y"): 2, ("A", "z"): 1, ("B", "x"): 20, ("B", "y"): 12, ("B", "z"): 1,
+                  ("C", "x"): 12, ("C", "y"): 5, ("C", "z"): 6}
+EARLIER_POLICY = Policy(threshold=5, protection_level=10)  # the earlier release was protected more lightly
+
+
+def test_a_count_that_crossed_the_threshold_is_reported_and_kept_from_being_worked_out_exactly():
+    first = protect(release_of(CROSSED_BEFORE), EARLIER_POLICY).cells
+    assert statuses(first, ["a", "b"])[("C", "y")] == "published"
+    table = release_of(CROSSED_BEFORE | {("C", "y"): 4})
+    alone = protect(table, POLICY).cells
+    assert differencing_intervals(first, alone, 1)[("after", "C", "y")] == (4.0, 4.0)  # protected afresh: given away
+    result = protect(table, POLICY, prior=earlier_prior_of(CROSSED_BEFORE, first))
+    cell = result.cells.filter((pl.col("a") == "C") & (pl.col("b") == "y")).row(0, named=True)
     assert cell["status"] == "primary" and cell["reason"] == (
         "count 4 is below the threshold of 5; shown in the earlier release, which bounds it: differencing the two "
-        "releases narrows it whatever this release hides")
-    assert "1 primary cells were shown in the earlier release: differencing the two releases bounds them, whatever this release hides" in result.notes
-    assert result.summary()["audit"]["passed"]  # still protected against an intruder without the earlier release
-    assert statuses(result.cells, ["a", "b"]) == statuses(protect(table, POLICY).cells, ["a", "b"])
+        "releases narrows it whatever this release hides, and it is kept from being worked out exactly")
+    assert cell["protected"] and cell["protected_against_both"] is False
+    low, high = differencing_intervals(first, result.cells, 1)[("after", "C", "y")]
+    assert low == 4 and high >= 5
+    assert ("1 primary cells were shown in the earlier release: differencing the two releases bounds them, whatever "
+            "this release hides; they are kept from being worked out exactly") in result.notes
+    assert result.summary()["audit"]["passed"]  # and fully protected against an intruder without the earlier release
+    assert unprotected(Attack({"t": (["a", "b"], result.cells)}), "t", result.cells, POLICY) == []
 
 
 def test_the_pattern_does_not_depend_on_the_clock(monkeypatch):

@@ -20,6 +20,7 @@ and stops the run, naming it.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -27,7 +28,8 @@ import polars as pl
 
 from disclosure_control.hierarchy import ROOT, Hierarchy
 from disclosure_control.policy import Policy
-from disclosure_control.protect import STATUSES, Earlier
+from disclosure_control.prior import Earlier
+from disclosure_control.protect import STATUSES
 from disclosure_control.release import POPULATION, Nesting, population_cells, release_table, union_hierarchy
 from disclosure_control.table import CELL_ID, VALUE, TableSet, TableSpec, build, from_microdata
 from pipelines.transforms.publication import (AREA, Filter, Measure, Publication, area_hierarchy, measure_totals,
@@ -50,6 +52,13 @@ class Population:
     @property
     def name(self) -> str:
         return self.publications[0].name
+
+    @property
+    def key(self) -> str:
+        """A name for the population that does not change when a publication is added to it (its dataset, kind
+        of geography and a digest of its unit and `where`): what a run keeps its counts under."""
+        digest = hashlib.sha256(repr(population_key(self.first)).encode()).hexdigest()[:12]
+        return f"{self.dataset}.{self.family}.{digest}"
 
     @property
     def first(self) -> Publication:
@@ -243,16 +252,27 @@ class Release:
 
 def build_release(frames: dict[str, pl.DataFrame], publications: list[Publication], academic_year: int, period: str,
                   schools: pl.DataFrame, postcodes: pl.DataFrame) -> Release:
-    """The release of these publications from the staged frames, its relations checked against the rows."""
+    """The release of these publications from the staged frames, its relations checked against the rows.
+
+    A population within others is counted from their rows only: where a unit has several rows, each population
+    keeps its first, and the first row passing a narrower `where` need not be the one the wider kept. Its units
+    left out are then those with no known area and those whose row the wider populations did not keep."""
     groups = populations(publications)
+    found = relations(groups)
+    wider = {p.name: [r.other for r in found if r.kind == "within" and r.population == p.name] for p in groups}
     rows, unplaced, parts = {}, {}, {}
-    for population in groups:
-        counted, left_out = published_rows(frames[population.dataset].with_row_index(ROW), population, academic_year,
-                                           period, schools, postcodes, keep=(ROW,))
+    for population in sorted(groups, key=lambda p: (len(wider[p.name]), p.name)):  # a wider population has fewer
+        frame = frames[population.dataset].with_row_index(ROW)
+        counted, left_out = published_rows(frame, population, academic_year, period, schools, postcodes, keep=(ROW,))
+        if wider[population.name]:
+            units = counted.height + left_out
+            for other in wider[population.name]:
+                frame = frame.filter(pl.col(ROW).is_in(rows[other][ROW].implode()))
+            counted, _ = published_rows(frame, population, academic_year, period, schools, postcodes, keep=(ROW,))
+            left_out = units - counted.height
         rows[population.name], unplaced[population.name] = counted, left_out
         parts[population.name] = from_microdata(counted, population.table_specs(),
                                                 {AREA: area_hierarchy(population, schools, postcodes)})
-    found = relations(groups)
     check_relations(found, rows, groups)
     return Release(tuple(groups), rows, unplaced, parts, tuple(found))
 
@@ -338,17 +358,26 @@ class KnownFile:
         return matches[0] if matches else None
 
 
+def ours(frame: pl.DataFrame, time: tuple[str, str], la_code: str) -> pl.Expr:
+    """The rows of an EES-style file about this release's period and LA (every row, for a file without those
+    columns); the engine and the intruder read figures others publish through this one test."""
+    here = pl.lit(True)
+    if "time_period" in frame.columns:
+        here &= pl.col("time_period") == time[0]
+    if "time_identifier" in frame.columns:
+        here &= pl.col("time_identifier") == time[1]
+    if "new_la_code" in frame.columns:
+        here &= pl.col("new_la_code") == la_code
+    return here
+
+
 def known_figures(table: TableSet, population: str, known: KnownFile, publication: Publication, time: tuple[str, str],
                   la_code: str, area: pl.Series) -> tuple[TableSet, pl.DataFrame, int]:
     """The model grown by a cell for each figure of the file about this release's units (its period and LA, areas
     and categories the model has), and those cells: cell_id, value. Also how many figures were left out."""
     data = known.data.with_columns(area.alias("__area")).with_row_index("__row", offset=1)
-    here = pl.col("__area").is_not_null() & pl.col(publication.indicator).str.contains(r"^\d+$")
-    if "time_period" in data.columns:
-        here &= (pl.col("time_period") == time[0]) & (pl.col("time_identifier") == time[1])
-    if "new_la_code" in data.columns:
-        here &= pl.col("new_la_code") == la_code
-    usable = data.filter(here)
+    usable = data.filter(pl.col("__area").is_not_null() & pl.col(publication.indicator).str.contains(r"^\d+$")
+                         & ours(data, time, la_code))
     for dim in (AREA, *known.filters):
         nodes = set(table.hierarchies[dim].nodes)
         usable = usable.filter(pl.col("__area" if dim == AREA else dim).is_in(list(nodes)))

@@ -1,0 +1,216 @@
+"""What is already out before a release, and the intruders a pattern must withstand because of it.
+
+Two things can be out already: figures others publish about the same units (shown, since publishing them costs
+nothing, and part of every attack), and the earlier release of the same series. For the earlier release the
+intruder holds both releases and knows that at most `movers` units joined or left between them; a cell the
+earlier release hid stays hidden.
+
+That intruder's exact model joins the two releases (release.differencing_model): twice the unknowns and more.
+So the pattern is first checked against a restriction of it that is the size of one release: this release with
+the cells the earlier release showed fixed at their values now, and each unit that joined present where it
+joined. Any table that restriction allows, less the true change, is a table of the earlier release, so the pair
+is one the exact intruder cannot rule out: an interval the restriction reaches, the exact intruder reaches too
+(shifted by the cell's true change for an earlier cell). A cell the restriction cannot show safe, even with every
+other cell hidden, is checked (and repaired) against the exact model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import polars as pl
+from scipy import sparse
+
+from .audit import audit
+from .policy import Policy
+from .primary import primary_cells, protection_required
+from .release import POPULATION, differencing_model
+from .table import CELL_ID, INNER_ID, VALUE, Facts, TableSet
+from .widening import interval_repairs
+
+REQUIRED_COLUMNS = {CELL_ID: pl.Int64, "upper_required": pl.Float64, "lower_required": pl.Float64}
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """The earlier release of the same series: its model (the counts its run kept, restricted) and which of its
+    cells it showed and which it hid (read from its published files)."""
+
+    table: TableSet
+    published: frozenset[int]
+    hidden: frozenset[int]
+    label: str = "the earlier release"
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What an attacker has before this release (sdcTable's setInfo, for release-wide protection).
+
+    public   cell -> where it is already published, for the same units and at the same value: shown, since
+             publishing it costs nothing, and never a primary
+    earlier  the earlier release of the series: its hidden cells stay hidden (unless publishing one gives nothing
+             away), and the pattern must withstand an intruder who holds both releases and knows that at most
+             `movers` units joined or left in between
+    """
+
+    public: dict[int, str] = field(default_factory=dict)
+    earlier: Earlier | None = None
+
+
+def required_protection(table: TableSet, primary: set[int], policy: Policy) -> pl.DataFrame:
+    """The width each protected cell's interval must keep on either side of its value."""
+    values = table.cells.filter(pl.col(CELL_ID).is_in(list(primary)))
+    upper, lower = protection_required(values[VALUE].to_list(), policy)
+    return pl.DataFrame({CELL_ID: values[CELL_ID], "upper_required": upper, "lower_required": lower}, schema=REQUIRED_COLUMNS)
+
+
+RELAXED = (1.0, 0.0)  # upper, lower required of a cell held only to not being worked out exactly
+
+
+@dataclass(frozen=True)
+class Attacker:
+    """One intruder the pattern must withstand: the cells it has from elsewhere, and the width each cell it must
+    not narrow keeps against it (cell_id, upper_required, lower_required). `model` is what it attacks when that
+    is not the table itself (the table's cells keep their numbers in it), with the cells it knows are hidden
+    whatever this release does and the cells no repair may change. Only the first attacker (this release and the
+    figures public elsewhere) audits every hidden cell; the others only the cells they must not narrow.
+    `relaxed` cells are held only to not being worked out exactly: no pattern gives them their full protection
+    against this intruder."""
+
+    name: str
+    known: frozenset[int]
+    required: pl.DataFrame
+    model: TableSet | None = None
+    hidden: frozenset[int] = frozenset()
+    fixed: frozenset[int] = frozenset()
+    relaxed: frozenset[int] = frozenset()
+
+    def audit(self, table: TableSet, suppressed: set[int], only: set[int] | None = None, rounds: int | None = None,
+              every_cell: bool = False) -> pl.DataFrame:
+        if not every_cell:
+            mine = set(self.required[CELL_ID].to_list())
+            only = mine if only is None else only & mine
+        return audit(self.model or table, (suppressed | self.hidden) - self.known, self.required, only=only,
+                     **({"rounds": rounds} if rounds is not None else {}))
+
+    def repairs(self, table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, costs: np.ndarray) -> tuple[set[int], set[int]]:
+        model = self.model or table
+        costs = np.concatenate([costs, np.zeros(model.cells.height - len(costs))])
+        return interval_repairs(model, (suppressed | self.hidden) - self.known, unsafe, costs, self.known | self.fixed)
+
+    def without(self, cells: set[int]) -> "Attacker":
+        return replace(self, required=self.required.filter(~pl.col(CELL_ID).is_in(list(cells))))
+
+    def relaxing(self, cells: set[int]) -> "Attacker":
+        """Held only to not being worked out exactly, for these cells."""
+        required = self.required.with_columns(
+            pl.when(pl.col(CELL_ID).is_in(list(cells))).then(pl.lit(RELAXED[0])).otherwise("upper_required").alias("upper_required"),
+            pl.when(pl.col(CELL_ID).is_in(list(cells))).then(pl.lit(RELAXED[1])).otherwise("lower_required").alias("lower_required"))
+        return replace(self, required=required, relaxed=self.relaxed | frozenset(cells))
+
+
+class Differencing:
+    """An intruder holding both releases: the restriction checked first, and the exact model for the cells the
+    restriction cannot show safe (built once, when first needed)."""
+
+    def __init__(self, restricted: Attacker, table: TableSet, earlier: Earlier, matched: pl.DataFrame,
+                 then_required: pl.DataFrame, movers: int, bounded: set[str]):
+        self.restricted, self.table, self.earlier, self.matched = restricted, table, earlier, matched
+        self.then_required, self.movers, self.bounded = then_required, movers, bounded
+        self._model: TableSet | None = None
+
+    def exact(self, cells: set[int], required: pl.DataFrame, public: frozenset[int]) -> Attacker:
+        """The exact intruder, held to the given requirements (cell_id of this release's cells) and, behind
+        each, to the protection of the earlier release's primary at the same coordinates."""
+        if self._model is None:
+            self._model = differencing_model(self.table, self.earlier.table, self.movers, self.bounded)
+        offset = self.table.cells.height
+        then = self.matched.filter(pl.col(CELL_ID).is_in(list(cells)))["then"].to_list()
+        behind = self.then_required.filter(pl.col(CELL_ID).is_in(then)).with_columns(pl.col(CELL_ID) + offset)
+        unseen = frozenset(offset + c for c in range(self.earlier.table.cells.height) if c not in self.earlier.published)
+        return Attacker("differencing", public | {offset + c for c in self.earlier.published},
+                        pl.concat([required.filter(pl.col(CELL_ID).is_in(list(cells))), behind]), self._model, unseen,
+                        frozenset(range(offset, self._model.cells.height)))
+
+
+def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[int]) -> set[int]:
+    """Cells to protect that what is already out narrows below their protection level even if this release
+    showed nothing else: no pattern gives them their full protection."""
+    if not known or required.is_empty():
+        return set()
+    found = audit(table, set(range(table.cells.height)) - known, required, only=set(required[CELL_ID].to_list()))
+    return set(found.filter(~pl.col("safe"))[CELL_ID].to_list())
+
+
+def plain_attacker(table: TableSet, policy: Policy, prior: Prior, primary: set[int]) -> tuple[Attacker, set[int]]:
+    """The intruder with this release and the figures public elsewhere, and the primaries those figures alone
+    narrow below their protection level (held only to not being worked out exactly)."""
+    public = frozenset(prior.public)
+    required = required_protection(table, primary, policy)
+    exposed = exposed_by_known(table, required, public)
+    attacker = Attacker("this release", public, required)
+    return (attacker.relaxing(exposed) if exposed else attacker), exposed
+
+
+def differencing(table: TableSet, policy: Policy, prior: Prior, primary: set[int]) -> tuple[Differencing | None, set[int], set[int]]:
+    """The intruder holding both releases (None when there is no earlier release, or more units changed in
+    every population than it assumes, so that it learns nothing), the cells the earlier release hid (kept
+    hidden), and the primaries it showed (counts that crossed the threshold: held only to not being worked out
+    exactly against this intruder)."""
+    earlier = prior.earlier
+    if earlier is None:
+        return None, set(), set()
+    dims = list(table.dimensions)
+    matched = table.cells.select(CELL_ID, *dims, VALUE).join(
+        earlier.table.cells.select(pl.col(CELL_ID).alias("then"), *dims, pl.col(VALUE).alias("then_value")), on=dims)
+    kept = set(matched.filter(pl.col("then").is_in(list(earlier.hidden)))[CELL_ID].to_list())
+    crossed = primary & set(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
+    change = inner_change(table, earlier.table)
+    if table.magnitude or change is None:
+        return None, kept, crossed
+    moved = change.group_by(POPULATION).agg(pl.col("change").abs().sum())
+    bounded = set(moved.filter(pl.col("change") <= policy.movers)[POPULATION].to_list())
+    if not bounded:
+        return None, kept, crossed
+    then_primary = set(primary_cells(earlier.table, policy)[CELL_ID].to_list()) & set(earlier.hidden)
+    then_required = required_protection(earlier.table, then_primary, policy)
+    counterpart = matched.filter(pl.col("then").is_in(list(then_primary))).select(pl.col(CELL_ID).alias("now"), "then")
+    owed = then_required.join(counterpart, left_on=CELL_ID, right_on="then").select(
+        pl.col("now").alias(CELL_ID), "upper_required", "lower_required")
+    now = required_protection(table, primary - crossed, policy)
+    required = (pl.concat([now, owed.cast(REQUIRED_COLUMNS)])
+                .group_by(CELL_ID).agg(pl.col("upper_required").max(), pl.col("lower_required").max()).sort(CELL_ID))
+    known = frozenset(prior.public) | frozenset(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
+    restricted = Attacker("both releases", known, required.filter(~pl.col(CELL_ID).is_in(list(known))),
+                          restricted_table(table, change, matched))
+    return Differencing(restricted, table, earlier, matched, then_required, policy.movers, bounded), kept, crossed
+
+
+def restricted_table(table: TableSet, change: pl.DataFrame, matched: pl.DataFrame) -> TableSet:
+    """The table with the facts that make any table it allows, less the true change, a table of the earlier
+    release: each unit that joined is where it joined (now >= the change), and each nesting held then (small
+    less large now is at most what it was then, plus the change of the two)."""
+    joined = change.filter(pl.col("change") > 0)
+    rows = [sparse.csr_matrix((np.ones(joined.height), (np.arange(joined.height), joined[INNER_ID].to_numpy())),
+                              shape=(joined.height, table.inner.height))]
+    lower, upper = [joined["change"].to_numpy().astype(float)], [np.full(joined.height, np.inf)]
+    if table.nested_rows is not None:
+        slack = table.nested.join(matched.select(pl.col(CELL_ID).alias("small"), pl.col("then_value").alias("s0"),
+                                                 pl.col(VALUE).alias("s1")), on="small", how="left").join(
+            matched.select(pl.col(CELL_ID).alias("large"), pl.col("then_value").alias("l0"), pl.col(VALUE).alias("l1")),
+            on="large", how="left")
+        rows.append(table.nested_rows)
+        lower.append(np.full(table.nested.height, -np.inf))
+        upper.append(slack.select((pl.col("s1") - pl.col("l1") - (pl.col("s0") - pl.col("l0"))).fill_null(0.0)
+                                  .cast(pl.Float64)).to_series().to_numpy() + 0.0)
+    return replace(table, facts=Facts(sparse.vstack(rows, format="csr"), np.concatenate(lower), np.concatenate(upper)))
+def inner_change(table: TableSet, earlier: TableSet) -> pl.DataFrame | None:
+    """inner_id (of this table), population, change (now less then) for every combination; None when the two
+    were not counted over the same combinations (the release counts over both releases' combinations)."""
+    dims = list(table.dimensions)
+    change = table.inner.select(INNER_ID, *dims, VALUE).join(earlier.inner.select(*dims, pl.col(VALUE).alias("then")),
+                                                             on=dims, how="full", coalesce=True)
+    if change[INNER_ID].null_count() or change["then"].null_count():
+        return None
+    return change.select(INNER_ID, POPULATION, (pl.col(VALUE) - pl.col("then")).alias("change"))
