@@ -162,8 +162,7 @@ def differencing(table: TableSet, policy: Policy, prior: Prior, primary: set[int
     if earlier is None:
         return None, set(), set()
     dims = list(table.dimensions)
-    matched = table.cells.select(CELL_ID, *dims, VALUE).join(
-        earlier.table.cells.select(pl.col(CELL_ID).alias("then"), *dims, pl.col(VALUE).alias("then_value")), on=dims)
+    matched = table.cells.select(CELL_ID, *dims).join(earlier.table.cells.select(pl.col(CELL_ID).alias("then"), *dims), on=dims)
     kept = set(matched.filter(pl.col("then").is_in(list(earlier.hidden)))[CELL_ID].to_list())
     crossed = primary & set(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
     change = inner_change(table, earlier.table)
@@ -183,28 +182,25 @@ def differencing(table: TableSet, policy: Policy, prior: Prior, primary: set[int
                 .group_by(CELL_ID).agg(pl.col("upper_required").max(), pl.col("lower_required").max()).sort(CELL_ID))
     known = frozenset(prior.public) | frozenset(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
     restricted = Attacker("both releases", known, required.filter(~pl.col(CELL_ID).is_in(list(known))),
-                          restricted_table(table, change, matched))
+                          restricted_table(table, change))
     return Differencing(restricted, table, earlier, matched, then_required, policy.movers, bounded), kept, crossed
 
 
-def restricted_table(table: TableSet, change: pl.DataFrame, matched: pl.DataFrame) -> TableSet:
+def restricted_table(table: TableSet, change: pl.DataFrame) -> TableSet:
     """The table with the facts that make any table it allows, less the true change, a table of the earlier
-    release: each unit that joined is where it joined (now >= the change), and each nesting held then (small
-    less large now is at most what it was then, plus the change of the two)."""
-    joined = change.filter(pl.col("change") > 0)
-    rows = [sparse.csr_matrix((np.ones(joined.height), (np.arange(joined.height), joined[INNER_ID].to_numpy())),
-                              shape=(joined.height, table.inner.height))]
-    lower, upper = [joined["change"].to_numpy().astype(float)], [np.full(joined.height, np.inf)]
-    if table.nested_rows is not None:
-        slack = table.nested.join(matched.select(pl.col(CELL_ID).alias("small"), pl.col("then_value").alias("s0"),
-                                                 pl.col(VALUE).alias("s1")), on="small", how="left").join(
-            matched.select(pl.col(CELL_ID).alias("large"), pl.col("then_value").alias("l0"), pl.col(VALUE).alias("l1")),
-            on="large", how="left")
-        rows.append(table.nested_rows)
-        lower.append(np.full(table.nested.height, -np.inf))
-        upper.append(slack.select((pl.col("s1") - pl.col("l1") - (pl.col("s0") - pl.col("l0"))).fill_null(0.0)
-                                  .cast(pl.Float64)).to_series().to_numpy() + 0.0)
-    return replace(table, facts=Facts(sparse.vstack(rows, format="csr"), np.concatenate(lower), np.concatenate(upper)))
+    release: each unit that joined is where it joined (now >= the change), and every nesting held then (each of
+    its rows, now, is at most its bound plus the row's true change)."""
+    d = np.zeros(table.inner.height)
+    d[change[INNER_ID].to_numpy()] = change["change"].to_numpy()
+    joined = np.flatnonzero(d > 0)
+    facts = [Facts(sparse.csr_matrix((np.ones(len(joined)), (np.arange(len(joined)), joined)), shape=(len(joined), table.inner.height)),
+                   d[joined], np.full(len(joined), np.inf))]
+    nestings = [Facts(table.nested_rows, np.full(table.nested.height, -np.inf), np.zeros(table.nested.height))
+                if table.nested_rows is not None else None, table.facts]
+    facts += [table.facts] + [Facts(f.rows, f.lower + f.rows @ d, f.upper + f.rows @ d) for f in nestings if f is not None]
+    return replace(table, facts=Facts.stacked(*facts))
+
+
 def inner_change(table: TableSet, earlier: TableSet) -> pl.DataFrame | None:
     """inner_id (of this table), population, change (now less then) for every combination; None when the two
     were not counted over the same combinations (the release counts over both releases' combinations)."""

@@ -144,6 +144,9 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
                 "crossed": crossed, "given_away": state.given_away}
     if method == "fast" and suppressed - primary_ids - protected:
         trials = CLEANUP_WORK // max(1, table.inner.height)
+        if not trials:
+            notes.append(f"no secondary cell was tried for publishing again: {table.inner.height:,} inner cells are "
+                         f"more than the cleanup's work limit ({CLEANUP_WORK:,})")
         suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids | protected, attackers, checked,
                                                            pairs, costs, trials)
     if len(suppressed - first_pattern):

@@ -81,7 +81,8 @@ def release_table(parts: dict[str, TableSet], nestings: Sequence[Nesting] = ()) 
     if not nestings:
         return joined
     nested = pl.concat([_nesting_pairs(joined, nesting) for nesting in nestings]).sort("small", "large")
-    return TableSet(dimensions, hierarchies, joined.tables, inner, cells, membership, contributions, nested)
+    facts = Facts.stacked(*(_nesting_facts(joined, parts, nesting) for nesting in nestings))
+    return TableSet(dimensions, hierarchies, joined.tables, inner, cells, membership, contributions, nested, facts)
 
 
 def _nesting_pairs(table: TableSet, nesting: Nesting) -> pl.DataFrame:
@@ -97,6 +98,34 @@ def _nesting_pairs(table: TableSet, nesting: Nesting) -> pl.DataFrame:
         raise TableError(f"population {nesting.inner!r} is not within {nesting.outer!r}: {broken.height} of its "
                          f"{pairs.height} cells count more units than their counterparts")
     return pairs.select(pl.col(CELL_ID).alias("small"), pl.col(f"{CELL_ID}_large").alias("large"))
+
+
+def _nesting_facts(table: TableSet, parts: dict[str, TableSet], nesting: Nesting) -> Facts | None:
+    """small <= large where only one of the two populations has a cell: at every coordinate of either's cells over
+    the dimensions both count by, the inner population's inner cells under it sum to at most the outer's (a cross
+    of categories only one of them publishes is still a cross both have)."""
+    shared = [d for d in parts[nesting.inner].dimensions if d in parts[nesting.outer].dimensions]
+    others = [d for d in table.dimensions[1:] if d not in shared]
+    cells = table.cells.filter(pl.col(POPULATION).is_in([nesting.inner, nesting.outer])
+                               & pl.all_horizontal([pl.col(d) == ROOT for d in others] or [pl.lit(True)]))
+    lonely = cells.group_by(shared).agg(pl.col(POPULATION).n_unique().alias("n")).filter(pl.col("n") == 1).sort(shared)
+    rows, bounds = [], []
+    for coordinates in lonely.select(shared).iter_rows(named=True):
+        small = table.under(coordinates | {POPULATION: nesting.inner})
+        if not len(small):
+            continue
+        large = table.under(coordinates | {POPULATION: nesting.outer})
+        if table.inner_values[small].sum() > table.inner_values[large].sum():
+            raise TableError(f"population {nesting.inner!r} is not within {nesting.outer!r}: it counts more units at "
+                             f"{', '.join(f'{d} {v}' for d, v in coordinates.items())}")
+        rows.append((small, large))
+    if not rows:
+        return None
+    r = np.concatenate([np.full(len(s) + len(g), i) for i, (s, g) in enumerate(rows)])
+    c = np.concatenate([np.concatenate([s, g]) for s, g in rows])
+    v = np.concatenate([np.concatenate([np.ones(len(s)), -np.ones(len(g))]) for s, g in rows])
+    return Facts(sparse.csr_matrix((v, (r, c)), shape=(len(rows), table.inner.height)), np.full(len(rows), -np.inf),
+                 np.zeros(len(rows)))
 
 
 def population_cells(cells: pl.DataFrame, release: TableSet, name: str, part: TableSet) -> pl.DataFrame:
@@ -156,8 +185,10 @@ def differencing_model(current: TableSet, earlier: TableSet, movers: int, bounde
     bound = sparse.csr_matrix((np.ones(2 * mine.sum()), (np.concatenate([which[mine], which[mine]]),
                                                            np.concatenate([up[mine], down[mine]]))),
                               shape=(len(populations), inner.height))
-    facts = Facts(sparse.vstack([link, bound], format="csr"), np.zeros(n_union + len(populations)),
-                  np.concatenate([np.zeros(n_union), np.full(len(populations), float(movers))]))
+    facts = Facts.stacked(current.facts.widened(inner.height, 0) if current.facts else None,
+                          earlier.facts.widened(inner.height, n_now) if earlier.facts else None,
+                          Facts(sparse.vstack([link, bound], format="csr"), np.zeros(n_union + len(populations)),
+                                np.concatenate([np.zeros(n_union), np.full(len(populations), float(movers))])))
     names = sorted(set(inner[POPULATION].to_list()))
     hierarchies = {POPULATION: Hierarchy.flat(POPULATION, names)} | {
         d: union_hierarchy(d, [current.hierarchies[d], earlier.hierarchies[d]]) for d in dims[1:]}

@@ -47,6 +47,21 @@ class Facts:
     lower: np.ndarray
     upper: np.ndarray
 
+    @staticmethod
+    def stacked(*parts: "Facts | None") -> "Facts | None":
+        """All of them together (None when there are none)."""
+        parts = [p for p in parts if p is not None and p.rows.shape[0]]
+        if not parts:
+            return None
+        return Facts(sparse.vstack([p.rows for p in parts], format="csr"), np.concatenate([p.lower for p in parts]),
+                     np.concatenate([p.upper for p in parts]))
+
+    def widened(self, columns: int, offset: int) -> "Facts":
+        """The same facts over a larger set of inner cells, where these start at `offset`."""
+        rows = self.rows.tocoo()
+        return Facts(sparse.csr_matrix((rows.data, (rows.row, rows.col + offset)), shape=(rows.shape[0], columns)),
+                     self.lower, self.upper)
+
 
 @dataclass(frozen=True)
 class TableSet:
@@ -116,6 +131,15 @@ class TableSet:
             out[dim] = [codes[:, depth] for depth in range(height)]
         return out
 
+    def under(self, coordinates: dict[str, str]) -> np.ndarray:
+        """The inner cells that lie under a coordinate (one node per dimension; a dimension left out is Total)."""
+        keep = np.ones(self.inner.height, dtype=bool)
+        for dim, node in coordinates.items():
+            if node != ROOT:
+                hierarchy = self.hierarchies[dim]
+                keep &= self._ancestor_codes[dim][hierarchy.depth(node)] == hierarchy.nodes.index(node)
+        return np.flatnonzero(keep)
+
     def with_cells(self, coordinates: pl.DataFrame) -> tuple["TableSet", pl.Series]:
         """The table set with a cell for each coordinate (one node per dimension) that it lacks, in no table:
         a figure that others publish about the same units, so an attacker has it. Returns the set and every
@@ -128,16 +152,13 @@ class TableSet:
             return self, found[CELL_ID]
         columns, depths, totals = [], np.zeros(missing.height, dtype=np.int64), np.zeros(missing.height, dtype=bool)
         for i, row in enumerate(missing.select(dims).iter_rows(named=True)):
-            keep = np.ones(self.inner.height, dtype=bool)
             for dim in dims:
                 hierarchy = self.hierarchies[dim]
                 if row[dim] not in hierarchy.parents and row[dim] != ROOT:
                     raise TableError(f"dimension {dim!r} has no code {row[dim]!r}")
-                depth = hierarchy.depth(row[dim])
-                keep &= self._ancestor_codes[dim][depth] == hierarchy.nodes.index(row[dim])
-                depths[i] += depth
+                depths[i] += hierarchy.depth(row[dim])
                 totals[i] |= row[dim] in hierarchy.children
-            columns.append(np.flatnonzero(keep))
+            columns.append(self.under(row))
         first = self.cells.height
         extra = missing.select(dims).with_columns(
             pl.Series(CELL_ID, np.arange(first, first + missing.height), dtype=pl.Int64),

@@ -152,6 +152,28 @@ def test_a_nesting_the_counts_contradict_is_refused():
         release_table(parts, [Nesting("absence", "on_roll")])
 
 
+# The larger population publishes ethnicity by SEN; the smaller (some of its units) publishes each on its own. No
+# cell of one has a counterpart in the other below the margins, yet every unit of the smaller is a unit of the
+# larger in the same ethnicity and SEN: an intruder knows the smaller's ethnicity-by-SEN cross is at most the
+# larger's, and with the larger's (e2, s1) at 5, hiding the smaller's e1 = 3 alone would leave it at least 2.
+LARGE = {("x", "e1", "s1"): 20, ("x", "e1", "s2"): 20, ("x", "e2", "s1"): 5, ("x", "e2", "s2"): 20}
+SMALL = {("x", "e1", "s1"): 2, ("x", "e1", "s2"): 1, ("x", "e2", "s1"): 5, ("x", "e2", "s2"): 15}
+
+
+def test_a_cross_only_the_larger_population_publishes_still_bounds_the_smaller():
+    names = ("area", "eth", "sen")
+    parts = {"large": from_microdata(units(LARGE, names), [TableSpec("cross", names)]),
+             "small": from_microdata(units(SMALL, names), [TableSpec("by_eth", ("area", "eth")), TableSpec("by_sen", ("area", "sen"))])}
+    release = release_table(parts, [Nesting("small", "large")])
+    assert release.facts is not None and release.facts.rows.shape[0] == 8  # the cross of four, in the area and the LA
+    result = protect(release, POLICY)
+    cells = {name: population_cells(result.cells, release, name, part) for name, part in parts.items()}
+    attack = Attack({"large": (list(names), cells["large"]), "small": (list(names), cells["small"])})
+    attack.linked("small", "large", ["area", "eth", "sen"], "<=")
+    assert unprotected(attack, "small", cells["small"], POLICY) == []
+    assert result.summary()["audit"]["passed"]
+
+
 # Two-year-olds by basis for funding add up to the two-year-old count of the entitlement table. An intruder who
 # knows it narrows area c's hidden 3 children funded on economic criteria from [0, 15] to [0, 5]: exactly its
 # protection bound (3 with 50%, at least 2 either way), because the engine counted with the relation all along.

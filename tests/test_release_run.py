@@ -189,3 +189,45 @@ def test_a_relation_the_rows_contradict_stops_the_release_naming_it(census_run):
                                            "at most the cell at the same coordinates in school_statistics: but 1 of its units "
                                            "are not among school_statistics's, so a spec is wrong$"):
         check_relations(list(release.relations), rows, list(release.groups))
+
+
+def known_file(folder: Path, out: Path, cells: pl.DataFrame) -> Path:
+    """An EES file of school-level pupil numbers by sex, as the DfE would publish from the same census, holding
+    the true counts of the given cells of pupils_by_sex."""
+    folder.mkdir(exist_ok=True)
+    ours = pl.read_csv(out / "deliveries" / "publication" / "pupils_by_sex.csv", infer_schema=False)
+    truth = cells.select(pl.col("area").alias("school_urn"), "sex", pl.col("value").cast(pl.String).alias("headcount"))
+    rows = ours.drop("headcount").join(truth, on=["school_urn", "sex"])
+    rows.write_csv(folder / "dfe_school_pupils.csv")
+    shutil.copy(out / "deliveries" / "publication" / "pupils_by_sex.meta.csv", folder / "dfe_school_pupils.meta.csv")
+    return folder
+
+
+def test_figures_already_published_elsewhere_are_shown_and_protected_around(census_run, small_clean, tmp_path):
+    out, _ = census_run
+    spring = decisions(out, "school_statistics")
+    hidden = spring.filter((pl.col("status") == "secondary") & pl.col("tables").list.contains("pupils_by_sex")
+                           & (pl.col("area").str.len_chars() == 6) & (pl.col("sex") != "Total")).head(3)
+    known = known_file(tmp_path / "known", out, hidden)
+    run = tmp_path / "run"
+    census_return(small_clean, run, "2026-spring", known_dir=known)
+    after = decisions(run, "school_statistics").join(hidden.select("area", "sex"), on=["area", "sex"]).filter(
+        pl.col("tables").list.contains("pupils_by_sex"))
+    assert after.height == hidden.height > 0 and set(after["status"]) == {"published"}
+    assert set(after["reason"]) == {"already published in dfe_school_pupils.csv"}
+    document = json.loads((run / "report" / "auditor_report.json").read_text())
+    assert document["known_published"] == [{"file": "dfe_school_pupils.csv", "publication": "school_statistics",
+                                            "figures": hidden.height, "left_out": 0}]
+    assert findings(run)["release attack"]["passed"]
+    assert {f.check: f.passed for f in attack_findings(RunPaths(run), known)}["release attack"]
+
+
+def test_a_known_file_that_is_not_of_these_units_stops_the_run(census_run, small_clean, tmp_path):
+    out, _ = census_run
+    cells = decisions(out, "school_statistics").filter(pl.col("tables").list.contains("pupils_by_sex")
+                                                       & (pl.col("area").str.len_chars() == 6) & (pl.col("sex") == "Female")).head(2)
+    known = known_file(tmp_path / "known", out, cells.with_columns(pl.col("value") + 1))
+    with pytest.raises(ReleaseError, match=r"dfe_school_pupils.csv: row 1 \(and 1 more\) is not this release's count of "
+                                           "the same units, so the file is not about school_statistics's population"):
+        census_return(small_clean, tmp_path / "run", "2026-spring", known_dir=known)
+    assert not (tmp_path / "run" / "deliveries").exists()

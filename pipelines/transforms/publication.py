@@ -211,7 +211,8 @@ def area_hierarchy(publication: Publication, schools: pl.DataFrame, postcodes: p
     places = postcodes if publication.geography == "residence" else schools
     if publication.geography != "school":
         return Hierarchy.from_children(AREA, {"Total": sorted(places["lad_code"].unique().to_list())})
-    by_district = schools.select(pl.col("urn").cast(pl.String), "lad_code").group_by("lad_code").agg(pl.col("urn").sort())
+    by_district = (schools.select(pl.col("urn").cast(pl.String), "lad_code").group_by("lad_code").agg(pl.col("urn").sort())
+                   .sort("lad_code"))
     children = {"Total": sorted(by_district["lad_code"].to_list())} | dict(by_district.iter_rows())
     return Hierarchy.from_children(AREA, children)
 
