@@ -35,9 +35,11 @@ REQUIRED_COLUMNS = {CELL_ID: pl.Int64, "upper_required": pl.Float64, "lower_requ
 @dataclass(frozen=True)
 class Earlier:
     """The earlier release of the same series: its model (the counts its run kept, restricted) and which of its
-    cells it showed and which it hid (read from its published files)."""
+    cells it showed and which it hid (read from its published files). Without a model (its run kept no counts),
+    `published` and `hidden` name this release's cells at the same coordinates: its hidden cells are still hidden
+    again, but an intruder holding both releases cannot be modelled."""
 
-    table: TableSet
+    table: TableSet | None
     published: frozenset[int]
     hidden: frozenset[int]
     label: str = "the earlier release"
@@ -112,26 +114,44 @@ class Attacker:
 
 class Differencing:
     """An intruder holding both releases: the restriction checked first, and the exact model for the cells the
-    restriction cannot show safe (built once, when first needed)."""
+    restriction cannot show safe (built once, when first needed). It keeps which of this release's cells the
+    exact intruder is held to: escalated from the restriction (to their own protection level, and the earlier
+    release's primary behind each to its), or counts that crossed the threshold (only to not being worked out
+    exactly); and, in the exact model's numbering, the cells it holds only to that and those it gives away."""
 
     def __init__(self, restricted: Attacker, table: TableSet, earlier: Earlier, matched: pl.DataFrame,
-                 then_required: pl.DataFrame, movers: int, bounded: set[str]):
+                 now_required: pl.DataFrame, then_required: pl.DataFrame, movers: int, bounded: set[str],
+                 crossed: set[int]):
         self.restricted, self.table, self.earlier, self.matched = restricted, table, earlier, matched
-        self.then_required, self.movers, self.bounded = then_required, movers, bounded
+        self.now_required, self.then_required, self.movers, self.bounded = now_required, then_required, movers, bounded
+        self.crossed, self.escalated = set(crossed), set()
+        self.relaxed: set[int] = set()
+        self.given_away: set[int] = set()
         self._model: TableSet | None = None
 
-    def exact(self, cells: set[int], required: pl.DataFrame, public: frozenset[int]) -> Attacker:
-        """The exact intruder, held to the given requirements (cell_id of this release's cells) and, behind
-        each, to the protection of the earlier release's primary at the same coordinates."""
+    def exact(self, public: frozenset[int]) -> Attacker | None:
+        """The exact intruder as things stand (None while no cell needs it)."""
+        cells = self.escalated | self.crossed
+        if not cells:
+            return None
         if self._model is None:
             self._model = differencing_model(self.table, self.earlier.table, self.movers, self.bounded)
         offset = self.table.cells.height
         then = self.matched.filter(pl.col(CELL_ID).is_in(list(cells)))["then"].to_list()
-        behind = self.then_required.filter(pl.col(CELL_ID).is_in(then)).with_columns(pl.col(CELL_ID) + offset)
+        relaxed = pl.DataFrame([(c, *RELAXED) for c in sorted(self.crossed)], schema=REQUIRED_COLUMNS, orient="row")
+        required = pl.concat([self.now_required.filter(pl.col(CELL_ID).is_in(list(self.escalated - self.crossed))), relaxed,
+                              self.then_required.filter(pl.col(CELL_ID).is_in(then)).with_columns(pl.col(CELL_ID) + offset)])
         unseen = frozenset(offset + c for c in range(self.earlier.table.cells.height) if c not in self.earlier.published)
-        return Attacker("differencing", public | {offset + c for c in self.earlier.published},
-                        pl.concat([required.filter(pl.col(CELL_ID).is_in(list(cells))), behind]), self._model, unseen,
-                        frozenset(range(offset, self._model.cells.height)))
+        attacker = Attacker("differencing", public | {offset + c for c in self.earlier.published},
+                            required.filter(~pl.col(CELL_ID).is_in(list(self.given_away))), self._model, unseen,
+                            frozenset(range(offset, self._model.cells.height)))
+        return attacker.relaxing((self.relaxed | self.crossed) - self.given_away)
+
+    def stuck(self, cells: set[int]) -> None:
+        """Cells the exact intruder narrows whatever this release hides: held only to not being worked out
+        exactly, or given away if even that fails."""
+        self.given_away |= cells & (self.relaxed | self.crossed)
+        self.relaxed |= cells - self.crossed
 
 
 def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[int]) -> set[int]:
@@ -153,25 +173,30 @@ def plain_attacker(table: TableSet, policy: Policy, prior: Prior, primary: set[i
     return (attacker.relaxing(exposed) if exposed else attacker), exposed
 
 
-def differencing(table: TableSet, policy: Policy, prior: Prior, primary: set[int]) -> tuple[Differencing | None, set[int], set[int]]:
-    """The intruder holding both releases (None when there is no earlier release, or more units changed in
-    every population than it assumes, so that it learns nothing), the cells the earlier release hid (kept
-    hidden), and the primaries it showed (counts that crossed the threshold: held only to not being worked out
-    exactly against this intruder)."""
+def differencing(table: TableSet, policy: Policy, prior: Prior, primary: set[int]
+                 ) -> tuple[Differencing | None, set[int], set[int], str | None]:
+    """The intruder holding both releases, the cells the earlier release hid (kept hidden), the primaries it
+    showed (counts that crossed the threshold: held against this intruder only to not being worked out exactly),
+    and, when there is no such intruder to withstand, why."""
     earlier = prior.earlier
     if earlier is None:
-        return None, set(), set()
+        return None, set(), set(), None
+    if earlier.table is None:
+        return None, set(earlier.hidden), set(), "its run kept no counts, so an intruder holding both could not be modelled"
     dims = list(table.dimensions)
     matched = table.cells.select(CELL_ID, *dims).join(earlier.table.cells.select(pl.col(CELL_ID).alias("then"), *dims), on=dims)
     kept = set(matched.filter(pl.col("then").is_in(list(earlier.hidden)))[CELL_ID].to_list())
-    crossed = primary & set(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
     change = inner_change(table, earlier.table)
-    if table.magnitude or change is None:
-        return None, kept, crossed
+    if table.magnitude:
+        return None, kept, set(), "magnitude tables carry no bound on what a mover changes"
+    if change is None:
+        return None, kept, set(), "the two were not counted over the same combinations"
     moved = change.group_by(POPULATION).agg(pl.col("change").abs().sum())
     bounded = set(moved.filter(pl.col("change") <= policy.movers)[POPULATION].to_list())
     if not bounded:
-        return None, kept, crossed
+        return None, kept, set(), (f"more than {policy.movers} units changed in every population: an intruder who assumes "
+                                   "no more learns nothing from comparing them")
+    crossed = primary & set(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
     then_primary = set(primary_cells(earlier.table, policy)[CELL_ID].to_list()) & set(earlier.hidden)
     then_required = required_protection(earlier.table, then_primary, policy)
     counterpart = matched.filter(pl.col("then").is_in(list(then_primary))).select(pl.col(CELL_ID).alias("now"), "then")
@@ -183,7 +208,7 @@ def differencing(table: TableSet, policy: Policy, prior: Prior, primary: set[int
     known = frozenset(prior.public) | frozenset(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
     restricted = Attacker("both releases", known, required.filter(~pl.col(CELL_ID).is_in(list(known))),
                           restricted_table(table, change))
-    return Differencing(restricted, table, earlier, matched, then_required, policy.movers, bounded), kept, crossed
+    return Differencing(restricted, table, earlier, matched, now, then_required, policy.movers, bounded, crossed), kept, crossed, None
 
 
 def restricted_table(table: TableSet, change: pl.DataFrame) -> TableSet:

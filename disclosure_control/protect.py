@@ -29,7 +29,7 @@ import polars as pl
 from .audit import RECHECK_ROUNDS, AttackModel
 from .policy import Policy
 from .primary import primary_cells
-from .prior import REQUIRED_COLUMNS, RELAXED, Attacker, Differencing, Prior, differencing, plain_attacker
+from .prior import Attacker, Differencing, Prior, differencing, plain_attacker
 from .secondary import cell_costs, gauss_suppression, recoverable_pairs
 from .singletons import singleton_cells, singleton_pairs
 from .table import CELL_ID, INNER_ID, VALUE, TableSet
@@ -118,7 +118,7 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     primary = primary_cells(table, policy).filter(~pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public))))
     primary_ids = set(primary[CELL_ID].to_list())
     plain, _ = plain_attacker(table, policy, prior, primary_ids)
-    both, kept, crossed = differencing(table, policy, prior, primary_ids)
+    both, kept, crossed, undifferenced = differencing(table, policy, prior, primary_ids)
     kept -= set(prior.public) | structural_ids
     attackers = [plain] + ([both.restricted] if both else [])
     protected = set(plain.required[CELL_ID].to_list())  # this release's primaries that can be protected
@@ -137,35 +137,36 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
         suppressed = gauss_suppression(table, protected, kept, policy, pairs, plain.known)
     suppressed |= primary_ids | kept
     first_pattern = frozenset(suppressed)
-    state = withstood(table, suppressed, attackers, both, crossed, costs)
+    state = withstood(table, suppressed, attackers, both, costs)
     suppressed, attackers, checked = state.suppressed, state.attackers, state.checked
-    narrowed = {"exposed": state.relaxed("this release"),
-                "bounded": {c for c in state.relaxed("differencing") if c < table.cells.height} - crossed,
-                "crossed": crossed, "given_away": state.given_away}
-    if method == "fast" and suppressed - primary_ids - protected:
+    n = table.cells.height
+    narrowed = {"exposed": state.relaxed("this release"), "given_away": state.given_away,
+                "bounded": {c for c in (both.relaxed if both else set()) if c < n} - crossed,
+                "crossed": crossed, "given_away_both": {c for c in (both.given_away if both else set()) if c < n}}
+    held = primary_ids | protected | state.held(n)  # never shown again, whatever the cleanup finds
+    if method == "fast" and suppressed - held:
         trials = CLEANUP_WORK // max(1, table.inner.height)
         if not trials:
             notes.append(f"no secondary cell was tried for publishing again: {table.inner.height:,} inner cells are "
                          f"more than the cleanup's work limit ({CLEANUP_WORK:,})")
-        suppressed, checked = without_needless_secondaries(table, suppressed, primary_ids | protected, attackers, checked,
-                                                           pairs, costs, trials)
+        suppressed, checked = without_needless_secondaries(table, suppressed, held, attackers, checked, pairs, costs, trials)
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
-    determined = determined_secondaries(table, suppressed - plain.known, primary_ids | protected, checked[0])
+    determined = determined_secondaries(table, suppressed - plain.known, held, checked[0])
     if determined:
         suppressed -= determined
         checked = [audited.filter(~pl.col(CELL_ID).is_in(list(determined))) for audited in checked]
         notes.append(f"{len(determined)} secondary cells were fixed exactly by the published cells, so they are shown")
-    notes += prior_notes(prior, suppressed, kept, narrowed, both is not None)
+    notes += prior_notes(prior, suppressed, kept, narrowed, undifferenced)
     result = checked[0]
     for audited in checked[1:]:  # a cell is safe when it is safe against every attacker
         result = result.join(audited.select(CELL_ID, pl.col("safe").alias("__also")), on=CELL_ID, how="left").with_columns(
             safe=pl.col("safe") & pl.col("__also").fill_null(True)).drop("__also")
     full = protected - narrowed["exposed"] - narrowed["given_away"]
     both_full = None if both is None else set().union(*(
-        set(a.required.filter(pl.col(CELL_ID) < table.cells.height)[CELL_ID].to_list()) - a.relaxed
-        for a in attackers if a.name in ("both releases", "differencing"))) - narrowed["given_away"]
+        set(a.required.filter(pl.col(CELL_ID) < n)[CELL_ID].to_list()) - a.relaxed
+        for a in attackers if a.name in ("both releases", "differencing"))) - narrowed["given_away_both"]
     return Protection(decisions(table, primary, suppressed, structural_ids, result, policy, prior, kept, narrowed,
                                 full, both_full), result, policy, method, notes)
 
@@ -177,15 +178,18 @@ class Withstood:
     suppressed: set[int]
     attackers: list[Attacker]
     checked: list[pl.DataFrame]
-    given_away: set[int] = field(default_factory=set)  # worked out exactly whatever this release hides
+    given_away: set[int] = field(default_factory=set)  # what is already published gives them away regardless
 
     def relaxed(self, name: str) -> set[int]:
         """Cells the named intruder holds only to not being worked out exactly."""
         return set().union(*(a.relaxed for a in self.attackers if a.name == name))
 
+    def held(self, cells: int) -> set[int]:
+        """This release's cells some intruder must not narrow (so never to be published again)."""
+        return set().union(*(set(a.required.filter(pl.col(CELL_ID) < cells)[CELL_ID].to_list()) for a in self.attackers))
 
-def withstood(table: TableSet, suppressed: set[int], attackers: list[Attacker], both: Differencing | None,
-              crossed: set[int], costs) -> Withstood:
+
+def withstood(table: TableSet, suppressed: set[int], attackers: list[Attacker], both: Differencing | None, costs) -> Withstood:
     """Grow the pattern until every attacker is held to its protection levels.
 
     A cell no pattern lets move far enough is held, against that intruder, only to not being worked out exactly
@@ -195,14 +199,14 @@ def withstood(table: TableSet, suppressed: set[int], attackers: list[Attacker], 
     Suppressing more never makes a primary recoverable again, nor narrows an interval (equations are only
     removed): each interval found stays attainable, so only the narrow cells need checking again."""
     state = Withstood(suppressed, attackers, [a.audit(table, suppressed, every_cell=i == 0) for i, a in enumerate(attackers)])
-    if both is not None and crossed:
-        _add_exact(state, table, both, pl.DataFrame([(c, *RELAXED) for c in sorted(crossed)], schema=REQUIRED_COLUMNS,
-                                                    orient="row"), crossed)
-    for _ in range(MAX_REPAIR_ROUNDS + 2):  # an escalation to the exact intruder takes a round of its own
+    if both is not None:
+        _exact_again(state, table, both)
+    for _ in range(MAX_REPAIR_ROUNDS + 4):  # each escalation (to the exact intruder, to a weaker hold) takes a round
         unsafe = [audited.filter(~pl.col("safe")) for audited in state.checked]
         if all(u.is_empty() for u in unsafe):
             return state
         extra: set[int] = set()
+        exact_changed = False
         for i, (attacker, narrow) in enumerate(zip(list(state.attackers), unsafe, strict=True)):
             if narrow.is_empty():
                 continue
@@ -210,32 +214,38 @@ def withstood(table: TableSet, suppressed: set[int], attackers: list[Attacker], 
             extra |= {c for c in added if c < table.cells.height}
             if not stuck:
                 continue
-            if attacker.name == "this release" and not attacker.known:
-                raise ProtectionError(f"cell {sorted(stuck)[0]} cannot be protected: no pattern lets it move far enough")
-            if attacker.name == "both releases":  # the restriction could not show them safe: ask the exact intruder
-                state.attackers[i] = attacker.without(stuck)
-                before = next((a for a in state.attackers if a.name == "differencing"), None)
-                held = before.required.filter(pl.col(CELL_ID) < table.cells.height) if before else pl.DataFrame(schema=REQUIRED_COLUMNS)
-                _add_exact(state, table, both, pl.concat([held, attacker.required.filter(pl.col(CELL_ID).is_in(list(stuck)))]),
-                           set(before.relaxed) if before else set())
-            else:
-                state.given_away |= {c for c in stuck & attacker.relaxed if c < table.cells.height}
+            if attacker.name == "this release":
+                if not attacker.known:
+                    raise ProtectionError(f"cell {sorted(stuck)[0]} cannot be protected: no pattern lets it move far enough")
+                state.given_away |= stuck & attacker.relaxed
                 state.attackers[i] = attacker.relaxing(stuck - attacker.relaxed).without(stuck & attacker.relaxed)
-            state.checked[i] = state.attackers[i].audit(table, state.suppressed | extra, every_cell=i == 0)
+                state.checked[i] = state.attackers[i].audit(table, state.suppressed | extra, every_cell=True)
+            elif attacker.name == "both releases":  # the restriction could not show them safe: ask the exact intruder
+                both.escalated |= stuck
+                state.attackers[i] = attacker.without(stuck)
+                state.checked[i] = state.attackers[i].audit(table, state.suppressed | extra)
+                exact_changed = True
+            else:
+                both.stuck(stuck)
+                exact_changed = True
         state.suppressed |= extra
+        if exact_changed:
+            _exact_again(state, table, both)
         again = set().union(*(set(u[CELL_ID].to_list()) for u in unsafe)) | extra
         for i, attacker in enumerate(state.attackers):
             rechecked = attacker.audit(table, state.suppressed, only=again, rounds=RECHECK_ROUNDS, every_cell=i == 0)
             kept_audit = state.checked[i].filter(~pl.col(CELL_ID).is_in(rechecked[CELL_ID].implode())).with_columns(
                 exact=pl.lit(False))
             state.checked[i] = pl.concat([kept_audit, rechecked]).sort(CELL_ID)
-    raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS + 2} rounds")
+    raise ProtectionError(f"no safe pattern after {MAX_REPAIR_ROUNDS + 4} rounds")
 
 
-def _add_exact(state: Withstood, table: TableSet, both: Differencing, required: pl.DataFrame, relaxed: set[int]) -> None:
-    """The exact intruder holding both releases, held to these requirements (replacing an earlier one)."""
-    exact = both.exact(set(required[CELL_ID].to_list()), required, state.attackers[0].known).relaxing(relaxed)
+def _exact_again(state: Withstood, table: TableSet, both: Differencing) -> None:
+    """The exact intruder holding both releases as the Differencing now stands, in place of the one before."""
+    exact = both.exact(state.attackers[0].known)
     index = next((i for i, a in enumerate(state.attackers) if a.name == "differencing"), None)
+    if exact is None:
+        return
     if index is None:
         state.attackers.append(exact)
         state.checked.append(exact.audit(table, state.suppressed))
@@ -244,7 +254,8 @@ def _add_exact(state: Withstood, table: TableSet, both: Differencing, required: 
         state.checked[index] = exact.audit(table, state.suppressed)
 
 
-def prior_notes(prior: Prior, suppressed: set[int], kept: set[int], narrowed: dict[str, set[int]], differenced: bool) -> list[str]:
+def prior_notes(prior: Prior, suppressed: set[int], kept: set[int], narrowed: dict[str, set[int]],
+                undifferenced: str | None) -> list[str]:
     notes = []
     if narrowed["exposed"]:
         notes.append(f"{len(narrowed['exposed'])} cells to protect are narrowed below their protection level by what "
@@ -252,8 +263,8 @@ def prior_notes(prior: Prior, suppressed: set[int], kept: set[int], narrowed: di
     if prior.public:
         notes.append(f"{len(prior.public)} cells were already published elsewhere, so they are shown")
     if narrowed["given_away"]:
-        notes.append(f"{len(narrowed['given_away'])} primary cells are given away by what is already out, whatever "
-                     "this release hides")
+        notes.append(f"{len(narrowed['given_away'])} primary cells are given away by what is already published, "
+                     "whatever this release hides")
     if prior.earlier is None:
         return notes
     label = prior.earlier.label
@@ -262,12 +273,14 @@ def prior_notes(prior: Prior, suppressed: set[int], kept: set[int], narrowed: di
     if narrowed["crossed"]:
         notes.append(f"{len(narrowed['crossed'])} primary cells were shown in {label}: differencing the two releases "
                      "bounds them, whatever this release hides; they are kept from being worked out exactly")
-    if narrowed["bounded"]:
-        notes.append(f"{len(narrowed['bounded'])} primary cells are narrowed by differencing with {label}, whatever "
-                     "this release hides; they are kept from being worked out exactly")
-    if not differenced:
-        notes.append(f"more units changed since {label} than the policy's movers: comparing the two gives an "
-                     "intruder who assumes no more nothing")
+    if narrowed["bounded"] - narrowed["given_away_both"]:
+        notes.append(f"{len(narrowed['bounded'] - narrowed['given_away_both'])} primary cells are narrowed by "
+                     f"differencing with {label}, whatever this release hides; they are kept from being worked out exactly")
+    if narrowed["given_away_both"]:
+        notes.append(f"{len(narrowed['given_away_both'])} primary cells are given away by differencing with {label}, "
+                     "whatever this release hides")
+    if undifferenced:
+        notes.append(f"{label}: {undifferenced}")
     return notes
 
 
@@ -301,7 +314,10 @@ def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], stru
             .when(pl.col("status") == "structural_zero").then(pl.lit("this combination cannot occur"))
             .when(pl.col("__public").is_not_null()).then(pl.format("already published in {}", pl.col("__public")))
             .when(pl.col(CELL_ID).is_in(list(narrowed["given_away"])) & (pl.col("status") == "primary"))
-            .then(pl.format("{}; what is already out gives it away whatever this release hides", pl.col("reason")))
+            .then(pl.format("{}; what is already published gives it away whatever this release hides", pl.col("reason")))
+            .when(pl.col(CELL_ID).is_in(list(narrowed["given_away_both"])) & (pl.col("status") == "primary"))
+            .then(pl.format("{}; differencing with {} gives it away whatever this release hides", pl.col("reason"),
+                            pl.lit(label)))
             .when(pl.col(CELL_ID).is_in(list(narrowed["exposed"])) & (pl.col("status") == "primary"))
             .then(pl.format("{}; what is already published narrows it below its protection level whatever this "
                             "release hides: it is kept from being worked out exactly", pl.col("reason")))
@@ -320,7 +336,7 @@ def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], stru
         .with_columns(protected=pl.col(CELL_ID).is_in(list(protected)),
                       protected_against_both=pl.lit(None, pl.Boolean) if protected_against_both is None
                       else pl.when(pl.col(CELL_ID).is_in(list(narrowed["crossed"] | narrowed["bounded"]
-                                                                | narrowed["given_away"]))).then(False)
+                                                                | narrowed["given_away_both"]))).then(False)
                       .when(pl.col(CELL_ID).is_in(list(protected_against_both))).then(True))
         .drop("__public")
         .sort(CELL_ID)

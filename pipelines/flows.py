@@ -122,7 +122,7 @@ def protect_release(paths: RunPaths, returns: tuple[str, ...], academic_year: in
     frames = staged_frames(paths.warehouse, (*sorted({p.dataset for p in publications}), *PLACES))
     release = build_release(frames, publications, academic_year, period, frames["schools"], frames["postcodes"])
     earlier_runs = {problem.names: found for problem in release.problems if (found := earlier_of(paths, problem))}
-    release = release.with_earlier({name: counts for _, kept in earlier_runs.values() for name, counts in kept.items()})
+    release = release.with_earlier({name: counts for _, kept in earlier_runs.values() if kept for name, counts in kept.items()})
     known = known_files(known_dir) if known_dir else []
     time = tuple(pl.select(time_columns(academic_year, parse_term_label(period)[1])).row(0))
     la_code = district_geography(frames["schools"])["new_la_code"].unique().to_list()[0]
@@ -139,7 +139,8 @@ def protect_release(paths: RunPaths, returns: tuple[str, ...], academic_year: in
                 public |= {cell: known_file.name for cell in figures[CELL_ID].to_list()}
                 used.append({"file": known_file.name, "publication": publication.name, "figures": figures.height,
                              "left_out": left_out})
-        earlier = problem_earlier(release, problem, earlier_runs[problem.names][0], policy) if problem.names in earlier_runs else None
+        found = earlier_runs.get(problem.names)
+        earlier = problem_earlier(release, problem, table, found[0], found[1] is not None, policy) if found else None
         result = round_published(protect(table, policy, prior=Prior(public, earlier)))
         cells = result.cells.join(release.measure_totals(problem), on=CELL_ID, how="left")
         summary = result.summary()
@@ -160,20 +161,24 @@ def protect_release(paths: RunPaths, returns: tuple[str, ...], academic_year: in
             "populations": [p.key for p in release.groups]}
 
 
-def earlier_of(paths: RunPaths, problem) -> tuple[EarlierRelease, dict] | None:
-    """The problem's earlier release and the counts its run kept, by population name."""
+def earlier_of(paths: RunPaths, problem) -> tuple[EarlierRelease, dict | None] | None:
+    """The problem's earlier release and the counts its run kept, by population name (None if it kept none)."""
     found = earlier_for(paths, list(problem.publications), [p.key for p in problem.populations])
     if found is None:
         return None
-    return found[0], {p.name: found[1][p.key] for p in problem.populations}
+    return found[0], None if found[1] is None else {p.name: found[1][p.key] for p in problem.populations}
 
 
-def problem_earlier(release, problem, found: EarlierRelease, policy: Policy) -> Earlier:
-    """The earlier release as an intruder holds it: the model of its counts and what its files showed."""
+def problem_earlier(release, problem, table, found: EarlierRelease, counted: bool, policy: Policy) -> Earlier:
+    """The earlier release as an intruder holds it: the model of its counts and what its files showed; without
+    its counts, what its files showed at this release's cells (so that its hidden cells stay hidden)."""
+    if not counted:
+        shown = pl.concat([earlier_shown(table, release, publication, found) for publication in problem.publications])
+        return earlier_release_of(table, shown, policy, found.label)
     parts = {p.name: release.earlier_parts[p.name] for p in problem.populations}
     model = release_table(parts, nestings(list(problem.relations)))
     shown = pl.concat([earlier_shown(model, release, publication, found) for publication in problem.publications])
-    return earlier_release_of(problem, parts, shown, policy, found.label)
+    return earlier_release_of(model, shown, policy, found.label, model)
 
 
 def earlier_shown(table, release, publication: Publication, earlier: EarlierRelease) -> pl.DataFrame:
@@ -181,7 +186,7 @@ def earlier_shown(table, release, publication: Publication, earlier: EarlierRele
     population = release.population_of(publication.name).name
     frames = []
     for published in publication.tables:
-        data = read_csv_text(earlier.folder / f"{published.name}.csv").with_columns(pl.all().fill_null(""))
+        data = read_csv_text(earlier.file(publication.recipient, published.name)).with_columns(pl.all().fill_null(""))
         coordinates = file_coordinates(table, population, [f.name for f in published.filters], data, area_nodes(data))
         frames.append(shown_cells(table, coordinates, data[publication.indicator]))
     return pl.concat(frames).unique(CELL_ID, keep="first", maintain_order=True)

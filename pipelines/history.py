@@ -31,17 +31,20 @@ class HistoryError(ValueError):
 class EarlierRelease:
     run_id: str
     period: str
-    folder: Path  # holds <table>.csv and <table>.meta.csv as delivered
+    folder: Path  # releases/<run_id>: <recipient>/<table>.csv and .meta.csv as delivered
 
     @property
     def label(self) -> str:
         return f"the {self.period} release (run {self.run_id})"
 
+    def file(self, recipient: str, table: str) -> Path:
+        return self.folder / recipient / f"{table}.csv"
 
-def earlier_release(paths: RunPaths, recipient: str, tables: list[str], before: str | None = None) -> EarlierRelease | None:
-    """The newest run (before the run `before`, if given) that delivered every one of these tables to the
-    recipient, if its copies are kept."""
-    wanted = [f"deliveries/{recipient}/{t}{suffix}" for t in tables for suffix in (".csv", ".meta.csv")]
+
+def earlier_release(paths: RunPaths, tables: list[tuple[str, str]], before: str | None = None) -> EarlierRelease | None:
+    """The newest run (before the run `before`, if given) that delivered every one of these (recipient, table)
+    files, if its copies are kept: they must be the files its ledger entry records."""
+    wanted = [f"deliveries/{recipient}/{t}{suffix}" for recipient, t in tables for suffix in (".csv", ".meta.csv")]
     entries = [e for e in file_entries(paths.ledger) if e.get("kind") == "run"]
     runs = [e.get("body", {}).get("run_id") for e in entries]
     if before is not None:
@@ -51,11 +54,11 @@ def earlier_release(paths: RunPaths, recipient: str, tables: list[str], before: 
         outputs = body.get("outputs", {})
         if not all(name in outputs for name in wanted):
             continue
-        folder = paths.release(body["run_id"]) / recipient
+        folder = paths.release(body["run_id"])
         if not folder.is_dir():
             return None  # delivered before runs kept their releases: nothing to compare with
         for name in wanted:
-            copy = folder / Path(name).name
+            copy = folder / Path(name).relative_to("deliveries")
             if not copy.is_file() or file_sha256(copy) != outputs[name]:
                 raise HistoryError(f"{copy}: not the file the ledger records as delivered in run {body['run_id']} "
                                    "(changed or missing), so the earlier release cannot be trusted")
@@ -97,16 +100,16 @@ def kept_counts(folder: Path, population: str) -> tuple[pl.DataFrame, dict[str, 
 
 
 def earlier_for(paths: RunPaths, publications: list, keys: list[str], before: str | None = None
-                ) -> tuple[EarlierRelease, dict[str, tuple[pl.DataFrame, dict[str, Hierarchy]]]] | None:
-    """The newest earlier release (before the run `before`, if given) that delivered every one of these
-    publications in one run, with the counts that run kept for each population (by key); None if there is none,
-    or its run kept no counts for one of them (a run before release-wide protection). The engine and the audit
-    both take the earlier release from here, so they compare the same two releases."""
-    found = [earlier_release(paths, p.recipient, [t.name for t in p.tables], before) for p in publications]
-    if not found or any(f is None for f in found) or len({f.run_id for f in found}) > 1:
+                ) -> tuple[EarlierRelease, dict[str, tuple[pl.DataFrame, dict[str, Hierarchy]]] | None] | None:
+    """The newest earlier run (before the run `before`, if given) that delivered every one of these
+    publications, with the counts it kept for each population (by key), or None for the counts if it kept none
+    (a run before release-wide protection). The engine and the audit both take the earlier release from here, so
+    they compare the same two releases."""
+    found = earlier_release(paths, [(p.recipient, t.name) for p in publications for t in p.tables], before)
+    if found is None:
         return None
-    counts = {key: kept_counts(paths.counts(found[0].run_id), key) for key in keys}
-    return None if any(c is None for c in counts.values()) else (found[0], counts)
+    counts = {key: kept_counts(paths.counts(found.run_id), key) for key in keys}
+    return found, None if any(c is None for c in counts.values()) else counts
 
 
 def archive_counts(paths: RunPaths, run_id: str, populations: list[str]) -> None:

@@ -32,6 +32,9 @@ from pipelines.transforms.release import KnownFile, joined_groups, ours, populat
 from pipelines.warehouse import open_warehouse
 
 
+UNREADABLE = (ValueError, KeyError, TypeError, OSError, pl.exceptions.PolarsError, RuntimeError)  # a finding, not a traceback
+
+
 @dataclass(frozen=True)
 class Finding:
     check: str
@@ -104,31 +107,37 @@ def intruder_view(path_of, publications: list[Publication], policies: dict[str, 
 
 
 def protection_targets(work: RunPaths, publications: list[Publication], levels: dict[str, float],
-                       column: str = "protected") -> dict[tuple, tuple[float, float]]:
+                       column: str = "protected") -> tuple[dict[tuple, tuple[float, float]], dict[tuple, float]]:
     """(release, file, area, filter values) -> the interval each protected primary must reach: its value less and
-    plus the protection level (at least one; never below zero), from the restricted decision records. column:
-    `protected` (held to it in this release) or `protected_against_both` (and against the earlier release)."""
-    targets = {}
+    plus the protection level (at least one; never below zero); and every hidden value of the release, from the
+    restricted decision records. column: `protected` (held to its level in this release) or
+    `protected_against_both` (and against the earlier release)."""
+    targets, truth = {}, {}
     for publication in publications:
         path = work.decisions(publication.name)
         if not path.exists():
             continue
-        cells = pl.read_parquet(path)
-        cells = cells.filter(pl.col("protected") & pl.col(column).fill_null(True)) if column in cells.columns else cells.clear()
+        cells = pl.read_parquet(path).filter(pl.col("status").is_in(["primary", "secondary"]))
         for table in publication.tables:
             filters = [f.name for f in table.filters]
             for row in cells.filter(pl.col("tables").list.contains(table.name)).iter_rows(named=True):
-                need = max(1.0, math.ceil(levels[publication.name] / 100 * row["value"]))
-                targets[("current", table.name, row[AREA], *(row[f] for f in filters))] = (
-                    row["value"] - min(row["value"], need), row["value"] + need)
-    return targets
+                key = ("current", table.name, row[AREA], *(row[f] for f in filters))
+                truth[key] = float(row["value"])
+                if row.get("protected") and row.get(column, True) is not False:
+                    need = max(1.0, math.ceil(levels[publication.name] / 100 * row["value"]))
+                    targets[key] = (row["value"] - min(row["value"], need), row["value"] + need)
+    return targets, truth
 
 
-def _narrow(found: dict, targets: dict) -> list[tuple]:
-    """Hidden values the attack pinned below their target (default: to within one either way)."""
+def _narrow(found: dict, targets: dict, truth: dict) -> list[tuple]:
+    """Hidden values the attack pinned below their target (default: to within one either way). An interval that
+    misses the true value is an attack on an assumption the data breaks (more movers than assumed), not a
+    disclosure."""
     out = []
     for key, (low, high) in found.items():
-        want = targets.get(key)
+        want, value = targets.get(key), truth.get(key)
+        if value is not None and not low - 1e-6 <= value <= high + 1e-6:
+            continue
         if (want is None and high - low < 1 - 1e-6) or (want is not None and (low > want[0] + 1e-6 or high < want[1] - 1e-6)):
             out.append(key)
     return out
@@ -141,45 +150,45 @@ def release_attack(paths: RunPaths, delivered: Path, publications: list[Publicat
     it cannot read, or that no table fits, fails with a finding (never a traceback)."""
     if not publications:
         return []
-    levels = {n: p["protection_level"] for n, p in policies.items()}
     try:
-        targets = protection_targets(paths, publications, levels)
+        levels = {n: p["protection_level"] for n, p in policies.items()}
+        targets, truth = protection_targets(paths, publications, levels)
+        held = set(protection_targets(paths, publications, levels, "protected_against_both")[0])
         known = known_files(known_dir) if known_dir else []
         view, relations_ = intruder_view(lambda p, t: delivered / p.recipient / f"{t}.csv", publications, policies, known)
         found = intruder.attack({"current": view}, relations_, targets=targets)
-    except (ValueError, OSError, pl.exceptions.PolarsError, RuntimeError) as error:
+        movers = max(int(p.get("movers", 1)) for p in policies.values())
+    except UNREADABLE as error:
         return [Finding("release attack", False, f"the release could not be attacked: {str(error).splitlines()[0]}")]
-    narrow = _narrow(found, targets)
+    narrow = _narrow(found, targets, truth)
     findings = [Finding("release attack", not narrow,
                         f"{len(narrow)} hidden values narrowed below their protection, e.g. {' / '.join(map(str, narrow[0][1:]))}"
                         if narrow else f"{sum(len(v.files) for v in view)} files of {len(view)} populations, "
                         f"{len(relations_.within) + len(relations_.part_of)} relations: no protected value narrowed",
                         narrowed(narrow, found, lambda key: "narrowed below its protection level" if key in targets
                                  else "worked out exactly"))]
-    movers = max(int(p.get("movers", 1)) for p in policies.values())
     groups = populations(publications)
-    held = set(protection_targets(paths, publications, levels, "protected_against_both"))
     for members in joined_groups(groups, relations(groups)):
         mine = [p for m in members for p in m.publications]
         try:
             earlier = earlier_for(paths, mine, [m.key for m in members], before=run_id)
             if earlier is not None:
-                findings.append(differencing_finding(view, relations_, targets, held, movers, mine, earlier[0], policies,
-                                                     {m.name for m in members}))
-        except (ValueError, OSError, pl.exceptions.PolarsError, RuntimeError) as error:
+                findings.append(differencing_finding(view, relations_, (targets, truth), held, movers, mine, earlier[0],
+                                                     policies, {m.name for m in members}))
+        except UNREADABLE as error:
             findings.append(Finding(f"differencing attack on {', '.join(sorted(m.name for m in members))}", False,
                                     f"the earlier release could not be attacked: {str(error).splitlines()[0]}"))
     return findings
 
 
-def differencing_finding(view: list[intruder.Population], relations_: intruder.Relations, targets: dict, held: set,
-                         movers: int, publications: list[Publication], earlier: EarlierRelease, policies: dict,
+def differencing_finding(view: list[intruder.Population], relations_: intruder.Relations, known: tuple[dict, dict],
+                         held: set, movers: int, publications: list[Publication], earlier: EarlierRelease, policies: dict,
                          names: set[str]) -> Finding:
     """The intruder on one problem's populations in both releases, knowing of at most `movers` changes in each
     population the two releases are consistent with that for. It fails a value it works out exactly, and one it
     narrows below its protection level that the run held to that level against both releases (`held`); a value
     the run could only keep from exact recovery (a count that crossed the threshold) is reported."""
-    earlier_view, _ = intruder_view(lambda p, t: earlier.folder / f"{t}.csv", publications, policies)
+    earlier_view, _ = intruder_view(lambda p, t: earlier.file(p.recipient, t), publications, policies)
     now = [v for v in view if v.name in names]
     releases = {"current": now, "earlier": earlier_view}
     check = f"differencing attack on {', '.join(sorted(names))} against {earlier.label} ({movers} mover{'s' if movers != 1 else ''})"
@@ -187,10 +196,11 @@ def differencing_finding(view: list[intruder.Population], relations_: intruder.R
     if not bounded:
         return Finding(check, True, f"the releases differ by more than {movers} unit{'s' if movers != 1 else ''} in every "
                        "population, so an intruder who knows of that many movers learns nothing from comparing them")
+    targets, truth = known
     found = intruder.attack(releases, relations_, movers, targets, bounded)
     shown = _shown_values(releases)
     crossed, recovered = [], []
-    for key in _narrow(found, targets):
+    for key in _narrow(found, targets, truth):
         exact = found[key][1] - found[key][0] < 1 - 1e-6
         (recovered if exact or key in held else crossed).append(key)
     detail = (f"{len(recovered)} values hidden in both releases (or worked out exactly) are narrowed by differencing, "
@@ -225,12 +235,15 @@ def _shown_values(releases: dict[str, list[intruder.Population]]) -> dict[tuple,
 def attack_findings(paths: RunPaths, known_dir: Path | None = None) -> list[Finding]:
     """The attacks on the run's release, with the policies its report records."""
     report = paths.report / "auditor_report.json"
-    if not report.exists():
-        return [Finding("release attack", False, "no auditor report, so the policies the release was protected under are unknown")]
-    document = read_json(report)
-    policies = {t["name"]: t["policy"] for t in document["tables"]}
-    publications = [load_publication(publication_spec(n)) for n in publication_names() if n in policies]
-    return release_attack(paths, paths.deliveries, publications, policies, known_dir, document["run"]["run_id"])
+    try:
+        document = read_json(report)
+        policies = {t["name"]: t["policy"] for t in document["tables"]}
+        run_id = document["run"]["run_id"]
+        publications = [load_publication(publication_spec(n)) for n in publication_names() if n in policies]
+    except UNREADABLE as error:
+        return [Finding("release attack", False, "the auditor report does not say which policies the release was "
+                        f"protected under: {str(error).splitlines()[0]}")]
+    return release_attack(paths, paths.deliveries, publications, policies, known_dir, run_id)
 
 
 def leak_findings(paths: RunPaths) -> list[Finding]:

@@ -337,6 +337,21 @@ def test_a_count_that_crossed_the_threshold_is_reported_and_kept_from_being_work
     assert unprotected(Attack({"t": (["a", "b"], result.cells)}), "t", result.cells, POLICY) == []
 
 
+# (A, z) was a hidden 4 (a primary) and is 5 now, no longer a primary: showing this release's 5 would give the
+# earlier 4 back to within one, so the earlier primary's protection keeps it hidden.
+GREW = {("A", "x"): 4, ("A", "y"): 4, ("A", "z"): 4, ("B", "x"): 3, ("B", "y"): 20, ("B", "z"): 2,
+        ("C", "x"): 2, ("C", "y"): 8, ("C", "z"): 20, ("D", "x"): 2, ("D", "y"): 6, ("D", "z"): 6}
+
+
+def test_a_count_that_outgrew_the_threshold_stays_hidden_for_the_earlier_releases_sake():
+    first = protect(release_of(GREW), POLICY).cells
+    assert statuses(first, ["a", "b"])[("A", "z")] == "primary"
+    result = protect(release_of(GREW | {("A", "z"): 5}), POLICY, prior=earlier_prior_of(GREW, first))
+    assert statuses(result.cells, ["a", "b"])[("A", "z")] == "secondary"
+    low, high = differencing_intervals(first, result.cells, 1)[("before", "A", "z")]
+    assert low <= 2 and high >= 6  # the earlier 4 keeps its 2 either way
+
+
 def test_the_pattern_does_not_depend_on_the_clock(monkeypatch):
     """A slow machine, simulated: every clock reading jumps an hour. Work limits, not budgets, end each step."""
     table = from_frequencies(grid({(f"r{i}", f"c{j}"): (i * 7 + j * 3) % 11 + (i + j) % 3 for i in range(6) for j in range(5)}),

@@ -324,18 +324,19 @@ def common_support(population: Population, part: TableSet, inner: pl.DataFrame,
     return now, then
 
 
-def earlier_release_of(problem: Problem, parts: dict[str, TableSet], shown: pl.DataFrame, policy: Policy, label: str) -> Earlier:
-    """The earlier release as an intruder holds it: the model of its counts, the cells its files showed (a count,
-    rounded or `low`) and the cells they hid. shown: cell_id (of the earlier model), the text shown. Refused
-    when a count its files showed is not the count its run kept."""
-    table = release_table(parts, nestings(list(problem.relations)))
+def earlier_release_of(table: TableSet, shown: pl.DataFrame, policy: Policy, label: str,
+                       model: TableSet | None = None) -> Earlier:
+    """The earlier release as an intruder holds it: the cells its files showed (a count, rounded or `low`) and
+    the cells they hid, of `table`, and the model of its counts if its run kept them (then `table` is that model).
+    shown: cell_id, the text shown. Refused when a count its files showed is not the count its run kept."""
     hidden = set(shown.filter(pl.col("shown") == policy.symbols["suppressed"])[CELL_ID].to_list())
-    counts = shown.filter(pl.col("shown").str.contains(r"^\d+$")).join(table.cells.select(CELL_ID, VALUE), on=CELL_ID)
-    if policy.rounding_base is None and (counts["shown"].cast(pl.Int64) != counts[VALUE]).any():
-        raise ReleaseError(f"{label}: its published files do not match the counts its run kept")
+    if model is not None and policy.rounding_base is None:
+        counts = shown.filter(pl.col("shown").str.contains(r"^\d+$")).join(model.cells.select(CELL_ID, VALUE), on=CELL_ID)
+        if (counts["shown"].cast(pl.Int64) != counts[VALUE]).any():
+            raise ReleaseError(f"{label}: its published files do not match the counts its run kept")
     published = set(shown.filter(pl.col("shown").str.contains(r"^\d+(\.\d+)?$")
                                  | (pl.col("shown") == policy.symbols["low"]))[CELL_ID].to_list())
-    return Earlier(table, frozenset(published), frozenset(hidden), label)
+    return Earlier(model, frozenset(published), frozenset(hidden), label)
 
 
 @dataclass(frozen=True)
