@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from .audit import RECHECK_ROUNDS, AttackModel
-from .policy import Policy
+from .policy import Policy, PolicyError
 from .primary import primary_cells
 from .prior import Attacker, Differencing, Prior, differencing, plain_attacker
 from .secondary import cell_costs, gauss_suppression, recoverable_pairs
@@ -114,6 +114,10 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
             structural: pl.DataFrame | None = None, prior: Prior | None = None) -> Protection:
     method = method or policy.method
     prior = prior or Prior()
+    for key, rule in (("dominance", policy.dominance), ("p_percent", policy.p_percent)):
+        if rule is not None and not table.magnitude:
+            raise PolicyError(f"{key}: applies to magnitude tables (amounts with their contributors), and this table "
+                              "counts units: remove it from the policy, or give the table its contributors")
     structural_ids = structural_cells(table, structural)
     primary = primary_cells(table, policy).filter(~pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public))))
     primary_ids = set(primary[CELL_ID].to_list())

@@ -222,7 +222,7 @@ def from_frequencies(frame: pl.DataFrame, dimensions: list[str], value: str,
         raise TableError(f"column {value!r} must hold non-negative whole counts")
     if frame.select(pl.struct(dimensions).is_duplicated().any()).item():
         raise TableError(f"base cells repeat a combination of {', '.join(dimensions)}")
-    base = frame.select(*dimensions, pl.col(value).cast(pl.Int64).alias(VALUE))
+    base = frame.select(*dimensions).with_columns(counts.cast(pl.Int64).alias(VALUE))
     return build([TableSpec(name, tuple(dimensions))], base, hierarchies, complete=True)
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from disclosure_control.hierarchy import Hierarchy, HierarchyError
-from disclosure_control.policy import Policy, PolicyError, parse_policy
+from disclosure_control.policy import Dominance, Policy, PolicyError, parse_policy
 from disclosure_control.protect import protect
 from disclosure_control.table import TableError, TableSpec, from_frequencies, from_microdata
 
@@ -222,6 +222,13 @@ def test_random_tables_resist_an_independent_lp_attack(n_rows, n_cols, counts, t
     result = protect(from_frequencies(frequency_table(cells), ["a", "b"], "n"), policy)
     assert_protected(result, {"table": ["a", "b"]}, policy)
     assert result.summary()["audit"]["passed"]
+
+
+def test_a_magnitude_rule_on_a_count_table_is_an_error_not_ignored():
+    table = from_frequencies(frequency_table({("x", "p"): 3, ("x", "q"): 15, ("y", "p"): 17, ("y", "q"): 19}), ["a", "b"], "n")
+    for policy, key in ((Policy(threshold=5, dominance=Dominance(1, 85)), "dominance"), (Policy(threshold=5, p_percent=10), "p_percent")):
+        with pytest.raises(PolicyError, match=f"^{key}: applies to magnitude tables"):
+            protect(table, policy)
 
 
 def test_policy_errors_name_the_key():

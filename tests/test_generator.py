@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -49,6 +51,19 @@ def test_another_seed_gives_other_children(tmp_path, small_clean):
     other = tmp_path / "other"
     generate(other, seed=8, scale="6000")
     assert (other / "pupils.csv").read_bytes() != (small_clean / "pupils.csv").read_bytes()
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 100_000), st.integers(1000, 4000))
+@example(7, 3000)  # had no pupil referral unit, and failed
+def test_every_seed_and_small_scale_generates_a_county(tmp_path_factory, seed, pupils):
+    """A small LA may have no pupil referral unit, no dual registration, few schools: still a county."""
+    folder = tmp_path_factory.mktemp("any")
+    generate(folder, seed=seed, scale=str(pupils))
+    for name, columns in DATASET_COLUMNS.items():
+        frame = read_export(folder, name)
+        assert frame.columns == list(columns), name
+    assert read_export(folder, "pupils").height > 0
 
 
 def test_files_have_the_agreed_names_and_columns(county):

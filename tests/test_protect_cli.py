@@ -81,3 +81,23 @@ def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(school_table, tmp_pat
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_counts_written_with_a_decimal_point_are_read_as_counts(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,n\nx,p,12.0\nx,q,3\ny,p,20\ny,q,15\n")
+    result = run(tmp_path / "t.csv", "--dims", "a,b", "--value", "n", "--out", tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    cells = pl.read_csv(tmp_path / "out.csv", infer_schema=False)
+    assert cells.filter((pl.col("a") == "x") & (pl.col("b") == "p")).select("value", "status").row(0) == ("c", "secondary")
+    assert cells.filter((pl.col("a") == "Total") & (pl.col("b") == "Total"))["value"].item() == "50"
+
+
+@pytest.mark.parametrize("rule", ["dominance = { n = 1, k = 85 }", "p_percent = 10"])
+def test_a_magnitude_rule_on_a_table_of_counts_is_refused_naming_the_key(tmp_path, rule):
+    (tmp_path / "t.csv").write_text("a,b,n\nx,p,12\nx,q,3\ny,p,20\ny,q,15\n")
+    (tmp_path / "policy.toml").write_text(rule + "\n")
+    result = run(tmp_path / "t.csv", "--dims", "a,b", "--value", "n", "--out", tmp_path / "out.csv", "--policy",
+                 tmp_path / "policy.toml")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: {rule.split(' ')[0]}: applies to magnitude tables" in " ".join(result.output.split())
+    assert not (tmp_path / "out.csv").exists()

@@ -164,11 +164,13 @@ def with_dual_registrations(ctx: Context, pupils: pl.DataFrame) -> pl.DataFrame:
     rng = ctx.rng
     prus = ctx.schools.filter(pl.col("kind") == "pru")
     dual = (pupils["kind"] == "secondary").to_numpy() & bernoulli(rng, DUAL_REGISTRATION_SHARE, pupils.height)
+    if not prus.height:  # a small LA may have no PRU to register anyone at
+        dual[:] = False
     pupils = pupils.with_columns(enrolment_status=nullable(np.where(dual, "M", "C")))
-    chosen = rng.integers(0, prus.height, dual.sum())
+    chosen = pl.Series(rng.integers(0, max(prus.height, 1), dual.sum()))
     subsidiary = pupils.filter(pl.Series(dual)).with_columns(
-        urn=pl.Series(prus["urn"].to_numpy()[chosen]),
-        laestab=pl.Series(prus["laestab"].to_numpy()[chosen]),
+        urn=prus["urn"].gather(chosen),
+        laestab=prus["laestab"].gather(chosen),
         enrolment_status=pl.lit("S"),
         admission_date=pl.lit((ctx.census_day - dt.timedelta(days=60)).isoformat()),
         sessions_possible=pl.col("sessions_possible") // 4,
