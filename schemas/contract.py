@@ -18,7 +18,7 @@ from schemas.lookups import codeset_names
 CONTRACTS_DIR = Path(__file__).parent / "contracts"
 
 COLUMN_TYPES = {"text", "code", "code_list", "date", "int", "decimal", "flag"}
-FORMATS = {"upn", "uln", "nino", "nass", "postcode", "urn", "laestab", "eligibility_code"}
+FORMATS = {"upn", "uln", "nino", "nass", "postcode", "urn", "laestab", "eligibility_code", "phone"}
 SEVERITIES = {"error", "warning"}
 RULE_CHECKS = {
     "unique": {"columns"},

@@ -36,7 +36,9 @@ FORMAT_CHECKS = {
     "urn": ("FORMAT", lambda c: c.str.contains(r"^\d{6,7}$"), "is not a URN (6 or 7 digits)"),
     "laestab": ("FORMAT", lambda c: c.str.contains(r"^\d{7}$"), "is not a LAESTAB (7 digits)"),
     "eligibility_code": ("FORMAT", lambda c: c.str.contains(r"^\d{11}$"), "is not an eligibility code (11 digits)"),
+    "phone": ("FORMAT", lambda c: c.str.contains(r"^\+?[0-9][0-9 ()-]{8,18}[0-9]$"), "is not a phone number"),
 }
+FORMULA_START = r"^[=+\-@\t\r]"  # what a spreadsheet reads as the start of a formula (OWASP CSV injection)
 TERM_START_MONTH = {"autumn": 9, "spring": 1, "summer": 4}
 
 
@@ -138,6 +140,10 @@ def column_rules(contract: Contract, column: Column, period: Period) -> list[Com
                 f"{rid}-LA", "error", f"{column.label} was allocated by an LA code that does not exist (DfE 1530)",
                 present & check(value) & ~upn_la_code(value).is_in(known_la_codes()),
             ))
+    if column.type == "text" and not column.format:
+        rules.append(CompiledRule(
+            f"{rid}-FORMULA", "error", f"{column.label} starts with =, +, -, @, a tab or a carriage return, which a "
+            "spreadsheet would run as a formula", present & value.str.contains(FORMULA_START)))
     if column.type in ("code", "code_list"):
         codes = allowed_codes(column, period)
         unknown = (

@@ -238,6 +238,8 @@ def test_an_extract_made_after_a_correction_carries_it(run_copy, census_run, tmp
     ("pupils,upn,{upn},ethnicity,WBRI,", "RECT-REASON"),
     ("pupil,upn,{upn},ethnicity,WBRI,no such dataset", "RECT-DATASET"),
     ("pupils,surname,Smith,ethnicity,WBRI,keyed on a name that could be someone else's next year", "RECT-KEY"),
+    ('pupils,upn,{upn},forename,"=HYPERLINK(""http://example.org"",""click"")",a formula', "PUP-FORENAME-FORMULA"),
+    ("pupils,upn,{upn},address_line1,@SUM(1+1),a formula", "PUP-ADDRESS-FORMULA"),
 ])
 def test_a_bad_correction_is_refused_naming_its_row_and_rule_and_nothing_is_applied(run_copy, tmp_path, bad, rule):
     first, second, third = single_pupils(run_copy)[:3]

@@ -17,7 +17,8 @@ DATASETS = ["pupils", "early_years", "destinations", "ncmp"]
 LA_000_UPN = pl.select(upn_check_letter(pl.lit("000200124001")) + "000200124001").item()  # checksum-valid, LA 000
 BAD_TEXT = {"date": "not a date", "int": "lots", "decimal": "n/a", "flag": "MAYBE"}
 BAD_FORMAT = {"postcode": "LE3 8RC", "nino": "QQ123456A", "nass": "1313123456", "urn": "12345",
-              "laestab": "855201", "eligibility_code": "1234567890"}
+              "laestab": "855201", "eligibility_code": "1234567890", "phone": '=HYPERLINK("http://example.org","call")'}
+FORMULA = '=HYPERLINK("http://example.org","click")'  # a spreadsheet opened by the recipient would run it
 
 
 def raw_rows(folder, dataset: str) -> pl.DataFrame:
@@ -34,9 +35,12 @@ def column_mutation(contract, rule_id: str):
     """(column to set, value) that makes a column rule fire, from the rule id's column tag and check."""
     for column in contract.columns:
         stem = f"{contract.prefix}-{column.tag}-"
-        if not rule_id.startswith(stem) or rule_id[len(stem):] not in {"REQUIRED", "CHECK", "LA", "CODE", "FORMAT", "RANGE"}:
+        if not rule_id.startswith(stem) or rule_id[len(stem):] not in {"REQUIRED", "CHECK", "LA", "CODE", "FORMAT", "RANGE",
+                                                                        "FORMULA"}:
             continue
         check = rule_id[len(stem):]
+        if check == "FORMULA":
+            return column.name, lambda v: FORMULA
         if check == "REQUIRED":
             return column.name, lambda v: None
         if check == "CHECK":
@@ -178,3 +182,16 @@ def test_validating_in_chunks_gives_the_same_result(small_faulty):
     assert whole.quarantine.equals(chunked.quarantine) and whole.staged.equals(chunked.staged)
     assert whole.warnings.equals(chunked.warnings) and whole.rule_counts.equals(chunked.rule_counts)
     assert "PUP-UPN-DUPLICATE" in set(chunked.rule_counts["rule_id"])
+
+
+@pytest.mark.parametrize("column, value", [("forename", FORMULA), ("address_line1", "+SUM(1,1)"), ("email", "@cmd"),
+                                           ("parent_name", "-2+3"), ("phone", "=1+1")])
+def test_text_a_spreadsheet_would_run_as_a_formula_is_quarantined(small_clean, column, value):
+    contract = load_contract("pupils")
+    rows = raw_rows(small_clean, "pupils").head(3).with_columns(
+        pl.when(pl.col("source_row") == pl.col("source_row").max()).then(pl.lit(value)).otherwise(pl.col(column)).alias(column))
+    result = validate_frame(rows, contract, PERIOD)
+    assert result.staged.height == 2 and result.quarantine.height == 1
+    tag = next(c.tag for c in contract.columns if c.name == column)
+    assert result.quarantine["rule_ids"][0].split(";") == [f"PUP-{tag}-{'FORMAT' if column == 'phone' else 'FORMULA'}"]
+    assert value not in result.quarantine["messages"][0]
