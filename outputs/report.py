@@ -1,5 +1,9 @@
 """The auditor report: one static HTML page (no scripts, no external loads, opens offline) and the same
-content as JSON. It holds counts, statuses, reasons and intervals of cells, never a record about a person."""
+content as JSON. It holds counts, statuses, the rules behind them and the intervals an intruder can compute,
+never a record about a person nor the value of a hidden cell, so it may be sent to an external auditor.
+
+The values of the hidden cells, and the reasons that state them, go only into the evidence file beside it
+(auditor_evidence.html and .json): marked OFFICIAL-SENSITIVE and readable by its owner alone."""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ import html
 import json
 from pathlib import Path
 
-from pipelines.io import write_text_atomic
+from pipelines.io import OWNER_ONLY, write_text_atomic
+
+EVIDENCE = "auditor_evidence"
+MARKING = "OFFICIAL-SENSITIVE"
 
 STATUS_COLOURS = {"published": "#4c9f70", "primary": "#c0392b", "secondary": "#e67e22", "structural_zero": "#7f8c8d",
                   "rounded": "#2980b9"}
@@ -35,7 +42,10 @@ def _rows(header: list[str], rows: list[list]) -> str:
 def report_html(document: dict) -> str:
     run = document["run"]
     sections = [f"<h1>lareturns auditor report</h1><p>Run {html.escape(run['run_id'])}, period "
-                f"{html.escape(run['period'])}, created {html.escape(run['created_at'])}.</p>"]
+                f"{html.escape(run['period'])}, created {html.escape(run['created_at'])}.</p>"
+                "<p>This report shows no hidden count, only the intervals an intruder can prove. The hidden counts "
+                f'and the reasons that state them are in <a href="{EVIDENCE}.html">{EVIDENCE}.html</a> beside it: '
+                "OFFICIAL-SENSITIVE, readable by its owner alone, not to leave the council.</p>"]
     validation = document["validation"]
     sections.append("<h2>Validation</h2>" + _rows(
         ["dataset", "rows read", "staged", "quarantined", "rows with warnings"],
@@ -78,8 +88,8 @@ def report_html(document: dict) -> str:
             + pattern_chart(summary["by_status"])
             + _rows(["status", "cells"], [[s, n] for s, n in summary["by_status"].items()])
             + "<details><summary>Suppressed cells</summary>"
-            + _rows(["cell", "status", "reason", "lower", "upper"],
-                    [[c["cell"], c["status"], c["reason"], c["lower"], c["upper"]] for c in table["suppressed"]])
+            + _rows(["cell", "status", "rule", "lower", "upper"],
+                    [[c["cell"], c["status"], c["rule"], c["lower"], c["upper"]] for c in table["suppressed"]])
             + "</details>")
     sections.append("<h2>Extracts</h2>" + _rows(
         ["extract", "title", "recipient", "rows"],
@@ -96,8 +106,28 @@ def report_html(document: dict) -> str:
             f"<style>{style}</style></head><body>{''.join(sections)}</body></html>")
 
 
-def write_report(folder: Path, document: dict) -> list[Path]:
-    paths = [folder / "auditor_report.json", folder / "auditor_report.html"]
+def evidence_html(evidence: dict) -> str:
+    run = evidence["run"]
+    sections = [f'<p class="marking">{MARKING}</p><h1>lareturns auditor evidence</h1><p>Run {html.escape(run["run_id"])}, '
+                f"period {html.escape(run['period'])}. The value of every hidden cell and the decision behind it. Do not "
+                "send this file outside the council; the auditor report beside it shows no value.</p>"]
+    for table in evidence["tables"]:
+        sections.append(f"<h2>{html.escape(table['name'])}</h2>" + _rows(
+            ["cell", "status", "rule", "value", "reason", "lower", "upper", "protected", "protected against both releases"],
+            [[c["cell"], c["status"], c["rule"] or "", c["value"], c["reason"], c["lower"], c["upper"], c["protected"],
+              "" if c["protected_against_both"] is None else c["protected_against_both"]] for c in table["cells"]]))
+    style = ("body{font-family:sans-serif;max-width:80em;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}.marking{font-weight:bold;text-align:center}")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{MARKING}: lareturns auditor evidence'
+            f"</title><style>{style}</style></head><body>{''.join(sections)}<p class=\"marking\">{MARKING}</p></body></html>")
+
+
+def write_report(folder: Path, document: dict, evidence: dict) -> list[Path]:
+    """The report (it may leave the building) and the evidence beside it (owner-only: hidden values)."""
+    paths = [folder / "auditor_report.json", folder / "auditor_report.html", folder / f"{EVIDENCE}.json",
+             folder / f"{EVIDENCE}.html"]
     write_text_atomic(paths[0], json.dumps(document, indent=2, default=str))
     write_text_atomic(paths[1], report_html(document))
+    write_text_atomic(paths[2], json.dumps({"classification": MARKING, **evidence}, indent=2, default=str), OWNER_ONLY)
+    write_text_atomic(paths[3], evidence_html(evidence), OWNER_ONLY)
     return paths

@@ -251,10 +251,21 @@ def leak_scan(paths: RunPaths, staging: Path) -> int:
 
 
 def suppressed_cells(paths: RunPaths, name: str) -> list[dict]:
-    """Each suppressed cell named by its area and filter values, for the auditor report."""
+    """Each suppressed cell named by its area and filter values, with its status, the rule behind it and the
+    interval the audit proved an intruder can narrow it to (what anyone can compute), never its value: for the
+    auditor report, which may leave the building."""
     dims = list(load_publication(publication_spec(name)).dimensions)
     cells = pl.read_parquet(paths.decisions(name)).filter(pl.col("status").is_in(["primary", "secondary"]))
-    return cells.select(pl.concat_str(dims, separator=" / ").alias("cell"), "status", "reason", "lower", "upper").to_dicts()
+    return cells.select(pl.concat_str(dims, separator=" / ").alias("cell"), "status",
+                        pl.col("rule").fill_null("protects a primary"), "lower", "upper").to_dicts()
+
+
+def evidence_cells(paths: RunPaths, name: str) -> list[dict]:
+    """Every suppressed cell with its value and the decision's reason: for the restricted evidence file only."""
+    dims = list(load_publication(publication_spec(name)).dimensions)
+    cells = pl.read_parquet(paths.decisions(name)).filter(pl.col("status").is_in(["primary", "secondary"]))
+    return cells.select(pl.concat_str(dims, separator=" / ").alias("cell"), "status", "rule", "value", "reason", "lower",
+                        "upper", "protected", "protected_against_both").to_dicts()
 
 
 @flow(name="return-outputs", flow_run_name="{return_name}")
@@ -327,7 +338,8 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
                     "tables": [p | {"suppressed": suppressed_cells(paths, p["name"])} for p in protections],
                     "relations": release["relations"], "known_published": release["known"], "attack": attack,
                     "extracts": [e for o in outputs for e in o["extracts"]], "deliveries": deliveries}
-        write_report(RunPaths(staging).report, document)
+        write_report(RunPaths(staging).report, document,
+                     {"run": run, "tables": [{"name": p["name"], "cells": evidence_cells(paths, p["name"])} for p in protections]})
     archive_counts(paths, run_id, release["populations"])
     entry = record_in_ledger(paths, run)
     report = (paths.report / "auditor_report.html").resolve()

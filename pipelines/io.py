@@ -64,11 +64,18 @@ def write_csv(frame: pl.DataFrame, path: Path) -> None:
     frame.write_csv(path)
 
 
-def _atomically(path: Path, write) -> None:
-    """write(partial) beside the target, then renamed over it: readers never see half a file."""
+OWNER_ONLY = 0o600  # files holding personal data or unsuppressed values: readable by their owner alone
+
+
+def _atomically(path: Path, write, mode: int | None = None) -> None:
+    """write(partial) beside the target, then renamed over it: readers never see half a file. With a mode, the
+    file has it from its first byte (created with it, whatever the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
+        if mode is not None:
+            os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode))
+            os.chmod(partial, mode)  # the umask may have taken bits off at creation
         write(partial)
         os.replace(partial, path)
     finally:
@@ -87,8 +94,8 @@ def copy_atomic(source: Path, path: Path) -> None:
     _atomically(path, lambda partial: shutil.copyfile(source, partial))
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    _atomically(path, lambda partial: partial.write_text(text, encoding="utf-8"))
+def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    _atomically(path, lambda partial: partial.write_text(text, encoding="utf-8"), mode)
 
 
 def file_sha256(path: Path) -> str:

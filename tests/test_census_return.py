@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -163,3 +164,23 @@ def test_a_run_that_fails_midway_leaves_no_delivery(prefect_harness, health_key,
     assert (tmp_path / "out" / "validated" / "validation.json").exists()  # validation ran before the failure
     assert not (tmp_path / "out" / "deliveries").exists() and not (tmp_path / "out" / "report").exists()
     assert not list((tmp_path / "out").glob(".staging-*"))
+
+
+def test_the_auditor_report_gives_no_hidden_value_and_the_evidence_beside_it_is_restricted(census_run):
+    """The report may go to an external auditor: statuses, rules and intervals only. The values and the reasons
+    that state them ("count 6 is below the threshold of 10") are in the OFFICIAL-SENSITIVE evidence file."""
+    out, _ = census_run
+    report = out / "report"
+    text = (report / "auditor_report.html").read_text() + (report / "auditor_report.json").read_text()
+    evidence = json.loads((report / "auditor_evidence.json").read_text())
+    assert next(iter(evidence)) == "classification" and evidence["classification"] == "OFFICIAL-SENSITIVE"
+    assert (report / "auditor_evidence.html").read_text().startswith("<!DOCTYPE html>")
+    assert "<title>OFFICIAL-SENSITIVE" in (report / "auditor_evidence.html").read_text()
+    for path in (report / "auditor_evidence.json", report / "auditor_evidence.html"):
+        assert path.stat().st_mode & 0o777 == 0o600, path.name
+    stated = [c["reason"] for t in evidence["tables"] for c in t["cells"] if c["status"] == "primary"]
+    assert stated and all(c["value"] is not None for t in evidence["tables"] for c in t["cells"])
+    assert not [reason for reason in set(stated) if reason in text]
+    assert not re.search(r"count \d+ is below the threshold", text)
+    assert "auditor_evidence.html" in (report / "auditor_report.html").read_text()
+    assert not list((out / "deliveries").rglob("auditor_evidence*"))

@@ -202,8 +202,8 @@ def test_rendered_report_matches_its_json(report, rendered):
         # The chart: one bar per status that has cells, each titled with its count.
         assert section["charts"] == [[f"{s}: {n}" for s, n in by_status.items() if n]]
 
-        assert suppressed_table[0] == ["cell", "status", "reason", "lower", "upper"]
-        assert suppressed_table[1:] == [[str(c[k]) for k in ("cell", "status", "reason", "lower", "upper")]
+        assert suppressed_table[0] == ["cell", "status", "rule", "lower", "upper"]
+        assert suppressed_table[1:] == [[str(c[k]) for k in ("cell", "status", "rule", "lower", "upper")]
                                         for c in table["suppressed"]]
         suppressed = [row[1] for row in suppressed_table[1:]]
         assert len(suppressed) == summary["audit"]["suppressed_cells"]
