@@ -15,7 +15,7 @@ from disclosure_control.policy import PolicyError
 from disclosure_control.protect import STATUSES, ProtectionError, protect as protect_table
 from disclosure_control.table import TableError, TableSpec, from_frequencies, from_microdata
 from pipelines.ingest import FileProblem
-from pipelines.io import read_csv_text, read_json, write_csv_atomic
+from pipelines.io import read_csv_text, read_json, restrict_new_files, write_csv_atomic
 from pipelines.policies import load_disclosure_policy
 from pipelines.synthetic.generate import DEFAULT_ACADEMIC_YEAR, generate as generate_county
 from pipelines.validate import run_validation, top_rules
@@ -38,6 +38,12 @@ def fail(message: str) -> typer.Exit:
 @app.callback()
 def main() -> None:
     """Commands for analysts, scheduled returns and auditors."""
+    from pipelines.policies import AccessError, load_access_group
+
+    try:
+        restrict_new_files(group=load_access_group())  # whatever the shell's umask: the data is personal
+    except AccessError as error:
+        raise fail(str(error)) from None
 
 
 @app.command()

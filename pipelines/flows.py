@@ -34,12 +34,12 @@ from outputs.ees import area_nodes, district_geography, ees_data, ees_meta, geog
 from outputs.manifest import write_manifest
 from outputs.report import write_report
 from pipelines.history import EarlierRelease, archive_counts, earlier_for, keep_counts, known_files
-from pipelines.io import (copy_atomic, file_sha256, read_csv_text, read_json, staged_output, write_csv_atomic,
-                          write_parquet_atomic)
+from pipelines.io import (copy_atomic, file_sha256, read_csv_text, read_json, restrict_new_files, staged_output,
+                          write_csv_atomic, write_parquet_atomic)
 from pipelines.keys import pseudonymisation_key
 from pipelines.ledger import append
 from pipelines.leakscan import leaks_by_recipient
-from pipelines.policies import load_disclosure_policy, load_extract, load_publication, load_recipients
+from pipelines.policies import load_access_group, load_disclosure_policy, load_extract, load_publication, load_recipients
 from pipelines.schedule import current_period
 from pipelines.rectify import reapply_rectifications
 from pipelines.registry import (RunPaths, config_files, extract_names, extract_spec, publication_names,
@@ -312,6 +312,7 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
     every recipient's delivery."""
     academic_year, _ = parse_term_label(period)
     paths, run_id = RunPaths(Path(out)), new_run_id()
+    restrict_new_files(paths.root, load_access_group())  # a scheduled run starts in a process of its own
     run = {"run_id": run_id, "period": period, "returns": list(returns),
            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     validation = validate_exports(Path(input_dir), paths, academic_year, run_id)

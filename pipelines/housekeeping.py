@@ -19,6 +19,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from pipelines.io import restrict_new_files
+from pipelines.policies import load_access_group
 from pipelines.purge import purge
 from pipelines.registry import RunPaths
 from pipelines.retention import RetentionError, parse_day
@@ -63,6 +65,7 @@ def purge_run_dir(input_dir: Path, out: Path, today: dt.date, dry_run: bool, map
 def retention_purge(input_dir: Path, out: Path, today: str | None = None, dry_run: bool = False,
                     mapping: Path | None = None) -> dict:
     """Delete records past their retention period from the warehouse(s) and the landing folder (dry_run: count)."""
+    restrict_new_files(group=load_access_group())  # rewritten exports and compacted warehouses stay owner-only
     day = purge_day(today)
     runs = [purge_run_dir(Path(input_dir), root, day, dry_run, mapping) for root in run_dirs(Path(out))]
     rows = [f"| {Path(r['out']).name} | {d['dataset']} | {d['rule']} | {d['deleted']['staging']} | "

@@ -67,6 +67,17 @@ def write_csv(frame: pl.DataFrame, path: Path) -> None:
 OWNER_ONLY = 0o600  # files holding personal data or unsuppressed values: readable by their owner alone
 
 
+def restrict_new_files(root: Path | None = None, group: str | None = None) -> None:
+    """From now on, everything this process creates is readable by its owner alone (files 0600, folders 0700),
+    or also by the group (0640, 0750) when one is named: the group is set on the root folder, and the setgid bit
+    makes everything created in it inherit the group."""
+    os.umask(0o027 if group else 0o077)
+    if group and root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.chown(root, group=group)
+        root.chmod(0o2750)
+
+
 def _atomically(path: Path, write, mode: int | None = None) -> None:
     """write(partial) beside the target, then renamed over it: readers never see half a file. With a mode, the
     file has it from its first byte (created with it, whatever the umask)."""

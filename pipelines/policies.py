@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pipelines.transforms.publication import Publication, PublicationError, pars
 POLICIES_DIR = Path(schemas.__file__).parent / "policies"
 DEFAULT_DISCLOSURE_POLICY = POLICIES_DIR / "disclosure.toml"
 DEFAULT_RECIPIENTS = POLICIES_DIR / "recipients.toml"
+DEFAULT_ACCESS = POLICIES_DIR / "access.toml"
 LEVELS = ("aggregate", "record")
 
 
@@ -122,3 +124,22 @@ def entitled_columns(recipient: Recipient) -> set[str]:
     extracts = (load_extract(extract_spec(n), recipients) for n in extract_names())
     return {column for e in extracts if e.recipient == recipient.key for column, field in e.columns
             if field in recipient.entitlement.fields and recipient.entitlement.treatment(field) is None}
+
+
+class AccessError(ValueError):
+    """An access policy that cannot be used; the message names the file and the key."""
+
+
+def load_access_group(path: Path = DEFAULT_ACCESS) -> str | None:
+    """The Unix group that may read what runs leave on disk (access.toml), or None for owner-only."""
+    def parsed(raw: dict) -> str | None:
+        check_keys(raw, "access", ("group",), ("group",), AccessError)
+        if not isinstance(raw["group"], str):
+            raise AccessError("access.group: a group name, or \"\" for none")
+        if raw["group"]:
+            try:
+                grp.getgrnam(raw["group"])
+            except KeyError:
+                raise AccessError(f"access.group: there is no group {raw['group']!r} on this machine") from None
+        return raw["group"] or None
+    return _loaded(path, parsed, AccessError)
