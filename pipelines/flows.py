@@ -46,8 +46,8 @@ from pipelines.registry import (RunPaths, config_files, extract_names, extract_s
                                 publication_spec)
 from pipelines.transforms.extract import Extract, extract_rows
 from pipelines.transforms.publication import Publication, share_percents
-from pipelines.transforms.release import (build_release, earlier_release_of, file_coordinates, known_figures, nestings,
-                                          publication_summary, shown_cells)
+from pipelines.transforms.release import (build_release, earlier_release_of, empty_cells, file_coordinates, known_figures,
+                                          nestings, publication_summary, shown_cells)
 from pipelines.validate import new_run_id, run_validation
 from pipelines.verify import release_attack
 from pipelines.warehouse import open_warehouse, staged_frames
@@ -157,8 +157,20 @@ def protect_release(paths: RunPaths, returns: tuple[str, ...], academic_year: in
                                 "summary": publication_summary(mine, summary), "policy": as_mapping(policy),
                                 "protected_with": [p.name for p in problem.publications],
                                 "earlier": earlier.label if earlier else None})
+    for population in release.empty:
+        policy = problem_policy(population, policy_file)
+        summary = {"cells": 0, "by_status": {}, "information_loss": {}, "audit": {"passed": True}, "method": policy.method,
+                   "policy_version": policy.version, "notes": [f"no units in {period}: published empty"]}
+        for publication in population.publications:
+            cells = empty_cells(publication)
+            write_parquet_atomic(cells, paths.decisions(publication.name))
+            protections.append({"name": publication.name, "title": publication.title, "recipient": publication.recipient,
+                                "files": [t.name for t in publication.tables], "units": 0,
+                                "units_without_area": release.unplaced[population.name],
+                                "summary": publication_summary(cells, summary), "policy": as_mapping(policy),
+                                "protected_with": [publication.name], "earlier": None})
     return {"protections": protections, "relations": [r.describe() for r in release.relations], "known": used,
-            "populations": [p.key for p in release.groups]}
+            "populations": [p.key for p in release.groups if p.name in release.parts]}
 
 
 def earlier_of(paths: RunPaths, problem) -> tuple[EarlierRelease, dict | None] | None:

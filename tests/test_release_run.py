@@ -231,3 +231,28 @@ def test_a_known_file_that_is_not_of_these_units_stops_the_run(census_run, small
                                            "the same units, so the file is not about school_statistics's population"):
         census_return(small_clean, tmp_path / "run", "2026-spring", known_dir=known)
     assert not (tmp_path / "run" / "deliveries").exists()
+
+
+def test_exports_of_another_term_are_one_line_naming_the_terms_they_cover(census_run):
+    out, _ = census_run
+    frames = staged_frames(RunPaths(out).warehouse, ("early_years", "schools", "postcodes"))
+    with pytest.raises(ReleaseError, match=r"^early_years: the exports hold no rows for 2026-autumn \(they cover 2025-autumn, "
+                                           r"2026-spring, 2026-summer\); run for one of those with --period$"):
+        build_release(frames, list(publications_of("early_years")), 2026, "2026-autumn", frames["schools"], frames["postcodes"])
+
+
+def test_a_publication_with_no_units_this_term_is_published_empty_with_a_note(prefect_harness, health_key, small_clean, tmp_path):
+    """No pupil in year 6 (a small LA's infant schools): no KS2 cohort. The attainment files are published with
+    their header and no rows, and the report says why; everything else is as usual."""
+    shutil.copytree(small_clean, tmp_path / "input")
+    pupils = pl.read_csv(tmp_path / "input" / "pupils.csv", infer_schema=False)
+    pupils.filter(pl.col("nc_year") != "6").write_csv(tmp_path / "input" / "pupils.csv")
+    result = census_return(tmp_path / "input", tmp_path / "out", "2026-spring")
+    attainment = next(p for p in result["publications"] if p["name"] == "attainment")
+    assert attainment["cells"] == 0 and attainment["passed"]
+    data = pl.read_csv(tmp_path / "out" / "deliveries" / "publication" / "ks2_attainment_by_sex.csv", infer_schema=False)
+    assert data.height == 0 and "pupil_count" in data.columns
+    document = json.loads((tmp_path / "out" / "report" / "auditor_report.json").read_text())
+    notes = next(t for t in document["tables"] if t["name"] == "attainment")["summary"]["notes"]
+    assert notes == ["no units in 2026-spring: published empty"]
+    assert all(f["passed"] for f in document["attack"])

@@ -210,10 +210,17 @@ class Release:
             parts[name], then[name] = common_support(self.group(name), self.parts[name], inner, hierarchies)
         return replace(self, parts=parts, earlier_parts=then)
 
+    @property
+    def empty(self) -> tuple[Population, ...]:
+        """Populations with no units: nothing to protect, their publications are published empty."""
+        return tuple(p for p in self.groups if p.name not in self.parts)
+
     @cached_property
     def problems(self) -> tuple[Problem, ...]:
         out = []
-        for members in joined_groups(list(self.groups), list(self.relations)):
+        counted = [p for p in self.groups if p.name in self.parts]
+        for members in joined_groups(counted, [r for r in self.relations if {r.population, r.other} <= set(self.parts)
+                                               or (r.kind != "within" and r.population in self.parts)]):
             names = {p.name for p in members}
             mine = tuple(r for r in self.relations if r.population in names)
             out.append(Problem(members, release_table({n: self.parts[n] for n in names}, nestings(list(mine))), mine))
@@ -257,6 +264,8 @@ def build_release(frames: dict[str, pl.DataFrame], publications: list[Publicatio
     A population within others is counted from their rows only: where a unit has several rows, each population
     keeps its first, and the first row passing a narrower `where` need not be the one the wider kept. Its units
     left out are then those with no known area and those whose row the wider populations did not keep."""
+    for publication in publications:
+        check_period(frames[publication.dataset], publication, period)
     groups = populations(publications)
     found = relations(groups)
     wider = {p.name: [r.other for r in found if r.kind == "within" and r.population == p.name] for p in groups}
@@ -271,10 +280,21 @@ def build_release(frames: dict[str, pl.DataFrame], publications: list[Publicatio
             counted, _ = published_rows(frame, population, academic_year, period, schools, postcodes, keep=(ROW,))
             left_out = units - counted.height
         rows[population.name], unplaced[population.name] = counted, left_out
-        parts[population.name] = from_microdata(counted, population.table_specs(),
-                                                {AREA: area_hierarchy(population, schools, postcodes)})
+        if counted.height:  # a population with no units this term (a small LA's cohort) is published empty
+            parts[population.name] = from_microdata(counted, population.table_specs(),
+                                                    {AREA: area_hierarchy(population, schools, postcodes)})
     check_relations(found, rows, groups)
     return Release(tuple(groups), rows, unplaced, parts, tuple(found))
+
+
+def check_period(frame: pl.DataFrame, publication: Publication, period: str) -> None:
+    """A publication of the run's term needs rows of that term: exports of other terms only are one clear line,
+    naming the terms they cover (a run without --period reports on today's term)."""
+    for column, values in publication.where:
+        if "{period}" in values and frame.height and not frame.filter(pl.col(column).cast(pl.String) == period).height:
+            covered = sorted(frame[column].cast(pl.String).drop_nulls().unique().to_list())
+            raise ReleaseError(f"{publication.dataset}: the exports hold no rows for {period} (they cover "
+                               f"{', '.join(covered)}); run for one of those with --period")
 
 
 def check_relations(found: list[Relation], rows: dict[str, pl.DataFrame], groups: list[Population]) -> None:
@@ -391,6 +411,15 @@ def known_figures(table: TableSet, population: str, known: KnownFile, publicatio
         raise ReleaseError(f"{known.name}: row {wrong['row'][0]} (and {wrong.height - 1} more) is not this release's count "
                            f"of the same units, so the file is not about {publication.name}'s population")
     return grown, figures.select(CELL_ID, "value"), data.height - usable.height
+
+
+def empty_cells(publication: Publication) -> pl.DataFrame:
+    """The decision records of a publication with no units: none, in the columns every reader expects."""
+    text = [AREA, *(f.name for f in publication.filters), "status", "display", "rule", "reason"]
+    return pl.DataFrame(schema={CELL_ID: pl.Int64, **{c: pl.String for c in text}, VALUE: pl.Int64,
+                                "tables": pl.List(pl.String), "is_total": pl.Boolean, "lower": pl.Float64,
+                                "upper": pl.Float64, "exact": pl.Boolean, "safe": pl.Boolean, "protected": pl.Boolean,
+                                "protected_against_both": pl.Boolean, **{m.col_name: pl.Float64 for m in publication.measures}})
 
 
 def publication_summary(cells: pl.DataFrame, problem: dict) -> dict:
