@@ -30,9 +30,16 @@ $(DEMO_DIR)/keys.env:
 	mkdir -p $(DEMO_DIR)
 	umask 077; $(PYTHON) -c "import secrets; print('LARETURNS_KEY_HEALTH=' + secrets.token_hex(32))" > $@
 
-run: install $(DEMO_DIR)/keys.env
+# The demo ledger's signing key (Ed25519, 32 random bytes as hex), made once; its public key goes to the auditor
+# as ledger_public_key.pem (lareturns audit --public-key).
+$(DEMO_DIR)/ledger_key.env:
+	mkdir -p $(DEMO_DIR)
+	umask 077; $(PYTHON) -c "import secrets; print('LARETURNS_LEDGER_KEY=' + secrets.token_hex(32))" > $@
+
+run: install $(DEMO_DIR)/keys.env $(DEMO_DIR)/ledger_key.env
 	$(UV) run --frozen lareturns generate --out $(DEMO_DIR)/input --scale county --seed 1 --faults 0.02
-	set -a; . $(DEMO_DIR)/keys.env; set +a; \
+	set -a; . $(DEMO_DIR)/keys.env; . $(DEMO_DIR)/ledger_key.env; set +a; \
+	$(UV) run --frozen lareturns ledger-key > $(DEMO_DIR)/ledger_public_key.pem && \
 	$(UV) run --frozen lareturns run census --input $(DEMO_DIR)/input --out $(DEMO_DIR)/census --period 2026-spring
 
 test: install

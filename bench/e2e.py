@@ -20,6 +20,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")
 os.environ.setdefault("LARETURNS_KEY_HEALTH", secrets.token_hex(32))
+os.environ.setdefault("LARETURNS_LEDGER_KEY", secrets.token_hex(32))
 
 from bench.harness import Measurement, emit, peak_rss_mb  # noqa: E402
 from pipelines.flows import census_return  # noqa: E402

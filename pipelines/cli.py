@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports Prefect: a busy 2-core machine can take a minute to start its temporary API (Prefect
+# waits 20 s by default).
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
 from pathlib import Path
 from typing import Annotated
 
@@ -114,19 +120,23 @@ def run(
                                                               "units (the DfE's own school figures): protected as public.")] = None,
 ) -> None:
     """Run a return now on the embedded Prefect API: validate, protect, deliver, report."""
+    from pipelines.commit import RunFolderBusy
     from pipelines.flows import RETURNS, LeakFound
     from pipelines.history import HistoryError
     from pipelines.keys import MissingKey
+    from pipelines.prefect_api import ApiUnavailable, prefect_api
     from pipelines.transforms.release import ReleaseError
 
     if return_name not in RETURNS:
         raise fail(f"no return {return_name!r}; choose one of {', '.join(RETURNS)}")
     try:
-        with console.status(f"running {return_name} for {period or 'the current term'} (Prefect logs below)"):
+        with prefect_api(), console.status(f"running {return_name} for {period or 'the current term'} (Prefect logs below)"):
             result = RETURNS[return_name](input, out, period, policy, known_published)
     except (FileProblem, PolicyError, ValueError, WarehouseBusy, ReconciliationError, ProtectionError, LeakFound,
-            MissingKey, HistoryError, ReleaseError) as error:
+            MissingKey, HistoryError, ReleaseError, RunFolderBusy, ApiUnavailable) as error:
         raise fail(str(error)) from None
+    for line in result["recovered"]:
+        console.print(f"recovered: {line}")
     summary = Table(title=f"run {result['run_id']}: {return_name} {result['period']}")
     for column in ("published table set", "recipient", "cells", "primary", "secondary", "audit"):
         summary.add_column(column, justify="right" if column in ("cells", "primary", "secondary") else "left")
@@ -137,8 +147,9 @@ def run(
     for delivery in result["delivered"]:
         console.print(f"{delivery['recipient']}: {delivery['files']} files in {delivery['folder']}")
     console.print(f"auditor report: {result['report']}")
-    console.print(f"ledger entry {result['ledger_entry']} ({result['ledger_hash']}) in {out / 'ledger.jsonl'}; an auditor "
-                  f"keeps that hash and checks the run with `lareturns audit {out} --expect-entry {result['ledger_hash']}`")
+    console.print(f"ledger entry {result['ledger_entry']} ({result['ledger_hash']}) in {out / 'ledger.jsonl'}, signed; an "
+                  f"auditor keeps that hash and the ledger's public key (`lareturns ledger-key`) and checks the run with "
+                  f"`lareturns audit {out} --expect-entry {result['ledger_hash']} --public-key KEY.pem`")
 
 
 def _hierarchies(specs: list[str]) -> dict[str, Hierarchy]:
@@ -246,13 +257,15 @@ def audit(
                                                           "prints it): the audit fails if the chain no longer holds it.")] = None,
     known_published: Annotated[Path | None, typer.Option(help="Folder of EES files others have published about the same "
                                                               "units: the attack uses them too.")] = None,
+    public_key: Annotated[Path | None, typer.Option(help="The ledger's public key (PEM, from `lareturns ledger-key`): "
+                                                         "every entry must be signed by its private key.")] = None,
 ) -> None:
     """Check a run without trusting its reports: ledger chain, file hashes, an interval attack, the leak scan."""
     from pipelines.verify import latest_entry_hash, verify_run
 
     if not (run_dir / "data" / "warehouse.duckdb").exists():
         raise fail(f"{run_dir}: no run here (no data/warehouse.duckdb)")
-    findings = verify_run(run_dir, expect_entry, known_published)
+    findings = verify_run(run_dir, expect_entry, known_published, public_key)
     table = Table(title=f"lareturns audit of {run_dir}")
     for column in ("check", "result", "detail"):
         table.add_column(column)
@@ -277,6 +290,17 @@ def audit(
                   "and give it as --expect-entry next time")
 
 
+@app.command("ledger-key")
+def ledger_key() -> None:
+    """Print the public key of the ledger's signing key (LARETURNS_LEDGER_KEY): give it to the auditor."""
+    from pipelines.keys import MissingKey, ledger_public_key_pem
+
+    try:
+        print(ledger_public_key_pem(), end="")
+    except MissingKey as error:
+        raise fail(str(error)) from None
+
+
 @app.command()
 def retention(
     input: Annotated[Path, typer.Option("--input", help="The landing folder of MIS exports.")],
@@ -287,14 +311,17 @@ def retention(
     mapping: Annotated[Path | None, typer.Option(help="The column-mapping TOML the exports are validated with, if any.")] = None,
 ) -> None:
     """Delete records past their retention period from the warehouse and the landing folder; counts in the ledger."""
+    from pipelines.commit import RunFolderBusy
     from pipelines.purge import england_today, purge
     from pipelines.retention import RetentionError, parse_day
 
     try:
         day = parse_day(today) if today else england_today()
         result = purge(input, out, day, dry_run, policy, mapping=mapping)
-    except (RetentionError, FileProblem, WarehouseBusy, OSError) as error:
+    except (RetentionError, FileProblem, WarehouseBusy, OSError, RunFolderBusy) as error:
         raise fail(str(error)) from None
+    for line in result.recovery:
+        console.print(f"interrupted runs: {line}")
     table = Table(title=f"Retention purge as of {day.isoformat()}" + (" (dry run: nothing deleted)" if dry_run else ""),
                   caption=f"staging, quarantine, landing, corrections: records {'that would be ' if dry_run else ''}"
                           "deleted (- no landing file); undated: records kept because their date cannot be read, "

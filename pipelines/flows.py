@@ -10,7 +10,8 @@ regional deployment can run them on Dask workers over a shared file system. Task
 for the cache costs seconds and a return must be recomputed from its inputs anyway.
 
 Deliveries and the auditor report are written into a staging folder and moved into place only when every task
-has passed, the leak scan included: a run that fails leaves no delivery.
+has passed, the leak scan included: a run that fails leaves no delivery. The move and the ledger commit together,
+and a run recovers whatever an interrupted one left before it starts (pipelines/commit.py).
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ from disclosure_control.table import CELL_ID
 from outputs.ees import area_nodes, district_geography, ees_data, ees_meta, geography_rows, time_columns, write_ees
 from outputs.manifest import write_manifest
 from outputs.report import write_report
+from pipelines.commit import output_hashes, recovered, run_folder_lock, staged_delivery
 from pipelines.history import EarlierRelease, archive_counts, earlier_for, keep_counts, known_files
-from pipelines.io import (copy_atomic, file_sha256, read_csv_text, read_json, restrict_new_files, staged_output,
+from pipelines.io import (copy_atomic, fault_point, file_sha256, read_csv_text, read_json, restrict_new_files,
                           write_csv_atomic, write_parquet_atomic)
 from pipelines.keys import pseudonymisation_key
 from pipelines.ledger import append
 from pipelines.leakscan import leaks_by_recipient
 from pipelines.policies import load_access_group, load_disclosure_policy, load_extract, load_publication, load_recipients
+from pipelines.prefect_api import without_tracebacks
 from pipelines.schedule import current_period
 from pipelines.rectify import reapply_rectifications
 from pipelines.registry import (RunPaths, config_files, extract_names, extract_spec, publication_names,
@@ -77,24 +80,26 @@ def publication_policy(publication: Publication, policy_file: Path | None) -> Po
 
 
 @task(**TASK)
-def record_in_ledger(paths: RunPaths, run: dict) -> dict:
-    """The run's ledger entry: the inputs' hashes, every config file's hash, every delivered file's hash."""
+def record_in_ledger(paths: RunPaths, run: dict, staging: Path) -> dict:
+    """The run's ledger entry, written before the delivery moves into place (pipelines/commit.py): the inputs'
+    hashes, every config file's hash, and the hash of every file about to be delivered."""
     with open_warehouse(paths.warehouse) as connection:
         rows = connection.execute("SELECT dataset, source_file, file_sha256, rows_read FROM audit.runs WHERE run_id = ? "
                                   "ORDER BY dataset", [run["run_id"]]).fetchall()
         inputs = [dict(zip(("dataset", "source_file", "file_sha256", "rows_read"), row, strict=True)) for row in rows]
         return append(connection, paths.ledger, "run", run | {"inputs": inputs, "config": config_hashes(),
-                                                             "outputs": output_hashes(paths)})
+                                                             "outputs": output_hashes(staging)})
+
+
+@task(**TASK)
+def record_delivered(paths: RunPaths, entry: dict) -> dict:
+    """The entry that closes the run's: its delivery is in place."""
+    with open_warehouse(paths.warehouse) as connection:
+        return append(connection, paths.ledger, "delivered", {"run_id": entry["body"]["run_id"], "run_entry": entry["seq"]})
 
 
 def config_hashes() -> dict[str, str]:
     return {f"{p.parent.name}/{p.name}": file_sha256(p) for p in config_files()}
-
-
-def output_hashes(paths: RunPaths) -> dict[str, str]:
-    """deliveries/<recipient>/<file> and report/<file> -> SHA-256, manifests included."""
-    files = [p for folder in (paths.deliveries, paths.report) for p in folder.rglob("*") if p.is_file()]
-    return {p.relative_to(paths.root).as_posix(): file_sha256(p) for p in sorted(files)}
 
 
 @task(**TASK)
@@ -320,18 +325,25 @@ def archive_release(staging: Path, run_id: str, protections: list[dict]) -> None
 
 def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, returns: tuple[str, ...],
             known_dir: Path | None = None) -> dict:
-    """Validate once, protect the whole release, run the returns, then leak-scan, attack, manifest and report
-    every recipient's delivery."""
+    """Finish what an interrupted run left, validate once, protect the whole release, run the returns, then
+    leak-scan, attack, manifest and report every recipient's delivery, and commit it with its ledger entry."""
     academic_year, _ = parse_term_label(period)
     paths, run_id = RunPaths(Path(out)), new_run_id()
     restrict_new_files(paths.root, load_access_group())  # a scheduled run starts in a process of its own
+    without_tracebacks()
+    with run_folder_lock(paths):
+        return delivered(Path(input_dir), paths, run_id, academic_year, period, policy_file, returns, known_dir)
+
+
+def delivered(input_dir: Path, paths: RunPaths, run_id: str, academic_year: int, period: str, policy_file: Path | None,
+              returns: tuple[str, ...], known_dir: Path | None) -> dict:
     run = {"run_id": run_id, "period": period, "returns": list(returns),
-           "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    validation = validate_exports(Path(input_dir), paths, academic_year, run_id)
+           "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "recovered": recovered(paths)}
+    validation = validate_exports(input_dir, paths, academic_year, run_id)
     run["corrections_reapplied"] = reapply_corrections(paths)
     release = protect_release(paths, returns, academic_year, period, policy_file, known_dir)
     protections = release["protections"]
-    with staged_output(paths.root, accumulate=("releases",)) as staging:
+    with staged_delivery(paths, run_id) as staging:
         outputs = [return_outputs(name, paths, staging, academic_year, period, policy_file) for name in returns]
         leak_scan(paths, staging)
         attack = attack_release(paths, staging, protections, known_dir)
@@ -353,14 +365,19 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
                     "extracts": [e for o in outputs for e in o["extracts"]], "deliveries": deliveries}
         write_report(RunPaths(staging).report, document,
                      {"run": run, "tables": [{"name": p["name"], "cells": evidence_cells(paths, p["name"])} for p in protections]})
-    archive_counts(paths, run_id, release["populations"])
-    entry = record_in_ledger(paths, run)
+        archive_counts(paths, run_id, release["populations"])
+        fault_point("staged")
+        entry = record_in_ledger(paths, run, staging)
+        fault_point("pending")
+    fault_point("moved")
+    closing = record_delivered(paths, entry)
     report = (paths.report / "auditor_report.html").resolve()
     create_markdown_artifact(f"[Auditor report]({report.as_uri()}) for run {run_id} ({', '.join(returns)}); ledger entry "
-                             f"{entry['seq']}, SHA-256 {entry['entry_hash']}",
+                             f"{closing['seq']}, SHA-256 {closing['entry_hash']}",
                              key="auditor-report", description="lareturns auditor report")
     return {"run_id": run_id, "period": period, "deliveries": str(paths.deliveries), "report": str(report),
-            "ledger_entry": entry["seq"], "ledger_hash": entry["entry_hash"],
+            "recovered": run["recovered"], "run_entry": entry["seq"],
+            "ledger_entry": closing["seq"], "ledger_hash": closing["entry_hash"],
             "audit_passed": all(p["summary"]["audit"]["passed"] for p in protections),
             "publications": [{"name": p["name"], "recipient": p["recipient"], "cells": p["summary"]["cells"],
                               "primary": p["summary"]["by_status"]["primary"], "secondary": p["summary"]["by_status"]["secondary"],

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from disclosure_control.hierarchy import Hierarchy
+from pipelines.commit import delivered_runs
 from pipelines.io import copy_atomic, file_sha256, read_csv_text, read_json, write_parquet_atomic, write_text_atomic
 from pipelines.ledger import file_entries
 from pipelines.registry import RunPaths
@@ -42,10 +43,10 @@ class EarlierRelease:
 
 
 def earlier_release(paths: RunPaths, tables: list[tuple[str, str]], before: str | None = None) -> EarlierRelease | None:
-    """The newest run (before the run `before`, if given) that delivered every one of these (recipient, table)
-    files, if its copies are kept: they must be the files its ledger entry records."""
+    """The newest run (before the run `before`, if given) whose delivery completed with every one of these
+    (recipient, table) files, if its copies are kept: they must be the files its ledger entry records."""
     wanted = [f"deliveries/{recipient}/{t}{suffix}" for recipient, t in tables for suffix in (".csv", ".meta.csv")]
-    entries = [e for e in file_entries(paths.ledger) if e.get("kind") == "run"]
+    entries = delivered_runs(file_entries(paths.ledger))
     runs = [e.get("body", {}).get("run_id") for e in entries]
     if before is not None:
         entries = entries[:runs.index(before)] if before in runs else []

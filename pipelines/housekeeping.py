@@ -21,6 +21,7 @@ from prefect.runtime import flow_run
 
 from pipelines.io import restrict_new_files
 from pipelines.policies import load_access_group
+from pipelines.prefect_api import without_tracebacks
 from pipelines.purge import purge
 from pipelines.registry import RunPaths
 from pipelines.retention import RetentionError, parse_day
@@ -53,12 +54,15 @@ def purge_run_dir(input_dir: Path, out: Path, today: dt.date, dry_run: bool, map
     roots after it find none there, and each ledger records only what its own purge deleted."""
     result = purge(input_dir, out, today, dry_run, mapping=mapping)
     logger = get_run_logger()
+    for line in result.recovery:
+        logger.info(f"{out.name} interrupted runs: {line}")
     for p in result.datasets:
         logger.info(f"{out.name} {p.dataset} ({p.rule}): {'would delete' if dry_run else 'deleted'} staging "
                     f"{p.staging}, quarantine {p.quarantine}, landing {p.landing}; undated kept "
                     f"{p.undated_quarantine} quarantined, {p.undated_landing} landing")
     return {"out": str(out), "ledger_entry": result.ledger_entry["seq"] if result.ledger_entry else None,
-            "compacted": result.compacted, "datasets": [p.ledger_entry() for p in result.datasets]}
+            "compacted": result.compacted, "recovery": result.recovery,
+            "datasets": [p.ledger_entry() for p in result.datasets]}
 
 
 @flow(name="retention_purge")
@@ -66,6 +70,7 @@ def retention_purge(input_dir: Path, out: Path, today: str | None = None, dry_ru
                     mapping: Path | None = None) -> dict:
     """Delete records past their retention period from the warehouse(s) and the landing folder (dry_run: count)."""
     restrict_new_files(group=load_access_group())  # rewritten exports and compacted warehouses stay owner-only
+    without_tracebacks()
     day = purge_day(today)
     runs = [purge_run_dir(Path(input_dir), root, day, dry_run, mapping) for root in run_dirs(Path(out))]
     rows = [f"| {Path(r['out']).name} | {d['dataset']} | {d['rule']} | {d['deleted']['staging']} | "

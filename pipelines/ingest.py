@@ -8,6 +8,8 @@ before anything is written downstream. Values are kept exactly as read; normalis
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +18,10 @@ import polars as pl
 from pipelines.io import file_sha256, read_toml
 
 from schemas.contract import Contract, contract_names, load_contract
+from schemas.rules import SOURCE_FIELDS
 
-SOURCE_ROW = "source_row"
+SOURCE_ROW = "source_row"  # the row's number in the file, 1 for the first after the header (blank lines counted)
+csv.field_size_limit(2**31 - 1)  # a huge field is read, then quarantined by validation, never a crash
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252")
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 MAPPING_KEYS = {"file", "encoding", "delimiter", "sheet", "columns"}
@@ -44,8 +48,9 @@ class RawExport:
     dataset: str
     path: Path
     sha256: str
-    frame: pl.DataFrame  # source_row, then every contract column as text
+    frame: pl.DataFrame  # source_row, every contract column as text, source_fields
     ignored_columns: tuple[str, ...]
+    blank_lines: int = 0  # skipped: a blank line is no record
 
 
 def load_mapping(path: Path | None) -> dict[str, SourceSpec]:
@@ -84,45 +89,94 @@ def _unreadable(path: Path, encoding: str, data: bytes, offset: int) -> FileProb
                        "declare its encoding in the mapping config")
 
 
-def _parsed(path: Path, body: bytes, delimiter: str) -> pl.DataFrame:
-    header_line = body.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
-    header = next(csv.reader([header_line], delimiter=delimiter))
-    if len(header) == 1:
+def _line_breaks(body: bytes) -> bytes:
+    """A file whose lines end in a carriage return alone (old Mac exports) read as if they ended in line feeds."""
+    return body.replace(b"\r", b"\n") if b"\n" not in body and b"\r" in body else body
+
+
+@dataclass(frozen=True)
+class Records:
+    """The shape of a CSV's records, read with the csv module (RFC 4180 quoting, as polars reads it)."""
+
+    header: list[str]
+    count: int  # records after the header, blank lines included
+    blank: list[int]  # indexes (0 = first record after the header) of blank lines
+    ragged: dict[int, int]  # index -> number of fields, where it differs from the header's
+
+
+def _records(path: Path, text: str, delimiter: str) -> Records:
+    """Read strictly: a quote opened and never closed would swallow the rest of the file, and a stray quote inside
+    a quoted field moves every later boundary, so either is a problem of the whole file, named by the row where
+    the broken record starts (never by its content)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    blank, ragged, index = [], {}, -1
+    try:
+        for fields in reader:
+            if header is None:
+                header = fields
+                continue
+            index += 1
+            if not fields:
+                blank.append(index)
+            elif len(fields) != len(header):
+                ragged[index] = len(fields)
+    except csv.Error as error:
+        what = ("a quoted field is never closed, so the rest of the file cannot be read"
+                if "unexpected end of data" in str(error) else
+                "a quoted field holds a quote that is not doubled, or does not end at a delimiter")
+        raise FileProblem(f"{path.name}: row {index + 2}: {what}; correct the export") from None
+    return Records(header or [], index + 1, blank, ragged)
+
+
+def _parsed(path: Path, body: bytes, delimiter: str) -> tuple[pl.DataFrame, int]:
+    """The records as text, a row with a different number of fields from the header marked in SOURCE_FIELDS (for
+    validation to quarantine), blank lines left out; returns the frame and the number of blank lines."""
+    records = _records(path, body.decode("utf-8"), delimiter)
+    if len(records.header) == 1:
+        header_line = body.split(b"\n", 1)[0].decode("utf-8")
         used = max(DELIMITERS, key=header_line.count)
         if header_line.count(used) > 0 and used != delimiter:
             raise FileProblem(f"{path.name}: columns are separated by {DELIMITERS[used]}s, not {DELIMITERS[delimiter]}s; "
                               "declare the delimiter in the mapping config")
-    _check_header(path, header)
-    return pl.read_csv(body, infer_schema=False, separator=delimiter)
+    _check_header(path, records.header)
+    frame = pl.read_csv(body, infer_schema=False, separator=delimiter, truncate_ragged_lines=True)
+    if frame.height != records.count:
+        raise FileProblem(f"{path.name}: its records could not be told apart consistently (quoting); correct the export")
+    fields = pl.Series(SOURCE_FIELDS, [records.ragged.get(i) for i in range(records.count)], dtype=pl.Int64)
+    keep = pl.Series([True] * records.count, dtype=pl.Boolean)
+    if records.blank:
+        keep = keep.scatter(records.blank, False)
+    numbered = frame.with_columns(fields).with_row_index(SOURCE_ROW, offset=1)
+    return numbered.filter(keep), len(records.blank)
 
 
-def _csv_frame(path: Path, spec: SourceSpec) -> pl.DataFrame:
-    """Polars checks UTF-8 as it parses, so a large file is never decoded twice; only a file it refuses
-    (and whose encoding was not declared as UTF-8) is re-read as Windows-1252."""
-    data = path.read_bytes()
+def _csv_frame(path: Path, spec: SourceSpec) -> tuple[pl.DataFrame, int]:
+    """Decoded as UTF-8, unless that fails and the encoding was not declared as UTF-8: then as Windows-1252."""
+    data = _bytes(path)
     if not data.strip():
         raise FileProblem(f"{path.name}: the file is empty")
     body = data[len(BOM):] if data.startswith(BOM) else data
+    if spec.encoding == "cp1252":
+        body = _cp1252_as_utf8(path, data)
+    else:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if spec.encoding != "auto":
+                raise _unreadable(path, spec.encoding, body, error.start) from None
+            body = _cp1252_as_utf8(path, data)
     try:
-        frame = _parsed(path, _cp1252_as_utf8(path, data) if spec.encoding == "cp1252" else body, spec.delimiter)
-    except pl.exceptions.ComputeError as error:
-        if "utf-8" not in str(error).lower():
-            raise FileProblem(f"{path.name}: not a well-formed CSV ({str(error).splitlines()[0]})") from None
-        if spec.encoding != "auto":
-            offset = _first_bad_utf8(body)
-            raise _unreadable(path, spec.encoding, body, offset) from None
-        frame = _parsed(path, _cp1252_as_utf8(path, data), spec.delimiter)
-    except pl.exceptions.PolarsError as error:
-        raise FileProblem(f"{path.name}: not a well-formed CSV ({str(error).splitlines()[0]})") from None
-    return frame
+        return _parsed(path, _line_breaks(body), spec.delimiter)
+    except pl.exceptions.PolarsError as error:  # the library's message may quote the row: only its kind is named
+        raise FileProblem(f"{path.name}: not a well-formed CSV ({type(error).__name__}); correct the export") from None
 
 
-def _first_bad_utf8(data: bytes) -> int:
+def _bytes(path: Path) -> bytes:
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return error.start
-    return 0
+        return path.read_bytes()
+    except OSError as error:
+        raise FileProblem(f"{path.name}: cannot be read ({error.strerror})") from None
 
 
 def _cp1252_as_utf8(path: Path, data: bytes) -> bytes:
@@ -146,39 +200,73 @@ def _check_header(path: Path, header: list[str]) -> None:
 
 
 def _parquet_frame(path: Path) -> pl.DataFrame:
+    """Columns in their Parquet types: conformed() writes them as the contract's text."""
     try:
-        frame = pl.read_parquet(path)
+        return pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as error:
-        raise FileProblem(f"{path.name}: not a readable Parquet file ({str(error).splitlines()[0]})") from None
-    dates = [c for c, t in frame.schema.items() if t == pl.Date]
-    return frame.with_columns(
-        *[pl.col(c).dt.to_string("%Y-%m-%d") for c in dates],
-        *[pl.col(c).cast(pl.String) for c in frame.columns if c not in dates],
-    )
+        raise FileProblem(f"{path.name}: not a readable Parquet file ({type(error).__name__})") from None
 
 
 def _excel_frame(path: Path, spec: SourceSpec) -> pl.DataFrame:
+    """Every cell as text (so no column is guessed a type from its first rows); a date cell reads as
+    YYYY-MM-DD 00:00:00 and a TRUE/FALSE cell as true/false, which conformed() writes as the contract's text."""
     try:
         frame = pl.read_excel(path, sheet_name=spec.sheet, engine="calamine", infer_schema_length=0)
-    except Exception as error:  # the Excel engines raise their own error types
-        raise FileProblem(f"{path.name}: not a readable XLSX workbook ({str(error).splitlines()[0]})") from None
+    except Exception as error:  # noqa: BLE001 - the Excel engines raise their own error types
+        raise FileProblem(f"{path.name}: not a readable XLSX workbook ({type(error).__name__})") from None
     _check_header(path, frame.columns)
     return frame
 
 
-def read_source(path: Path, spec: SourceSpec) -> pl.DataFrame:
+def read_source(path: Path, spec: SourceSpec) -> tuple[pl.DataFrame, int]:
+    """The file's rows (numbered as in the file) and the number of blank lines left out."""
+    if path.is_dir():
+        raise FileProblem(f"{path.name}: is a folder, not an export file")
     if not path.exists():
         raise FileProblem(f"{path.name}: file not found in {path.parent}")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        frame = _parquet_frame(path)
-    elif suffix in (".xlsx", ".xlsm"):
-        frame = _excel_frame(path, spec)
+        frame, blank = _parquet_frame(path), 0
+    elif suffix in EXCEL:
+        frame, blank = _excel_frame(path, spec), 0
     else:
-        frame = _csv_frame(path, spec)
+        frame, blank = _csv_frame(path, spec)
     if frame.height == 0:
         raise FileProblem(f"{path.name}: has a header but no rows")
-    return frame
+    if SOURCE_ROW not in frame.columns:
+        frame = frame.with_row_index(SOURCE_ROW, offset=1)
+    return frame.with_columns(pl.col(SOURCE_ROW).cast(pl.Int64)), blank
+
+
+EXCEL = (".xlsx", ".xlsm")
+MIDNIGHT = r"^(\d{4}-\d{2}-\d{2})[ T]00:00:00(\.0+)?$"
+
+
+def contract_text(frame: pl.DataFrame, contract: Contract, excel: bool) -> pl.DataFrame:
+    """Typed cells (Parquet, Excel) as the text the contract reads: a date as YYYY-MM-DD, a whole number without
+    a decimal point, a flag as Y or N. Any other text, and every CSV value, is kept exactly as read; normalising it
+    is validation's job."""
+    exprs = []
+    for column in contract.columns:
+        value, dtype = pl.col(column.name), frame.schema[column.name]
+        if dtype == pl.Date:
+            value = value.dt.to_string("%Y-%m-%d")
+        elif isinstance(dtype, pl.Datetime):
+            value = (pl.when(value.dt.time() == dt.time(0)).then(value.dt.to_string("%Y-%m-%d"))
+                     .otherwise(value.dt.to_string("%Y-%m-%dT%H:%M:%S")))
+        elif dtype == pl.Boolean:
+            value = pl.when(value).then(pl.lit("Y")).when(~value).then(pl.lit("N"))
+        elif dtype.is_float():
+            value = (pl.when(value == value.round()).then(value.cast(pl.Int64, strict=False).cast(pl.String))
+                     .otherwise(value.cast(pl.String)))
+        elif dtype != pl.String:
+            value = value.cast(pl.String)
+        elif excel and column.type == "date":
+            value = value.str.replace(MIDNIGHT, "$1")
+        elif excel and column.type == "flag":
+            value = value.replace({"true": "Y", "false": "N", "TRUE": "Y", "FALSE": "N"})
+        exprs.append(value.alias(column.name))
+    return frame.with_columns(exprs)
 
 
 def _closest_dataset(columns: set[str], expected: str) -> str | None:
@@ -190,10 +278,11 @@ def _closest_dataset(columns: set[str], expected: str) -> str | None:
 
 
 def conformed(frame: pl.DataFrame, path: Path, contract: Contract, spec: SourceSpec) -> tuple[pl.DataFrame, tuple[str, ...]]:
-    """Mapped to contract names, missing optional columns added empty, others set aside (never staged)."""
+    """Mapped to contract names, missing optional columns added empty, others set aside (never staged); typed
+    cells written as the contract's text."""
     mapping = {k.strip().lower(): v for k, v in spec.columns.items()}
-    rename = {c: mapping.get(c.strip().lower(), c.strip().lower()) for c in frame.columns}
-    frame = frame.rename(rename)
+    own = (SOURCE_ROW, SOURCE_FIELDS)
+    frame = frame.rename({c: mapping.get(c.strip().lower(), c.strip().lower()) for c in frame.columns if c not in own})
     present = set(frame.columns)
     missing = [c for c in contract.required_columns if c not in present]
     if missing:
@@ -202,15 +291,29 @@ def conformed(frame: pl.DataFrame, path: Path, contract: Contract, spec: SourceS
             raise FileProblem(f"{path.name}: looks like the {other} export, not {contract.dataset} "
                               f"(it lacks {', '.join(missing[:3])})")
         raise FileProblem(f"{path.name}: missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    ignored = tuple(c for c in frame.columns if c not in contract.column_names)
+    ignored = tuple(c for c in frame.columns if c not in contract.column_names and c not in own)
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in contract.column_names if c not in present)
-    numbered = frame.select(contract.column_names).with_row_index(SOURCE_ROW, offset=1)
-    return numbered.with_columns(pl.col(SOURCE_ROW).cast(pl.Int64)), ignored
+    if SOURCE_FIELDS not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(SOURCE_FIELDS))
+    return contract_text(frame.select(SOURCE_ROW, *contract.column_names, SOURCE_FIELDS), contract,
+                         excel=path.suffix.lower() in EXCEL), ignored
+
+
+def export_path(folder: Path, name: str) -> Path:
+    """The export in the folder named name, matched without regard to case (Pupils.CSV is pupils.csv); two files
+    that differ only in case are refused, since either could be the export."""
+    exact = folder / name
+    if exact.exists():
+        return exact
+    matches = sorted(p for p in folder.iterdir() if p.name.lower() == name.lower()) if folder.is_dir() else []
+    if len(matches) > 1:
+        raise FileProblem(f"{folder}: {', '.join(p.name for p in matches)} all match the export {name}; keep one")
+    return matches[0] if matches else exact
 
 
 def read_export(folder: Path, spec: SourceSpec) -> RawExport:
     contract = load_contract(spec.dataset)
-    path = folder / spec.file
-    frame, ignored = conformed(read_source(path, spec), path, contract, spec)
-    return RawExport(spec.dataset, path, file_sha256(path), frame, ignored)
-
+    path = export_path(folder, spec.file)
+    source, blank = read_source(path, spec)
+    frame, ignored = conformed(source, path, contract, spec)
+    return RawExport(spec.dataset, path, file_sha256(path), frame, ignored, blank)

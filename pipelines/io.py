@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -20,27 +21,55 @@ from typing import BinaryIO
 import polars as pl
 
 
+STAGING_PREFIX = ".staging-"
+FAULT_VARIABLE = "LARETURNS_FAULT_AT"
+
+
+def fault_point(phase: str) -> None:
+    """Where the tests stop a real run (LARETURNS_FAULT_AT=<phase>): the process dies as under kill -9, with no
+    clean-up of any kind, so that what it leaves is what a crash leaves."""
+    if os.environ.get(FAULT_VARIABLE) == phase:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @contextlib.contextmanager
-def staged_output(target: Path, accumulate: tuple[str, ...] = ()) -> Iterator[Path]:
-    """A temporary folder inside target; on success its entries replace those of the same name in target, except
-    the folders named in accumulate, whose entries are added to the folder of that name (a history)."""
+def staged_output(target: Path, accumulate: tuple[str, ...] = (), name: str | None = None,
+                  fault: str | None = None) -> Iterator[Path]:
+    """A temporary folder inside target (.staging-<name>); on success its entries replace those of the same name in
+    target, except the folders named in accumulate, whose entries are added to the folder of that name (a
+    history). A failure before the move removes the folder; once the move has begun the folder stays, holding what
+    was not moved yet, so that move_staged can finish it."""
     target.mkdir(parents=True, exist_ok=True)
-    staging = target / f".staging-{uuid.uuid4().hex}"
+    staging = target / f"{STAGING_PREFIX}{name or uuid.uuid4().hex}"
     staging.mkdir()
     try:
         yield staging
-        for entry in sorted(staging.iterdir()):
-            if entry.name in accumulate:
-                (target / entry.name).mkdir(exist_ok=True)
-                moves = [(child, target / entry.name / child.name) for child in sorted(entry.iterdir())]
-            else:
-                moves = [(entry, target / entry.name)]
-            for source, destination in moves:
-                if destination.is_dir() and not destination.is_symlink():
-                    shutil.rmtree(destination)
-                os.replace(source, destination)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        raise
+    move_staged(staging, target, accumulate, fault)
+
+
+def move_staged(staging: Path, target: Path, accumulate: tuple[str, ...] = (), fault: str | None = None) -> None:
+    """Every entry still in the staging folder moved into target, then the folder removed. Each step can be done
+    again after a crash (a half-removed old entry is removed again), so a move cut short can be finished."""
+    moved = 0
+    for entry in sorted(staging.iterdir()):
+        if entry.name in accumulate:
+            (target / entry.name).mkdir(exist_ok=True)
+            moves = [(child, target / entry.name / child.name) for child in sorted(entry.iterdir())]
+        else:
+            moves = [(entry, target / entry.name)]
+        for source, destination in moves:
+            if destination.is_dir() and not destination.is_symlink():
+                shutil.rmtree(destination)
+            os.replace(source, destination)
+            moved += 1
+            if moved == 1 and fault:
+                fault_point(fault)
+        if entry.is_dir():
+            entry.rmdir()  # an accumulated folder, now empty
+    staging.rmdir()
 
 
 class CsvAppender:
@@ -103,6 +132,10 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
 
 def copy_atomic(source: Path, path: Path) -> None:
     _atomically(path, lambda partial: shutil.copyfile(source, partial))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    _atomically(path, lambda partial: partial.write_bytes(data))
 
 
 def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:

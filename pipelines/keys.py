@@ -1,11 +1,20 @@
-"""Pseudonymisation keys: read at the edge, from the environment or a Prefect Secret block, never from code,
-config or the repository. A recipient's key_id "health" is LARETURNS_KEY_HEALTH (hex) or the Secret block
-"lareturns-key-health"; keep it where only the pipeline's service account can read it.
+"""Keys: read at the edge, from the environment or a Prefect Secret block, never from code, config or the
+repository; keep them where only the pipeline's service account can read them.
+
+- Pseudonymisation: a recipient's key_id "health" is LARETURNS_KEY_HEALTH (hex) or the Secret block
+  "lareturns-key-health".
+- The ledger's signing key: LARETURNS_LEDGER_KEY (an Ed25519 private key as 64 hex digits) or the Secret block
+  "lareturns-ledger-key". Its public key (`lareturns ledger-key`) goes to the auditor, who checks every entry's
+  signature with it: whoever can write the run folder cannot sign a forged entry without the private key.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
 
 class MissingKey(RuntimeError):
@@ -34,3 +43,35 @@ def _secret_block(name: str) -> str | None:
         return Secret.load(name).get()
     except Exception:  # noqa: BLE001 - no such block, or no Prefect API to ask: either way there is no key here
         return None
+
+
+LEDGER_KEY_VARIABLE = "LARETURNS_LEDGER_KEY"
+
+
+def ledger_signing_key() -> Ed25519PrivateKey:
+    value = os.environ.get(LEDGER_KEY_VARIABLE) or _secret_block("lareturns-ledger-key")
+    if not value:
+        raise MissingKey(f"no ledger signing key: set {LEDGER_KEY_VARIABLE} (an Ed25519 private key as 64 hex digits) or "
+                         "create the Prefect Secret block lareturns-ledger-key")
+    try:
+        return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(value.strip()))
+    except ValueError:
+        raise MissingKey(f"{LEDGER_KEY_VARIABLE} is not an Ed25519 private key as 64 hex digits") from None
+
+
+def ledger_public_key_pem() -> str:
+    """The public half of the ledger's signing key, for the auditor."""
+    return ledger_signing_key().public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def ledger_public_key(path: Path) -> Ed25519PublicKey:
+    """The auditor's copy of the ledger's public key (a PEM file)."""
+    try:
+        key = load_pem_public_key(path.read_bytes())
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read ({error.strerror})") from None
+    except ValueError:
+        raise ValueError(f"{path}: not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path}: not an Ed25519 public key")
+    return key

@@ -27,7 +27,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -35,7 +35,8 @@ import duckdb
 import polars as pl
 
 import schemas
-from pipelines.ingest import BOM, SourceSpec, load_mapping
+from pipelines.ingest import BOM, SourceSpec, export_path, load_mapping
+from pipelines.commit import half_written, leftovers, recovered, removed, run_folder_lock
 from pipelines.io import file_sha256
 from pipelines.ledger import append
 from pipelines.policies import _loaded
@@ -99,7 +100,7 @@ def _decoded(path: Path, data: bytes, spec: SourceSpec) -> tuple[str, str, bytes
 
 def landing_plan(folder: Path, spec: SourceSpec, rule: Rule, today: dt.date) -> LandingPlan | None:
     """The landing file's expired records; None when the dataset has no landing file."""
-    path = folder / spec.file
+    path = export_path(folder, spec.file)
     if not path.is_file():
         return None
     if not rule.applies:
@@ -264,6 +265,7 @@ class PurgeResult:
     datasets: list[DatasetPurge]
     ledger_entry: dict | None  # None for a dry run
     compacted: bool
+    recovery: list[str] = field(default_factory=list)  # what interrupted runs left, removed (a dry run: found)
 
 
 def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, policy_path: Path | None = None,
@@ -280,6 +282,16 @@ def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, pol
         raise RetentionError(f"{input_dir}: not a folder (the landing folder of MIS exports)")
     specs = load_mapping(mapping)  # the same file names and headers validation read the exports with
     landing = {rule.dataset: landing_plan(Path(input_dir), specs[rule.dataset], rule, today) for rule in policy.rules}
+    with run_folder_lock(paths):
+        stale = half_written(Path(input_dir))
+        recovery = ([f"found, to remove: {line}" for line in leftovers(paths).lines(paths.root)]
+                    + [f"found, to remove: {p.name} in the landing folder" for p in stale] if dry_run
+                    else recovered(paths) + removed(Path(input_dir), stale))
+        return replace(purged(paths, policy, policy_path, landing, today, dry_run), recovery=recovery)
+
+
+def purged(paths: RunPaths, policy: RetentionPolicy, policy_path: Path, landing: dict, today: dt.date,
+           dry_run: bool) -> PurgeResult:
     rewrites = [plan for plan in landing.values() if plan is not None and plan.content is not None]
     reports = [plan for plan in quarantine_report_plans(paths, policy.rules, today) if plan.content is not None]
     with open_warehouse(paths.warehouse) as connection, \

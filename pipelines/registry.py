@@ -56,9 +56,14 @@ class RunPaths:
     def release(self, run_id: str) -> Path:
         return self.releases / run_id
 
+    @property
+    def kept_counts(self) -> Path:
+        """The counts each run's statistics were protected from, by run id: restricted, for differencing by the
+        next run."""
+        return self.root / "data" / "releases"
+
     def counts(self, run_id: str) -> Path:
-        """The counts a run's statistics were protected from: restricted, for differencing by the next run."""
-        return self.root / "data" / "releases" / run_id
+        return self.kept_counts / run_id
 
 
 def publication_spec(name: str) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.expectations import build_data_docs
-from pipelines.ingest import FileProblem, RawExport, load_mapping, read_export
+from pipelines.ingest import FileProblem, RawExport, export_path, load_mapping, read_export
 from pipelines.io import staged_output, write_csv
 from pipelines.validation import Validated, validate_frame
 from pipelines.warehouse import Reconciliation, load_validated, open_warehouse, previous_row_count
@@ -33,12 +33,14 @@ class DatasetResult:
     reconciliation: Reconciliation
     ignored_columns: tuple[str, ...]
     expectations: dict = field(default_factory=dict)
+    blank_lines: int = 0  # skipped, never a row
 
     def summary(self) -> dict:
         return {
             "dataset": self.dataset,
             "source_file": self.source_file,
             "rows_read": self.reconciliation.rows_read,
+            "blank_lines_skipped": self.blank_lines,
             "rows_staged": self.reconciliation.rows_staged,
             "rows_quarantined": self.reconciliation.rows_quarantined,
             "rows_with_warnings": self.validated.warnings["source_row"].n_unique(),
@@ -64,7 +66,7 @@ def new_run_id() -> str:
 
 def read_exports(folder: Path, mapping: Path | None, datasets: tuple[str, ...]) -> tuple[list[RawExport], list[str]]:
     specs = load_mapping(mapping)
-    found = [name for name in datasets if (folder / specs[name].file).exists()]
+    found = [name for name in datasets if export_path(folder, specs[name].file).exists()]
     if not found:
         raise FileProblem(f"{folder}: none of the exports ({', '.join(specs[n].file for n in datasets)}) is there")
     return [read_export(folder, specs[name]) for name in found], [specs[n].file for n in datasets if n not in found]
@@ -94,7 +96,7 @@ def run_validation(
                                             raw.sha256, raw.frame.height, academic_year)
             write_csv(validated.quarantine, staging / "quarantine" / f"{raw.dataset}.csv")
             results.append(DatasetResult(raw.dataset, raw.path.name, validated, reconciliation, raw.ignored_columns,
-                                         outcomes.get(raw.dataset, {})))
+                                         outcomes.get(raw.dataset, {}), raw.blank_lines))
         report = {"run_id": run_id, "academic_year": academic_year, "datasets": [r.summary() for r in results],
                   "not_found": not_found, "warehouse": str(warehouse)}
         (staging / "validation.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from schemas.contract import Contract
-from schemas.rules import CompiledRule, Period, compile_rules, normalised, typed, typed_name
+from schemas.rules import SOURCE_FIELDS, CompiledRule, Period, compile_rules, normalised, typed, typed_name
 
 SOURCE_ROW = "source_row"
 CHUNK_ROWS = 1_000_000
@@ -66,11 +66,13 @@ def whole_file_flags(raw: pl.DataFrame, contract: Contract, rules: list[Compiled
 
 
 def validate_frame(raw: pl.DataFrame, contract: Contract, period: Period, chunk_rows: int = CHUNK_ROWS) -> Validated:
-    """raw: source_row plus every contract column, as text exactly as read.
+    """raw: source_row plus every contract column, as text exactly as read (and source_fields from a CSV).
 
     Row rules run chunk by chunk, so memory stays bounded by the chunk, not the file (a national census is
     nine million rows); only the key rules see the whole file, and only its key columns.
     """
+    if SOURCE_FIELDS not in raw.columns:  # a frame that did not come from a CSV file
+        raw = raw.with_columns(pl.lit(None, dtype=pl.Int64).alias(SOURCE_FIELDS))
     rules = compile_rules(contract, period)
     by_file = [r for r in rules if r.whole_file]
     by_row = [r for r in rules if not r.whole_file]
@@ -101,7 +103,7 @@ def _split(raw: pl.DataFrame, result: pl.DataFrame, contract: Contract, rules: l
     quarantine = (
         result.filter(failed)
         .select(SOURCE_ROW, rule_ids=_joined(errors, ids, ";"), messages=_joined(errors, messages, " | "))
-        .join(raw, on=SOURCE_ROW, how="left", maintain_order="left")
+        .join(raw.drop(SOURCE_FIELDS), on=SOURCE_ROW, how="left", maintain_order="left")
     )
     warned = (
         result.select(SOURCE_ROW, rule_id=_joined(warnings, ids, ";"))

@@ -21,10 +21,12 @@ import math
 import polars as pl
 
 from pipelines import intruder
+from pipelines.commit import leftovers
 from pipelines.history import EarlierRelease, earlier_for, known_files
 from pipelines.io import file_sha256, read_json
 from pipelines.leakscan import leaks_by_recipient
-from pipelines.ledger import chain_problems, file_entries, warehouse_entries
+from pipelines.keys import ledger_public_key
+from pipelines.ledger import chain_problems, file_entries, signature_problems, warehouse_entries
 from pipelines.policies import load_publication, load_recipients
 from pipelines.registry import RunPaths, publication_names, publication_spec
 from pipelines.transforms.publication import AREA, Publication
@@ -264,10 +266,37 @@ def anchor_findings(paths: RunPaths, expected: str | None) -> list[Finding]:
                     else "not in the chain: entries were cut from its end, or it was rewritten")]
 
 
-def verify_run(root: Path, expected_entry: str | None = None, known_dir: Path | None = None) -> list[Finding]:
+def signature_findings(paths: RunPaths, public_key: Path | None) -> list[Finding]:
+    """Every entry of ledger.jsonl signed by the ledger's key: without it, whoever can write the run folder could
+    append a correctly chained entry of their own."""
+    if public_key is None:
+        return [Finding("ledger signatures", False, "not checked: give the ledger's public key with --public-key")]
+    try:
+        key = ledger_public_key(public_key)
+    except ValueError as error:
+        return [Finding("ledger signatures", False, str(error))]
+    entries = file_entries(paths.ledger)
+    problems = signature_problems(entries, key)
+    return [Finding("ledger signatures", not problems, "; ".join(problems[:3]) or f"{len(entries)} entries signed by the key")]
+
+
+def interruption_findings(paths: RunPaths) -> list[Finding]:
+    """What a crashed run left: a delivery its ledger entry says is pending, staging folders (record-level extracts
+    among them), half-written files, counts kept for a run the ledger never recorded."""
+    found = leftovers(paths)
+    said = found.lines(paths.root)
+    return [Finding("no interrupted delivery", found.pending is None, said[0] if found.pending is not None else "none"),
+            Finding("nothing left by an interrupted run", not found.orphans,
+                    f"{len(found.orphans)}: " + ", ".join(p.relative_to(paths.root).as_posix() for p in found.orphans[:5])
+                    + "; the next run or `lareturns retention` removes them" if found.orphans else "none")]
+
+
+def verify_run(root: Path, expected_entry: str | None = None, known_dir: Path | None = None,
+               public_key: Path | None = None) -> list[Finding]:
     paths = RunPaths(root)
     ledger, entry = ledger_findings(paths)
-    return (ledger + anchor_findings(paths, expected_entry) + hash_findings(paths, entry) + attack_findings(paths, known_dir)
+    return (ledger + signature_findings(paths, public_key) + anchor_findings(paths, expected_entry)
+            + interruption_findings(paths) + hash_findings(paths, entry) + attack_findings(paths, known_dir)
             + leak_findings(paths))
 
 

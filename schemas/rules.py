@@ -38,6 +38,8 @@ FORMAT_CHECKS = {
     "eligibility_code": ("FORMAT", lambda c: c.str.contains(r"^\d{11}$"), "is not an eligibility code (11 digits)"),
     "phone": ("FORMAT", lambda c: c.str.contains(r"^\+?[0-9][0-9 ()-]{8,18}[0-9]$"), "is not a phone number"),
 }
+SOURCE_FIELDS = "source_fields"  # set by ingest: how many fields a CSV row had, where not as many as the header
+MAX_FIELD_CHARS = 4_000  # far beyond any MIS field; a longer one is a broken export or an attack, never a value
 FORMULA_START = r"^[=+\-@\t\r]"  # what a spreadsheet reads as the start of a formula (OWASP CSV injection)
 TERM_START_MONTH = {"autumn": 9, "spring": 1, "summer": 4}
 
@@ -235,8 +237,21 @@ def cross_rule(spec: RuleSpec, period: Period) -> pl.Expr:
     raise ValueError(f"no compiler for check {spec.check!r}")
 
 
+def row_rules(contract: Contract) -> list[CompiledRule]:
+    """Rules on the row as a record, before any column's: its shape in the file and bytes no field may hold."""
+    fields = [pl.col(c.name) for c in contract.columns]
+    return [
+        CompiledRule(f"{contract.prefix}-ROW-FIELDS", "error", "the row has a different number of fields from the header",
+                     pl.col(SOURCE_FIELDS).is_not_null()),
+        CompiledRule(f"{contract.prefix}-ROW-NUL", "error", "a field holds a NUL byte",
+                     pl.any_horizontal([f.str.contains("\x00", literal=True) for f in fields])),
+        CompiledRule(f"{contract.prefix}-ROW-LENGTH", "error", f"a field is longer than {MAX_FIELD_CHARS:,} characters",
+                     pl.any_horizontal([f.str.len_chars() > MAX_FIELD_CHARS for f in fields])),
+    ]
+
+
 def compile_rules(contract: Contract, period: Period) -> list[CompiledRule]:
-    rules = [rule for column in contract.columns for rule in column_rules(contract, column, period)]
+    rules = row_rules(contract) + [rule for column in contract.columns for rule in column_rules(contract, column, period)]
     rules += [CompiledRule(s.id, s.severity, s.message, cross_rule(s, period), whole_file_columns(s)) for s in contract.rules]
     return [CompiledRule(r.id, r.severity, r.message, r.fails.fill_null(False), r.whole_file) for r in rules]
 

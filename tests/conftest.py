@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 # Prefect quiet and offline, and no hashing of frames for its task cache, however pytest is started.
+os.environ.setdefault("LARETURNS_LEDGER_KEY", secrets.token_hex(32))  # the session's ledger signing key
 for _name, _value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DO_NOT_TRACK", "1"),
                       ("PREFECT_TASKS_DEFAULT_NO_CACHE", "true"), ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")):
     os.environ.setdefault(_name, _value)
@@ -76,6 +77,16 @@ def health_key() -> bytes:
     key = secrets.token_bytes(32)
     os.environ["LARETURNS_KEY_HEALTH"] = key.hex()
     return key
+
+
+@pytest.fixture(scope="session")
+def ledger_public_key(tmp_path_factory) -> Path:
+    """The auditor's copy of the session's ledger public key."""
+    from pipelines.keys import ledger_public_key_pem
+
+    path = tmp_path_factory.mktemp("keys") / "ledger_public_key.pem"
+    path.write_text(ledger_public_key_pem())
+    return path
 
 
 @pytest.fixture(scope="session")

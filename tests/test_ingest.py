@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.ingest import FileProblem, load_mapping, read_export
+from pipelines.validation import validate_frame
+from schemas.contract import load_contract
+from schemas.rules import Period
 
 from .conftest import read_export as read_csv_export
 
@@ -129,3 +133,104 @@ def test_cli_file_problem_exits_non_zero_and_writes_nothing(tmp_path, small_clea
     assert result.output.startswith("error: ncmp.csv: columns are separated by semicolons")
     assert "Traceback" not in result.output
     assert not out.exists() or not any(out.rglob("*"))
+
+
+def export_lines(folder: Path) -> tuple[str, list[str]]:
+    header, *rows = pupils_text(folder).rstrip("\n").split("\n")
+    return header, rows
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda h, r: "\n".join([h, *r[:5], r[5].replace(",", ',"', 1), *r[6:]]),
+         "pupils.csv: row 6: a quoted field holds a quote that is not doubled, or does not end at a delimiter; correct the export"),
+        (lambda h, r: "\n".join([h, *r[:-1], r[-1].replace(",", ',"', 1)]),
+         "pupils.csv: row {last}: a quoted field is never closed, so the rest of the file cannot be read; correct the export"),
+    ],
+)
+def test_a_broken_quote_is_one_line_naming_the_row_and_never_its_content(tmp_path, small_clean, make, expected):
+    header, rows = export_lines(small_clean)
+    message = problem(only_pupils(tmp_path, make(header, rows)))
+    assert message == expected.format(last=len(rows))
+    values = {v for row in rows[5:] for v in row.split(",") if len(v) > 3}
+    assert not [v for v in values if v in message]
+
+
+def test_export_names_match_without_regard_to_case(tmp_path, small_clean):
+    folder = only_pupils(tmp_path, pupils_text(small_clean), "Pupils.CSV")
+    assert read_export(folder, load_mapping(None)["pupils"]).frame.equals(read_export(small_clean, load_mapping(None)["pupils"]).frame)
+    (folder / "PUPILS.csv").write_text(pupils_text(small_clean))
+    assert problem(folder) == f"{folder}: PUPILS.csv, Pupils.CSV all match the export pupils.csv; keep one"
+
+
+def test_a_run_over_a_landing_folder_with_a_differently_cased_export_reads_it(tmp_path, small_clean):
+    folder = tmp_path / "in"
+    shutil.copytree(small_clean, folder)
+    (folder / "pupils.csv").rename(folder / "Pupils.CSV")
+    result = CliRunner().invoke(app, ["validate", "--input", str(folder), "--out", str(tmp_path / "out")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "not found" not in result.output and f"{read_csv_export(small_clean, 'pupils').height:,}" in result.output
+
+
+def test_a_folder_or_a_dangling_name_is_one_line(tmp_path, small_clean):
+    folder = tmp_path / "in"
+    (folder / "pupils.csv").mkdir(parents=True)
+    assert problem(folder) == "pupils.csv: is a folder, not an export file"
+    (folder / "pupils.csv").rmdir()
+    (folder / "pupils.csv").symlink_to(folder / "pupils.csv")  # a link to itself: there and not readable
+    assert problem(folder) == f"pupils.csv: file not found in {folder}"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_an_unreadable_export_is_one_line(tmp_path, small_clean):
+    folder = only_pupils(tmp_path, pupils_text(small_clean))
+    (folder / "pupils.csv").chmod(0)
+    assert problem(folder) == "pupils.csv: cannot be read (Permission denied)"
+
+
+def test_carriage_return_line_endings_read_like_line_feeds(tmp_path, small_clean):
+    folder = only_pupils(tmp_path, pupils_text(small_clean).replace("\n", "\r"))
+    assert read_export(folder, load_mapping(None)["pupils"]).frame.equals(read_export(small_clean, load_mapping(None)["pupils"]).frame)
+
+
+def test_ragged_rows_nul_bytes_and_huge_fields_are_quarantined_and_blank_lines_skipped_and_counted(tmp_path, small_clean):
+    header, rows = export_lines(small_clean)
+    surname = header.split(",").index("surname")
+
+    def with_field(row: str, value: str) -> str:
+        fields = row.split(",")
+        fields[surname] = value
+        return ",".join(fields)
+
+    broken = [rows[0] + ",extra", rows[1].rsplit(",", 1)[0], with_field(rows[2], "Sm\x00ith"), with_field(rows[3], "x" * 5000)]
+    text = "\n".join([header, *broken, "", *rows[4:10], "", ""]) + "\n"
+    export = read_export(only_pupils(tmp_path, text), load_mapping(None)["pupils"])
+    assert export.blank_lines == 3 and export.frame.height == 10
+    assert export.frame["source_row"].to_list() == [1, 2, 3, 4, *range(6, 12)]  # numbered as in the file
+    result = validate_frame(export.frame, load_contract("pupils"), Period(2025))
+    reasons = dict(result.quarantine.select("source_row", "rule_ids").iter_rows())
+    assert {row: set(ids.split(";")) & {"PUP-ROW-FIELDS", "PUP-ROW-NUL", "PUP-ROW-LENGTH"} for row, ids in reasons.items()} == {
+        1: {"PUP-ROW-FIELDS"}, 2: {"PUP-ROW-FIELDS"}, 3: {"PUP-ROW-NUL"}, 4: {"PUP-ROW-LENGTH"}}
+    assert result.staged.height + result.quarantine.height == export.frame.height
+
+
+def test_typed_parquet_and_excel_cells_are_read_as_the_contracts_text(tmp_path, small_clean):
+    """Real date cells, timestamps, floats and booleans, as a vendor's Parquet or an analyst's workbook holds them."""
+    text = read_export(small_clean, load_mapping(None)["pupils"]).frame.head(400)
+    typed = read_csv_export(small_clean, "pupils").head(400).with_columns(
+        pl.col("date_of_birth").str.to_date().cast(pl.Datetime("us")),
+        pl.col("sessions_missed").cast(pl.Float64),
+        (pl.col("fsm_eligible") == "Y").alias("fsm_eligible"),
+    )
+    folder = tmp_path / "typed"
+    folder.mkdir()
+    typed.write_parquet(folder / "pupils.parquet")
+    typed.with_columns(pl.col("date_of_birth").cast(pl.Date)).write_excel(folder / "pupils.xlsx")
+    for name in ("pupils.parquet", "pupils.xlsx"):
+        mapping = tmp_path / f"{name}.toml"
+        mapping.write_text(f'[pupils]\nfile = "{name}"\n')
+        frame = read_export(folder, load_mapping(mapping)["pupils"]).frame
+        assert frame.drop("source_fields").equals(text.drop("source_fields")), name
+        result = validate_frame(frame, load_contract("pupils"), Period(2025))
+        assert result.quarantine.height == validate_frame(text, load_contract("pupils"), Period(2025)).quarantine.height == 0

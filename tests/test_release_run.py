@@ -144,7 +144,7 @@ def test_cells_hidden_in_the_earlier_release_stay_hidden(census_run, second_cens
         assert again.height == hidden.height and again["status"].is_in(["primary", "secondary"]).all(), name
 
 
-def test_the_audit_of_the_second_run_attacks_it_with_the_first(second_census):
+def test_the_audit_of_the_second_run_attacks_it_with_the_first(second_census, ledger_public_key):
     out, context = second_census
     checks = {f.check.split(" against ")[0]: f for f in attack_findings(RunPaths(out))}
     assert checks["release attack"].passed
@@ -155,7 +155,7 @@ def test_the_audit_of_the_second_run_attacks_it_with_the_first(second_census):
     assert {"release": "current", "file": "pupils_by_looked_after", "area": context["district"],
             "filters": ["Looked after"]}.items() <= next(c for c in differencing.cells if c["area"] == context["district"]).items()
     assert len(list((out / "releases").iterdir())) == len(list((out / "data" / "releases").iterdir())) == 2
-    audited = CliRunner().invoke(app, ["audit", str(out)])
+    audited = CliRunner().invoke(app, ["audit", str(out), "--public-key", str(ledger_public_key)])
     assert audited.exit_code == 0, audited.output
     assert "the values it narrowed" in " ".join(audited.output.split())
 

@@ -254,7 +254,7 @@ def test_a_bad_correction_is_refused_naming_its_row_and_rule_and_nothing_is_appl
     assert second[0] not in said and third[0] not in said
     assert query(run_copy, "SELECT upn, ethnicity FROM staging.pupils ORDER BY source_row") == before
     assert query(run_copy, "SELECT count(*) FROM audit.rectifications") == [(0,)]
-    assert [e["kind"] for e in file_entries(run_copy.ledger)] == ["run"]
+    assert [e["kind"] for e in file_entries(run_copy.ledger)] == ["run", "delivered"]
 
 
 def test_the_next_run_reloads_the_exports_and_still_delivers_the_correction(run_copy, small_clean, tmp_path):
@@ -270,8 +270,8 @@ def test_the_next_run_reloads_the_exports_and_still_delivers_the_correction(run_
     mine = sent.filter((pl.col("Surname") == surname) & (pl.col("DateOfBirth") == born.isoformat()))
     assert mine["Forename"].to_list() == ["Corrected"]
     kinds = [e["kind"] for e in file_entries(run_copy.ledger)]
-    assert kinds[-2:] == ["rectification", "run"] and not chain_problems(file_entries(run_copy.ledger))
-    assert file_entries(run_copy.ledger)[-1]["body"]["corrections_reapplied"] == 1
+    assert kinds[-3:] == ["rectification", "run", "delivered"] and not chain_problems(file_entries(run_copy.ledger))
+    assert file_entries(run_copy.ledger)[-2]["body"]["corrections_reapplied"] == 1
 
 
 def test_a_newer_value_from_the_export_wins_over_an_old_correction(run_copy, tmp_path):

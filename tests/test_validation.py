@@ -10,7 +10,7 @@ from pipelines.ingest import load_mapping, read_export
 from pipelines.validation import validate_frame
 from schemas.contract import load_contract
 from schemas.identifiers import upn_check_letter
-from schemas.rules import Period, compile_rules
+from schemas.rules import MAX_FIELD_CHARS, SOURCE_FIELDS, Period, compile_rules
 
 PERIOD = Period(2025)
 DATASETS = ["pupils", "early_years", "destinations", "ncmp"]
@@ -32,7 +32,13 @@ def wrong_check_character(value: str) -> str:
 
 
 def column_mutation(contract, rule_id: str):
-    """(column to set, value) that makes a column rule fire, from the rule id's column tag and check."""
+    """(column to set, value) that makes a column rule fire, from the rule id's column tag and check; the row
+    rules change the row as a record: its field count, a NUL byte, a huge field."""
+    text = next(c.name for c in contract.columns if c.type == "text")
+    row_rules = {"FIELDS": (SOURCE_FIELDS, lambda v: len(contract.columns) + 1),
+                 "NUL": (text, lambda v: "Smith\x00"), "LENGTH": (text, lambda v: "x" * (MAX_FIELD_CHARS + 1))}
+    if rule_id.startswith(f"{contract.prefix}-ROW-"):
+        return row_rules[rule_id.removeprefix(f"{contract.prefix}-ROW-")]
     for column in contract.columns:
         stem = f"{contract.prefix}-{column.tag}-"
         if not rule_id.startswith(stem) or rule_id[len(stem):] not in {"REQUIRED", "CHECK", "LA", "CODE", "FORMAT", "RANGE",
@@ -92,10 +98,10 @@ def designed_rows(good: pl.DataFrame, contract, rule_id: str) -> pl.DataFrame:
             changes = change
     else:
         column, mutate = column_mutation(contract, rule_id)
-        base = good.filter(pl.col(column).is_not_null()).head(3)
+        base = good.filter(pl.col(column).is_not_null() | (column == SOURCE_FIELDS)).head(3)
         changes = {column: mutate(base[column][2])}
     assert base.height == 3, f"no good rows to design {rule_id} from"
-    bad = base[2].with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in changes.items())
+    bad = base[2].with_columns(pl.lit(v, dtype=base.schema[k]).alias(k) for k, v in changes.items())
     return pl.concat([base.head(2), bad])
 
 
@@ -170,7 +176,7 @@ def test_quarantine_keeps_the_raw_values_as_read(small_faulty):
     raw = raw_rows(small_faulty, "pupils")
     result = validate_frame(raw, load_contract("pupils"), PERIOD)
     first = result.quarantine.row(0, named=True)
-    original = raw.filter(pl.col("source_row") == first["source_row"]).row(0, named=True)
+    original = raw.drop(SOURCE_FIELDS).filter(pl.col("source_row") == first["source_row"]).row(0, named=True)
     assert {k: first[k] for k in original} == original
 
 

@@ -1,0 +1,171 @@
+"""Crash safety: a run's delivery and its ledger entry commit together, and what a killed run leaves is found,
+reported, and completed or removed.
+
+A run builds everything it delivers (deliveries/, report/, releases/<run_id>/) in its staging folder,
+.staging-<run_id>, then:
+
+1. writes its "run" ledger entry, holding the SHA-256 of every staged file: the delivery is pending;
+2. moves the staged entries into place;
+3. writes a "delivered" entry naming the run entry: the delivery is complete.
+
+A run that dies before 1 has delivered nothing: its staging folder (and any other it left, such as validation's)
+is an orphan. One that dies after 1 has a pending entry, and its staging folder holds what was not yet moved. The
+next run, and `lareturns retention`, recover before doing anything else: they finish the pending move and close
+the entry ("delivered", marked as completed by recovery) when every file then matches it, or record it
+"abandoned" when the files do not; then they remove the orphans: staging folders, half-written files, and counts
+kept for a run the ledger never recorded. `lareturns audit` reports the same leftovers without changing anything.
+
+One process at a time works in a run folder: a run or a purge holds its lock (released by the system when the
+process dies, however it dies), and a second one stops at once with one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.io import STAGING_PREFIX, file_sha256, move_staged, staged_output
+from pipelines.ledger import append, completed_file_copy, file_entries, warehouse_entries
+from pipelines.registry import RunPaths
+from pipelines.warehouse import open_warehouse
+
+ACCUMULATE = ("releases",)  # each run's copies of what it published are added to releases/, never replaced
+CLOSING_KINDS = ("delivered", "abandoned")
+LOCK_NAME = ".lareturns.lock"
+
+
+class RunFolderBusy(RuntimeError):
+    """Another run or purge is working in this run folder."""
+
+
+@contextlib.contextmanager
+def run_folder_lock(paths: RunPaths) -> Iterator[None]:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with (paths.root / LOCK_NAME).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderBusy(f"{paths.root}: another run or purge is working in this folder; wait for it to "
+                                "finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def staged_delivery(paths: RunPaths, run_id: str):
+    """The run's staging folder, moved into place when the block ends without error."""
+    return staged_output(paths.root, accumulate=ACCUMULATE, name=run_id, fault="moving")
+
+
+def output_hashes(root: Path) -> dict[str, str]:
+    """deliveries/<recipient>/<file> and report/<file> under root -> SHA-256, manifests included."""
+    paths = RunPaths(root)
+    files = [p for folder in (paths.deliveries, paths.report) for p in folder.rglob("*") if p.is_file()]
+    return {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(files)}
+
+
+def pending_run(entries: list[dict]) -> dict | None:
+    """The last run entry no "delivered" or "abandoned" entry closes: a delivery a crash interrupted."""
+    closed = {e.get("body", {}).get("run_entry") for e in entries if e.get("kind") in CLOSING_KINDS}
+    runs = [e for e in entries if e.get("kind") == "run" and e.get("seq") not in closed]
+    return runs[-1] if runs else None
+
+
+def delivered_runs(entries: list[dict]) -> list[dict]:
+    """The run entries whose delivery completed, oldest first."""
+    done = {e.get("body", {}).get("run_entry") for e in entries if e.get("kind") == "delivered"}
+    return [e for e in entries if e.get("kind") == "run" and e.get("seq") in done]
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What crashed runs left in a run folder."""
+
+    pending: dict | None  # the run entry of an interrupted delivery
+    orphans: tuple[Path, ...]  # staging folders, half-written files, kept counts of unrecorded runs
+
+    def lines(self, root: Path) -> list[str]:
+        said = []
+        if self.pending is not None:
+            said.append(f"run {self.pending['body'].get('run_id')} (ledger entry {self.pending['seq']}) was "
+                        "interrupted during its delivery")
+        said += [f"left by an interrupted run: {p.relative_to(root).as_posix()}" for p in self.orphans]
+        return said
+
+
+def leftovers(paths: RunPaths) -> Leftovers:
+    """Read from the longer of the ledger's two copies: a crash between writing them leaves the warehouse's ahead."""
+    entries = file_entries(paths.ledger)
+    if paths.warehouse.is_file():
+        with open_warehouse(paths.warehouse) as connection:
+            stored = warehouse_entries(connection)
+        entries = stored if len(stored) > len(entries) else entries
+    pending = pending_run(entries)
+    keep = paths.root / f"{STAGING_PREFIX}{pending['body'].get('run_id')}" if pending else None
+    staging = [p for p in sorted(paths.root.glob(f"{STAGING_PREFIX}*")) if p != keep]
+    partial = [p for p in half_written(paths.root, recursive=True)
+               if not any(folder in p.parents for folder in (*staging, *([keep] if keep else [])))]
+    recorded = {e.get("body", {}).get("run_id") for e in entries if e.get("kind") == "run"}
+    kept = paths.kept_counts
+    unrecorded = [p for p in sorted(kept.iterdir()) if p.name not in recorded] if kept.is_dir() else []
+    return Leftovers(pending, tuple(staging + partial + unrecorded))
+
+
+HALF_WRITTEN = re.compile(r"^\..+\.[0-9a-f]{32}(\.partial|\.compact|\.compact\.wal)$")
+
+
+def half_written(folder: Path, recursive: bool = False) -> list[Path]:
+    """The files an atomic write, a landing rewrite or a warehouse compaction leaves when killed before its rename
+    (.<name>.<32 hex>.partial or .compact): in the landing folder they hold raw exports."""
+    candidates = folder.rglob(".*") if recursive else folder.glob(".*")
+    return sorted(p for p in candidates if p.is_file() and HALF_WRITTEN.match(p.name))
+
+
+def removed(root: Path, found: list[Path]) -> list[str]:
+    said = []
+    for path in found:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        said.append(f"removed, left by an interrupted run: {path.relative_to(root).as_posix()}")
+    return said
+
+
+def recovered(paths: RunPaths) -> list[str]:
+    """Finish or close an interrupted delivery, complete a ledger copy a crash cut short, remove the orphans; one
+    line for each thing done (names and counts, never content). The caller holds the run folder's lock."""
+    said = []
+    if paths.warehouse.is_file():
+        with open_warehouse(paths.warehouse) as connection:
+            added = completed_file_copy(connection, paths.ledger)
+            if added:
+                said.append(f"ledger.jsonl: {added} entries a crash kept from it copied from the warehouse's ledger")
+            pending = pending_run(file_entries(paths.ledger))
+            if pending is not None:
+                said.append(closed_delivery(connection, paths, pending))
+    return said + removed(paths.root, list(leftovers(paths).orphans))
+
+
+def closed_delivery(connection, paths: RunPaths, entry: dict) -> str:
+    """The pending delivery moved the rest of the way and checked against its entry, then closed in the ledger."""
+    run_id = entry["body"].get("run_id")
+    staging = paths.root / f"{STAGING_PREFIX}{run_id}"
+    if staging.is_dir():
+        move_staged(staging, paths.root, ACCUMULATE)
+    recorded = entry["body"].get("outputs", {})
+    on_disk = output_hashes(paths.root)
+    if on_disk == recorded:
+        append(connection, paths.ledger, "delivered", {"run_id": run_id, "run_entry": entry["seq"], "by": "recovery"})
+        return f"run {run_id}: its interrupted delivery completed ({len(recorded)} files, as its ledger entry records)"
+    differing = sorted(set(recorded) ^ set(on_disk) | {f for f in recorded if on_disk.get(f, recorded[f]) != recorded[f]})
+    append(connection, paths.ledger, "abandoned", {"run_id": run_id, "run_entry": entry["seq"],
+                                                   "reason": f"{len(differing)} files differ from the entry"})
+    return (f"run {run_id}: its interrupted delivery could not be completed ({len(differing)} files differ from its "
+            "ledger entry); recorded as abandoned: run the return again")
