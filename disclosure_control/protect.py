@@ -32,9 +32,9 @@ from .primary import primary_cells
 from .prior import Attacker, Differencing, Prior, differencing, plain_attacker
 from .secondary import cell_costs, gauss_suppression, recoverable_pairs
 from .singletons import singleton_cells, singleton_pairs
+from .status import STATUSES, SUPPRESSED, SYMBOL_KEY, Status
 from .table import CELL_ID, INNER_ID, VALUE, TableSet
 
-STATUSES = ("published", "primary", "secondary", "structural_zero", "rounded")
 MAX_REPAIR_ROUNDS = 3  # each repair provably widens its cell; more rounds only absorb LP round-off
 CLEANUP_WORK = 10_000  # inner cells audited, summed over the trials that publish needless secondaries again
 # (about the 2 s budget this replaced, on a 2-core machine); the pattern is safe however many run
@@ -52,7 +52,7 @@ class Protection:
 
     def summary(self) -> dict:
         counts = dict(self.cells.group_by("status").len().iter_rows())
-        secondary = self.cells.filter(pl.col("status") == "secondary")
+        secondary = self.cells.filter(pl.col("status") == Status.SECONDARY)
         primaries = self.audit.filter(pl.col("primary"))
         narrowest = primaries.select((pl.col("upper") - pl.col("lower")).min()).item() if primaries.height else None
         return {
@@ -299,11 +299,11 @@ def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], stru
     public = pl.DataFrame({CELL_ID: list(prior.public), "__public": list(prior.public.values())},
                           schema={CELL_ID: pl.Int64, "__public": pl.String})
     status = (
-        pl.when(pl.col(CELL_ID).is_in(list(structural_ids))).then(pl.lit("structural_zero"))
-        .when(pl.col("__public").is_not_null()).then(pl.lit("published"))
-        .when(pl.col("rule").is_not_null()).then(pl.lit("primary"))
-        .when(pl.col(CELL_ID).is_in(list(suppressed))).then(pl.lit("secondary"))
-        .otherwise(pl.lit("published"))
+        pl.when(pl.col(CELL_ID).is_in(list(structural_ids))).then(pl.lit(Status.STRUCTURAL_ZERO))
+        .when(pl.col("__public").is_not_null()).then(pl.lit(Status.PUBLISHED))
+        .when(pl.col("rule").is_not_null()).then(pl.lit(Status.PRIMARY))
+        .when(pl.col(CELL_ID).is_in(list(suppressed))).then(pl.lit(Status.SECONDARY))
+        .otherwise(pl.lit(Status.PUBLISHED))
     )
     return (
         table.cells.select(CELL_ID, *table.dimensions, VALUE, "is_total", "tables")
@@ -311,29 +311,29 @@ def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], stru
         .join(public, on=CELL_ID, how="left")
         .with_columns(status=status)
         .with_columns(
-            reason=pl.when(pl.col("status") == "secondary")
+            reason=pl.when(pl.col("status") == Status.SECONDARY)
             .then(pl.when(pl.col(CELL_ID).is_in(list(kept)))
                   .then(pl.lit(f"hidden in {label} too, so that the two releases cannot be differenced"))
                   .otherwise(pl.lit("suppressed so that no primary cell can be worked out from the published cells")))
-            .when(pl.col("status") == "structural_zero").then(pl.lit("this combination cannot occur"))
+            .when(pl.col("status") == Status.STRUCTURAL_ZERO).then(pl.lit("this combination cannot occur"))
             .when(pl.col("__public").is_not_null()).then(pl.format("already published in {}", pl.col("__public")))
-            .when(pl.col(CELL_ID).is_in(list(narrowed["given_away"])) & (pl.col("status") == "primary"))
+            .when(pl.col(CELL_ID).is_in(list(narrowed["given_away"])) & (pl.col("status") == Status.PRIMARY))
             .then(pl.format("{}; what is already published gives it away whatever this release hides", pl.col("reason")))
-            .when(pl.col(CELL_ID).is_in(list(narrowed["given_away_both"])) & (pl.col("status") == "primary"))
+            .when(pl.col(CELL_ID).is_in(list(narrowed["given_away_both"])) & (pl.col("status") == Status.PRIMARY))
             .then(pl.format("{}; differencing with {} gives it away whatever this release hides", pl.col("reason"),
                             pl.lit(label)))
-            .when(pl.col(CELL_ID).is_in(list(narrowed["exposed"])) & (pl.col("status") == "primary"))
+            .when(pl.col(CELL_ID).is_in(list(narrowed["exposed"])) & (pl.col("status") == Status.PRIMARY))
             .then(pl.format("{}; what is already published narrows it below its protection level whatever this "
                             "release hides: it is kept from being worked out exactly", pl.col("reason")))
-            .when(pl.col(CELL_ID).is_in(list(narrowed["crossed"])) & (pl.col("status") == "primary"))
+            .when(pl.col(CELL_ID).is_in(list(narrowed["crossed"])) & (pl.col("status") == Status.PRIMARY))
             .then(pl.format("{}; shown in {}, which bounds it: differencing the two releases narrows it whatever this "
                             "release hides, and it is kept from being worked out exactly", pl.col("reason"), pl.lit(label)))
-            .when(pl.col(CELL_ID).is_in(list(narrowed["bounded"])) & (pl.col("status") == "primary"))
+            .when(pl.col(CELL_ID).is_in(list(narrowed["bounded"])) & (pl.col("status") == Status.PRIMARY))
             .then(pl.format("{}; differencing with {} narrows it whatever this release hides: it is kept from being "
                             "worked out exactly", pl.col("reason"), pl.lit(label)))
             .otherwise(pl.col("reason")),
-            display=pl.when(pl.col("status").is_in(["primary", "secondary"])).then(pl.lit(symbol["suppressed"]))
-            .when(pl.col("status") == "structural_zero").then(pl.lit(symbol["not_applicable"]))
+            display=pl.when(pl.col("status").is_in(list(SUPPRESSED))).then(pl.lit(symbol[SYMBOL_KEY[Status.PRIMARY]]))
+            .when(pl.col("status") == Status.STRUCTURAL_ZERO).then(pl.lit(symbol[SYMBOL_KEY[Status.STRUCTURAL_ZERO]]))
             .otherwise(pl.col(VALUE).cast(pl.Int64).cast(pl.String)),
         )
         .join(checked.select(CELL_ID, "lower", "upper", "exact", "safe"), on=CELL_ID, how="left")

@@ -11,9 +11,9 @@ import polars as pl
 
 from .policy import Policy
 from .protect import Protection
+from .status import SUPPRESSED, Status
 from .table import CELL_ID, VALUE
 
-SUPPRESSED = ("primary", "secondary")
 
 
 def round_published(result: Protection, base: int | None = None) -> Protection:
@@ -23,10 +23,10 @@ def round_published(result: Protection, base: int | None = None) -> Protection:
         return result
     rounded = ((pl.col(VALUE) / base).round(0) * base).cast(pl.Int64)
     cells = result.cells.with_columns(
-        display=pl.when(pl.col("status") != "published").then(pl.col("display"))
+        display=pl.when(pl.col("status") != Status.PUBLISHED).then(pl.col("display"))
         .when((pl.col(VALUE) > 0) & (rounded == 0)).then(pl.lit(result.policy.symbols["low"]))
         .otherwise(rounded.cast(pl.String)),
-        status=pl.when(pl.col("status") == "published").then(pl.lit("rounded")).otherwise(pl.col("status")),
+        status=pl.when(pl.col("status") == Status.PUBLISHED).then(pl.lit(Status.ROUNDED)).otherwise(pl.col("status")),
     )
     return Protection(cells, result.audit, result.policy, result.method, [*result.notes, f"published counts rounded to base {base}"])
 
@@ -34,7 +34,7 @@ def round_published(result: Protection, base: int | None = None) -> Protection:
 def shown_value(policy: Policy) -> pl.Expr:
     """The count as published: rounded where the cell was rounded (null for `low`), so that a percentage never
     tells more than the counts it is made from."""
-    return pl.when(pl.col("status") == "rounded").then(pl.col("display").cast(pl.Float64, strict=False)).otherwise(pl.col(VALUE))
+    return pl.when(pl.col("status") == Status.ROUNDED).then(pl.col("display").cast(pl.Float64, strict=False)).otherwise(pl.col(VALUE))
 
 
 def percentages(numerator: pl.DataFrame, denominator: pl.DataFrame, on: list[str], policy: Policy) -> pl.DataFrame:

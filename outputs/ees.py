@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from disclosure_control.hierarchy import ROOT
+from disclosure_control.status import SHOWN
 from pipelines.io import write_csv_atomic
 from pipelines.transforms.publication import AREA, Publication, PublishedTable
 from schemas.lookups import dfe_lookup, live_english_las
@@ -80,7 +81,7 @@ def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publicatio
     mine = cells.filter(pl.col("tables").list.contains(table.name))
     if percents is not None:
         mine = mine.join(percents.select("cell_id", SHARE), on="cell_id", how="left")
-    shown = pl.col("status").is_in(["published", "rounded"])
+    shown = pl.col("status").is_in(list(SHOWN))
     levels = geography.filter(pl.col("node").is_in(mine[AREA].implode()))["geographic_level"].unique().to_list()
     columns = [*LA_COLUMNS, *LAD_COLUMNS, *(SCHOOL_COLUMNS if LEVELS[2] in levels else ())]
     filters = [f.name for f in table.filters]

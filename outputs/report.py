@@ -11,13 +11,14 @@ import html
 import json
 from pathlib import Path
 
+from disclosure_control.status import Status
 from pipelines.io import OWNER_ONLY, write_text_atomic
 
 EVIDENCE = "auditor_evidence"
 MARKING = "OFFICIAL-SENSITIVE"
 
-STATUS_COLOURS = {"published": "#4c9f70", "primary": "#c0392b", "secondary": "#e67e22", "structural_zero": "#7f8c8d",
-                  "rounded": "#2980b9"}
+STATUS_COLOURS = {Status.PUBLISHED: "#4c9f70", Status.PRIMARY: "#c0392b", Status.SECONDARY: "#e67e22",
+                  Status.STRUCTURAL_ZERO: "#7f8c8d", Status.ROUNDED: "#2980b9"}
 
 
 def pattern_chart(by_status: dict[str, int]) -> str:

@@ -11,22 +11,13 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from disclosure_control.hierarchy import Hierarchy, HierarchyError
-from disclosure_control.policy import PolicyError
-from disclosure_control.protect import STATUSES, ProtectionError, protect as protect_table
-from disclosure_control.table import TableError, TableSpec, from_frequencies, from_microdata
-from pipelines.ingest import FileProblem
-from pipelines.io import read_csv_text, read_json, restrict_new_files, write_csv_atomic
-from pipelines.policies import load_disclosure_policy
-from pipelines.synthetic.generate import DEFAULT_ACADEMIC_YEAR, generate as generate_county
-from pipelines.validate import run_validation, top_rules
-from pipelines.warehouse import ReconciliationError, WarehouseBusy
+from schemas.calendar import DEFAULT_ACADEMIC_YEAR
 
+# Each command imports what it uses when it runs, so that `--help` and the light commands start at once.
 app = typer.Typer(
     help="lareturns: statutory returns, de-identification and disclosure control for LA children's data.",
     no_args_is_help=True,
@@ -44,6 +35,7 @@ def fail(message: str) -> typer.Exit:
 @app.callback()
 def main() -> None:
     """Commands for analysts, scheduled returns and auditors."""
+    from pipelines.io import restrict_new_files
     from pipelines.policies import AccessError, load_access_group
 
     try:
@@ -61,6 +53,9 @@ def generate(
     academic_year: Annotated[int, typer.Option(help="Start year of the academic year (2025 is 2025/26).")] = DEFAULT_ACADEMIC_YEAR,
 ) -> None:
     """Write a synthetic county shaped like MIS exports: no real child's data, ever."""
+    from pipelines.synthetic.generate import generate as generate_county
+
+
     try:
         with console.status("generating") as status:
             summary = generate_county(
@@ -90,6 +85,11 @@ def validate(
     mapping: Annotated[Path | None, typer.Option(help="TOML column-mapping config for your MIS vendor's exports.")] = None,
 ) -> None:
     """Check every row against its contract; stage the good rows, quarantine the rest with their reasons."""
+    from pipelines.ingest import FileProblem
+    from pipelines.validate import run_validation, top_rules
+    from pipelines.warehouse import ReconciliationError, WarehouseBusy
+
+
     try:
         run = run_validation(input, out, academic_year, warehouse, mapping)
     except (FileProblem, WarehouseBusy, ReconciliationError) as error:
@@ -120,12 +120,16 @@ def run(
                                                               "units (the DfE's own school figures): protected as public.")] = None,
 ) -> None:
     """Run a return now on the embedded Prefect API: validate, protect, deliver, report."""
+    from disclosure_control.policy import PolicyError
+    from disclosure_control.protect import ProtectionError
     from pipelines.commit import RunFolderBusy
     from pipelines.flows import RETURNS, LeakFound
     from pipelines.history import HistoryError
+    from pipelines.ingest import FileProblem
     from pipelines.keys import MissingKey
     from pipelines.prefect_api import ApiUnavailable, prefect_api
     from pipelines.transforms.release import ReleaseError
+    from pipelines.warehouse import ReconciliationError, WarehouseBusy
 
     if return_name not in RETURNS:
         raise fail(f"no return {return_name!r}; choose one of {', '.join(RETURNS)}")
@@ -153,6 +157,9 @@ def run(
 
 
 def _hierarchies(specs: list[str]) -> dict[str, Hierarchy]:
+    from disclosure_control.hierarchy import Hierarchy
+    from pipelines.io import read_json
+
     out = {}
     for spec in specs:
         dim, sep, path = spec.partition("=")
@@ -178,6 +185,16 @@ def protect(
     method: Annotated[str | None, typer.Option(help="fast or optimal.")] = None,
 ) -> None:
     """Add the margins, suppress what would disclose, audit the pattern, write every cell."""
+    import polars as pl
+
+    from disclosure_control.hierarchy import HierarchyError
+    from disclosure_control.policy import PolicyError
+    from disclosure_control.protect import ProtectionError, protect as protect_table
+    from disclosure_control.status import STATUSES
+    from disclosure_control.table import TableError, TableSpec, from_frequencies, from_microdata
+    from pipelines.io import read_csv_text, write_csv_atomic
+    from pipelines.policies import load_disclosure_policy
+
     dimensions = [d.strip() for d in dims.split(",") if d.strip()]
     try:
         rules = load_disclosure_policy(policy).with_overrides(threshold=threshold, protection_level=protection_level, method=method)
@@ -312,13 +329,16 @@ def retention(
 ) -> None:
     """Delete records past their retention period from the warehouse and the landing folder; counts in the ledger."""
     from pipelines.commit import RunFolderBusy
+    from pipelines.ingest import FileProblem
+    from pipelines.keys import MissingKey
     from pipelines.purge import england_today, purge
     from pipelines.retention import RetentionError, parse_day
+    from pipelines.warehouse import WarehouseBusy
 
     try:
         day = parse_day(today) if today else england_today()
         result = purge(input, out, day, dry_run, policy, mapping=mapping)
-    except (RetentionError, FileProblem, WarehouseBusy, OSError, RunFolderBusy) as error:
+    except (RetentionError, FileProblem, WarehouseBusy, OSError, RunFolderBusy, MissingKey) as error:
         raise fail(str(error)) from None
     for line in result.recovery:
         console.print(f"interrupted runs: {line}")
@@ -352,6 +372,7 @@ def sar(
     """Subject access: everything held about a person and what was sent about them, to whom and when."""
     from outputs.sar_report import write_sar
     from pipelines.sar import SarError, check_report_folder, gather, search
+    from pipelines.warehouse import WarehouseBusy
 
     if not (out / "data" / "warehouse.duckdb").exists():
         raise fail(f"{out}: no run here (no data/warehouse.duckdb)")
@@ -378,15 +399,17 @@ def rectify(
     corrections: Annotated[Path, typer.Argument(metavar="CORRECTIONS.csv", help="CSV: dataset, key_column, key_value, column, new_value, reason; one change per row.")],
 ) -> None:
     """Rectification: apply a corrections file to staging (all or nothing), record each change, re-applied on every run."""
+    from pipelines.keys import MissingKey
     from pipelines.rectify import RectificationError, rectify as apply_file
     from pipelines.registry import RunPaths
+    from pipelines.warehouse import WarehouseBusy
 
     paths = RunPaths(out)
     if not paths.warehouse.exists():
         raise fail(f"{out}: no run here (no data/warehouse.duckdb)")
     try:
         batch = apply_file(paths.warehouse, corrections, paths.ledger)
-    except (RectificationError, WarehouseBusy, ValueError) as error:  # names the file, row and rule, never a value
+    except (RectificationError, WarehouseBusy, ValueError, MissingKey) as error:  # names the file, row and rule, never a value
         raise fail(str(error)) from None
     changes = ", ".join(f"{dataset}.{column} ({n})" for (dataset, column), n in sorted(batch.counts().items()))
     console.print(f"applied {len(batch.rectifications)} correction(s): {changes}; recorded in audit.rectifications and "

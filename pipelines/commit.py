@@ -8,12 +8,13 @@ A run builds everything it delivers (deliveries/, report/, releases/<run_id>/) i
 2. moves the staged entries into place;
 3. writes a "delivered" entry naming the run entry: the delivery is complete.
 
-A run that dies before 1 has delivered nothing: its staging folder (and any other it left, such as validation's)
-is an orphan. One that dies after 1 has a pending entry, and its staging folder holds what was not yet moved. The
-next run, and `lareturns retention`, recover before doing anything else: they finish the pending move and close
-the entry ("delivered", marked as completed by recovery) when every file then matches it, or record it
-"abandoned" when the files do not; then they remove the orphans: staging folders, half-written files, and counts
-kept for a run the ledger never recorded. `lareturns audit` reports the same leftovers without changing anything.
+A run that dies before 1 has delivered nothing: its staging folder (and any other it left, such as validation's
+under validated/) is an orphan. One that dies after 1 has a pending entry, and its staging folder holds what was
+not yet moved. The next run, and `lareturns retention`, recover before doing anything else: when the files in place
+and those still staged together match the entry, they finish the move and close the entry ("delivered", marked as
+completed by recovery); when they do not, nothing is moved and the entry is closed "abandoned". Then they remove
+the orphans: staging folders, half-written files, and counts kept for a run the ledger never recorded. `lareturns
+audit` reports the same leftovers without changing anything.
 
 One process at a time works in a run folder: a run or a purge holds its lock (released by the system when the
 process dies, however it dies), and a second one stops at once with one line.
@@ -30,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.io import STAGING_PREFIX, file_sha256, move_staged, staged_output
-from pipelines.ledger import append, completed_file_copy, file_entries, warehouse_entries
+from pipelines.keys import ledger_signing_key
+from pipelines.ledger import (append, chain_problems, completed_file_copy, file_entries, signature_problems,
+                              warehouse_entries)
 from pipelines.registry import RunPaths
 from pipelines.warehouse import open_warehouse
 
@@ -77,6 +80,14 @@ def pending_run(entries: list[dict]) -> dict | None:
     return runs[-1] if runs else None
 
 
+def latest_run(entries: list[dict]) -> dict | None:
+    """The run entry the files in place should match: the newest one not abandoned (a pending one included, so
+    that the audit checks what an interrupted delivery left)."""
+    abandoned = {e.get("body", {}).get("run_entry") for e in entries if e.get("kind") == "abandoned"}
+    runs = [e for e in entries if e.get("kind") == "run" and e.get("seq") not in abandoned]
+    return runs[-1] if runs else None
+
+
 def delivered_runs(entries: list[dict]) -> list[dict]:
     """The run entries whose delivery completed, oldest first."""
     done = {e.get("body", {}).get("run_entry") for e in entries if e.get("kind") == "delivered"}
@@ -99,22 +110,33 @@ class Leftovers:
         return said
 
 
-def leftovers(paths: RunPaths) -> Leftovers:
-    """Read from the longer of the ledger's two copies: a crash between writing them leaves the warehouse's ahead."""
+def newest_entries(paths: RunPaths) -> list[dict]:
+    """The longer of the ledger's two copies: a crash between writing them leaves the warehouse's ahead."""
     entries = file_entries(paths.ledger)
     if paths.warehouse.is_file():
         with open_warehouse(paths.warehouse) as connection:
             stored = warehouse_entries(connection)
         entries = stored if len(stored) > len(entries) else entries
+    return entries
+
+
+def leftovers(paths: RunPaths) -> Leftovers:
+    entries = newest_entries(paths)
     pending = pending_run(entries)
     keep = paths.root / f"{STAGING_PREFIX}{pending['body'].get('run_id')}" if pending else None
-    staging = [p for p in sorted(paths.root.glob(f"{STAGING_PREFIX}*")) if p != keep]
+    staging = outermost(p for p in paths.root.rglob(f"{STAGING_PREFIX}*") if p.is_dir() and p != keep)
     partial = [p for p in half_written(paths.root, recursive=True)
                if not any(folder in p.parents for folder in (*staging, *([keep] if keep else [])))]
     recorded = {e.get("body", {}).get("run_id") for e in entries if e.get("kind") == "run"}
     kept = paths.kept_counts
     unrecorded = [p for p in sorted(kept.iterdir()) if p.name not in recorded] if kept.is_dir() else []
     return Leftovers(pending, tuple(staging + partial + unrecorded))
+
+
+def outermost(folders) -> list[Path]:
+    """The folders not inside another of them (validation stages under validated/, a delivery at the top)."""
+    found = sorted(folders)
+    return [f for f in found if not any(other in f.parents for other in found)]
 
 
 HALF_WRITTEN = re.compile(r"^\..+\.[0-9a-f]{32}(\.partial|\.compact|\.compact\.wal)$")
@@ -140,32 +162,50 @@ def removed(root: Path, found: list[Path]) -> list[str]:
 
 def recovered(paths: RunPaths) -> list[str]:
     """Finish or close an interrupted delivery, complete a ledger copy a crash cut short, remove the orphans; one
-    line for each thing done (names and counts, never content). The caller holds the run folder's lock."""
+    line for each thing done (names and counts, never content). The caller holds the run folder's lock.
+
+    Recovery signs ledger entries, so it acts on a pending entry only when the whole chain is intact and signed by
+    the ledger's key: otherwise whoever can write the run folder could have it sign for their own files. Such a
+    folder is left as it is, for the audit to report."""
     said = []
     if paths.warehouse.is_file():
         with open_warehouse(paths.warehouse) as connection:
             added = completed_file_copy(connection, paths.ledger)
             if added:
                 said.append(f"ledger.jsonl: {added} entries a crash kept from it copied from the warehouse's ledger")
-            pending = pending_run(file_entries(paths.ledger))
+            entries = file_entries(paths.ledger)
+            pending = pending_run(entries)
             if pending is not None:
+                problems = chain_problems(entries) + signature_problems(entries, ledger_signing_key().public_key())
+                if problems:
+                    return said + [f"run {pending['body'].get('run_id')}: its delivery was interrupted, but the ledger does "
+                                   f"not verify ({problems[0]}): nothing was changed; audit the folder"]
                 said.append(closed_delivery(connection, paths, pending))
     return said + removed(paths.root, list(leftovers(paths).orphans))
 
 
+def staged_outcome(paths: RunPaths, staging: Path) -> dict[str, str]:
+    """The delivered and report files as they will be once the staging folder's entries are moved into place:
+    each top-level entry still staged replaces the one in place."""
+    moving = {p.name for p in staging.iterdir()} if staging.is_dir() else set()
+    hashes = {f: h for f, h in output_hashes(paths.root).items() if f.split("/")[0] not in moving}
+    return hashes | {f: h for f, h in output_hashes(staging).items() if f.split("/")[0] in moving}
+
+
 def closed_delivery(connection, paths: RunPaths, entry: dict) -> str:
-    """The pending delivery moved the rest of the way and checked against its entry, then closed in the ledger."""
+    """The pending delivery checked against its entry, then moved the rest of the way and closed; when the files
+    do not match, nothing is moved (what is in place stays) and the entry is closed as abandoned."""
     run_id = entry["body"].get("run_id")
     staging = paths.root / f"{STAGING_PREFIX}{run_id}"
-    if staging.is_dir():
-        move_staged(staging, paths.root, ACCUMULATE)
     recorded = entry["body"].get("outputs", {})
-    on_disk = output_hashes(paths.root)
-    if on_disk == recorded:
+    outcome = staged_outcome(paths, staging)
+    if outcome == recorded:
+        if staging.is_dir():
+            move_staged(staging, paths.root, ACCUMULATE)
         append(connection, paths.ledger, "delivered", {"run_id": run_id, "run_entry": entry["seq"], "by": "recovery"})
         return f"run {run_id}: its interrupted delivery completed ({len(recorded)} files, as its ledger entry records)"
-    differing = sorted(set(recorded) ^ set(on_disk) | {f for f in recorded if on_disk.get(f, recorded[f]) != recorded[f]})
+    differing = sorted(set(recorded) ^ set(outcome) | {f for f in recorded if outcome.get(f, recorded[f]) != recorded[f]})
     append(connection, paths.ledger, "abandoned", {"run_id": run_id, "run_entry": entry["seq"],
                                                    "reason": f"{len(differing)} files differ from the entry"})
     return (f"run {run_id}: its interrupted delivery could not be completed ({len(differing)} files differ from its "
-            "ledger entry); recorded as abandoned: run the return again")
+            "ledger entry); recorded as abandoned, the files in place left as they were: run the return again")

@@ -30,6 +30,7 @@ from disclosure_control.prior import Earlier, Prior
 from disclosure_control.protect import ProtectionError, protect
 from disclosure_control.release import release_table
 from disclosure_control.rounding import round_published
+from disclosure_control.status import SUPPRESSED, Status
 from disclosure_control.table import CELL_ID
 from outputs.ees import area_nodes, district_geography, ees_data, ees_meta, geography_rows, time_columns, write_ees
 from outputs.manifest import write_manifest
@@ -38,7 +39,7 @@ from pipelines.commit import output_hashes, recovered, run_folder_lock, staged_d
 from pipelines.history import EarlierRelease, archive_counts, earlier_for, keep_counts, known_files
 from pipelines.io import (copy_atomic, fault_point, file_sha256, read_csv_text, read_json, restrict_new_files,
                           write_csv_atomic, write_parquet_atomic)
-from pipelines.keys import pseudonymisation_key
+from pipelines.keys import ledger_signing_key, pseudonymisation_key
 from pipelines.ledger import append
 from pipelines.leakscan import leaks_by_recipient
 from pipelines.policies import load_access_group, load_disclosure_policy, load_extract, load_publication, load_recipients
@@ -53,7 +54,7 @@ from pipelines.transforms.release import (build_release, earlier_release_of, emp
                                           nestings, publication_summary, shown_cells)
 from pipelines.validate import new_run_id, run_validation
 from pipelines.verify import release_attack
-from pipelines.warehouse import open_warehouse, staged_frames
+from pipelines.warehouse import open_warehouse, run_inputs, staged_frames
 from schemas.calendar import parse_term_label
 
 TASK = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -84,11 +85,8 @@ def record_in_ledger(paths: RunPaths, run: dict, staging: Path) -> dict:
     """The run's ledger entry, written before the delivery moves into place (pipelines/commit.py): the inputs'
     hashes, every config file's hash, and the hash of every file about to be delivered."""
     with open_warehouse(paths.warehouse) as connection:
-        rows = connection.execute("SELECT dataset, source_file, file_sha256, rows_read FROM audit.runs WHERE run_id = ? "
-                                  "ORDER BY dataset", [run["run_id"]]).fetchall()
-        inputs = [dict(zip(("dataset", "source_file", "file_sha256", "rows_read"), row, strict=True)) for row in rows]
-        return append(connection, paths.ledger, "run", run | {"inputs": inputs, "config": config_hashes(),
-                                                             "outputs": output_hashes(staging)})
+        return append(connection, paths.ledger, "run", run | {"inputs": run_inputs(connection, run["run_id"]),
+                                                             "config": config_hashes(), "outputs": output_hashes(staging)})
 
 
 @task(**TASK)
@@ -272,7 +270,7 @@ def suppressed_cells(paths: RunPaths, name: str) -> list[dict]:
     interval the audit proved an intruder can narrow it to (what anyone can compute), never its value: for the
     auditor report, which may leave the building."""
     dims = list(load_publication(publication_spec(name)).dimensions)
-    cells = pl.read_parquet(paths.decisions(name)).filter(pl.col("status").is_in(["primary", "secondary"]))
+    cells = pl.read_parquet(paths.decisions(name)).filter(pl.col("status").is_in(list(SUPPRESSED)))
     return cells.select(pl.concat_str(dims, separator=" / ").alias("cell"), "status",
                         pl.col("rule").fill_null("protects a primary"), "lower", "upper").to_dicts()
 
@@ -280,7 +278,7 @@ def suppressed_cells(paths: RunPaths, name: str) -> list[dict]:
 def evidence_cells(paths: RunPaths, name: str) -> list[dict]:
     """Every suppressed cell with its value and the decision's reason: for the restricted evidence file only."""
     dims = list(load_publication(publication_spec(name)).dimensions)
-    cells = pl.read_parquet(paths.decisions(name)).filter(pl.col("status").is_in(["primary", "secondary"]))
+    cells = pl.read_parquet(paths.decisions(name)).filter(pl.col("status").is_in(list(SUPPRESSED)))
     return cells.select(pl.concat_str(dims, separator=" / ").alias("cell"), "status", "rule", "value", "reason", "lower",
                         "upper", "protected", "protected_against_both").to_dicts()
 
@@ -331,6 +329,7 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
     paths, run_id = RunPaths(Path(out)), new_run_id()
     restrict_new_files(paths.root, load_access_group())  # a scheduled run starts in a process of its own
     without_tracebacks()
+    ledger_signing_key()  # a run that could not sign its ledger entry stops before any work, not after all of it
     with run_folder_lock(paths):
         return delivered(Path(input_dir), paths, run_id, academic_year, period, policy_file, returns, known_dir)
 
@@ -380,7 +379,7 @@ def delivered(input_dir: Path, paths: RunPaths, run_id: str, academic_year: int,
             "ledger_entry": closing["seq"], "ledger_hash": closing["entry_hash"],
             "audit_passed": all(p["summary"]["audit"]["passed"] for p in protections),
             "publications": [{"name": p["name"], "recipient": p["recipient"], "cells": p["summary"]["cells"],
-                              "primary": p["summary"]["by_status"]["primary"], "secondary": p["summary"]["by_status"]["secondary"],
+                              "primary": p["summary"]["by_status"][Status.PRIMARY], "secondary": p["summary"]["by_status"][Status.SECONDARY],
                               "passed": p["summary"]["audit"]["passed"]} for p in protections],
             "delivered": [{"recipient": d["recipient"], "files": len(d["files"]),
                            "folder": str(paths.delivery(d["recipient"]))} for d in deliveries]}

@@ -89,66 +89,43 @@ def _unreadable(path: Path, encoding: str, data: bytes, offset: int) -> FileProb
                        "declare its encoding in the mapping config")
 
 
-def _line_breaks(body: bytes) -> bytes:
-    """A file whose lines end in a carriage return alone (old Mac exports) read as if they ended in line feeds."""
-    return body.replace(b"\r", b"\n") if b"\n" not in body and b"\r" in body else body
-
-
-@dataclass(frozen=True)
-class Records:
-    """The shape of a CSV's records, read with the csv module (RFC 4180 quoting, as polars reads it)."""
-
-    header: list[str]
-    count: int  # records after the header, blank lines included
-    blank: list[int]  # indexes (0 = first record after the header) of blank lines
-    ragged: dict[int, int]  # index -> number of fields, where it differs from the header's
-
-
-def _records(path: Path, text: str, delimiter: str) -> Records:
-    """Read strictly: a quote opened and never closed would swallow the rest of the file, and a stray quote inside
-    a quoted field moves every later boundary, so either is a problem of the whole file, named by the row where
-    the broken record starts (never by its content)."""
+def _records(path: Path, text: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
+    """The header and every record after it, by one parser, so that each row's number, fields and blankness come
+    from the same reading. Strict: a quote opened and never closed would swallow the rest of the file, and a stray
+    quote inside a quoted field moves every later boundary, so either is a problem of the whole file, named by the
+    row where the broken record starts (never by its content)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    header: list[str] | None = None
-    blank, ragged, index = [], {}, -1
+    records: list[list[str]] = []
     try:
-        for fields in reader:
-            if header is None:
-                header = fields
-                continue
-            index += 1
-            if not fields:
-                blank.append(index)
-            elif len(fields) != len(header):
-                ragged[index] = len(fields)
+        records.extend(reader)
     except csv.Error as error:
         what = ("a quoted field is never closed, so the rest of the file cannot be read"
                 if "unexpected end of data" in str(error) else
                 "a quoted field holds a quote that is not doubled, or does not end at a delimiter")
-        raise FileProblem(f"{path.name}: row {index + 2}: {what}; correct the export") from None
-    return Records(header or [], index + 1, blank, ragged)
+        raise FileProblem(f"{path.name}: row {max(len(records), 1)}: {what}; correct the export") from None
+    return (records[0], records[1:]) if records else ([], [])
 
 
 def _parsed(path: Path, body: bytes, delimiter: str) -> tuple[pl.DataFrame, int]:
-    """The records as text, a row with a different number of fields from the header marked in SOURCE_FIELDS (for
-    validation to quarantine), blank lines left out; returns the frame and the number of blank lines."""
-    records = _records(path, body.decode("utf-8"), delimiter)
-    if len(records.header) == 1:
+    """The records as text (an empty field as null), numbered as in the file; a row with a different number of
+    fields from the header has its count in SOURCE_FIELDS (for validation to quarantine) and its fields cut or
+    padded to the header's; blank lines are left out. Returns the frame and the number of blank lines."""
+    header, rows = _records(path, body.decode("utf-8"), delimiter)
+    if len(header) == 1:
         header_line = body.split(b"\n", 1)[0].decode("utf-8")
         used = max(DELIMITERS, key=header_line.count)
         if header_line.count(used) > 0 and used != delimiter:
             raise FileProblem(f"{path.name}: columns are separated by {DELIMITERS[used]}s, not {DELIMITERS[delimiter]}s; "
                               "declare the delimiter in the mapping config")
-    _check_header(path, records.header)
-    frame = pl.read_csv(body, infer_schema=False, separator=delimiter, truncate_ragged_lines=True)
-    if frame.height != records.count:
-        raise FileProblem(f"{path.name}: its records could not be told apart consistently (quoting); correct the export")
-    fields = pl.Series(SOURCE_FIELDS, [records.ragged.get(i) for i in range(records.count)], dtype=pl.Int64)
-    keep = pl.Series([True] * records.count, dtype=pl.Boolean)
-    if records.blank:
-        keep = keep.scatter(records.blank, False)
-    numbered = frame.with_columns(fields).with_row_index(SOURCE_ROW, offset=1)
-    return numbered.filter(keep), len(records.blank)
+    _check_header(path, header)
+    width = len(header)
+    kept = [(number, fields) for number, fields in enumerate(rows, start=1) if fields]
+    columns = list(zip(*[(fields + [""] * width)[:width] for _, fields in kept], strict=True)) if kept else [()] * width
+    frame = pl.DataFrame({name: pl.Series(name, values, dtype=pl.String) for name, values in zip(header, columns, strict=True)})
+    frame = frame.with_columns(pl.all().replace("", None)).with_columns(
+        pl.Series(SOURCE_ROW, [number for number, _ in kept], dtype=pl.Int64),
+        pl.Series(SOURCE_FIELDS, [len(f) if len(f) != width else None for _, f in kept], dtype=pl.Int64))
+    return frame.select(SOURCE_ROW, *header, SOURCE_FIELDS), len(rows) - len(kept)
 
 
 def _csv_frame(path: Path, spec: SourceSpec) -> tuple[pl.DataFrame, int]:
@@ -166,10 +143,7 @@ def _csv_frame(path: Path, spec: SourceSpec) -> tuple[pl.DataFrame, int]:
             if spec.encoding != "auto":
                 raise _unreadable(path, spec.encoding, body, error.start) from None
             body = _cp1252_as_utf8(path, data)
-    try:
-        return _parsed(path, _line_breaks(body), spec.delimiter)
-    except pl.exceptions.PolarsError as error:  # the library's message may quote the row: only its kind is named
-        raise FileProblem(f"{path.name}: not a well-formed CSV ({type(error).__name__}); correct the export") from None
+    return _parsed(path, body, spec.delimiter)  # the csv module ends a line at LF, CRLF or a CR alone
 
 
 def _bytes(path: Path) -> bytes:
@@ -242,7 +216,7 @@ EXCEL = (".xlsx", ".xlsm")
 MIDNIGHT = r"^(\d{4}-\d{2}-\d{2})[ T]00:00:00(\.0+)?$"
 
 
-def contract_text(frame: pl.DataFrame, contract: Contract, excel: bool) -> pl.DataFrame:
+def contract_text(frame: pl.DataFrame, path: Path, contract: Contract, excel: bool) -> pl.DataFrame:
     """Typed cells (Parquet, Excel) as the text the contract reads: a date as YYYY-MM-DD, a whole number without
     a decimal point, a flag as Y or N. Any other text, and every CSV value, is kept exactly as read; normalising it
     is validation's job."""
@@ -256,9 +230,13 @@ def contract_text(frame: pl.DataFrame, contract: Contract, excel: bool) -> pl.Da
                      .otherwise(value.dt.to_string("%Y-%m-%dT%H:%M:%S")))
         elif dtype == pl.Boolean:
             value = pl.when(value).then(pl.lit("Y")).when(~value).then(pl.lit("N"))
-        elif dtype.is_float():
-            value = (pl.when(value == value.round()).then(value.cast(pl.Int64, strict=False).cast(pl.String))
-                     .otherwise(value.cast(pl.String)))
+        elif dtype.is_float() or isinstance(dtype, pl.Decimal):
+            number = value.cast(pl.Float64)
+            whole = number.is_finite() & (number == number.round()) & (number.abs() < 2**53)
+            value = pl.when(whole).then(number.cast(pl.Int64, strict=False).cast(pl.String)).otherwise(number.cast(pl.String))
+        elif dtype.is_nested() or dtype == pl.Object:
+            raise FileProblem(f"{path.name}: column {column.name} holds {dtype.base_type()} values, not text, numbers, "
+                              "dates or booleans; export it as one of those")
         elif dtype != pl.String:
             value = value.cast(pl.String)
         elif excel and column.type == "date":
@@ -295,20 +273,17 @@ def conformed(frame: pl.DataFrame, path: Path, contract: Contract, spec: SourceS
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in contract.column_names if c not in present)
     if SOURCE_FIELDS not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(SOURCE_FIELDS))
-    return contract_text(frame.select(SOURCE_ROW, *contract.column_names, SOURCE_FIELDS), contract,
+    return contract_text(frame.select(SOURCE_ROW, *contract.column_names, SOURCE_FIELDS), path, contract,
                          excel=path.suffix.lower() in EXCEL), ignored
 
 
 def export_path(folder: Path, name: str) -> Path:
     """The export in the folder named name, matched without regard to case (Pupils.CSV is pupils.csv); two files
     that differ only in case are refused, since either could be the export."""
-    exact = folder / name
-    if exact.exists():
-        return exact
     matches = sorted(p for p in folder.iterdir() if p.name.lower() == name.lower()) if folder.is_dir() else []
     if len(matches) > 1:
         raise FileProblem(f"{folder}: {', '.join(p.name for p in matches)} all match the export {name}; keep one")
-    return matches[0] if matches else exact
+    return matches[0] if matches else folder / name
 
 
 def read_export(folder: Path, spec: SourceSpec) -> RawExport:

@@ -16,9 +16,10 @@ import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
 
 STAGING_PREFIX = ".staging-"
@@ -179,6 +180,8 @@ def check_keys(raw: dict, where: str, allowed, required, error: type[ValueError]
 
 def read_csv_text(path: Path) -> pl.DataFrame:
     """A CSV with every column as text (codes keep their leading zeros)."""
+    import polars as pl  # here, so that a command that reads no CSV starts without it
+
     try:
         return pl.read_csv(path, infer_schema=False)
     except (OSError, pl.exceptions.PolarsError) as error:

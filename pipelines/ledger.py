@@ -23,12 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pipelines.io import fault_point, write_bytes_atomic
 from pipelines.keys import ledger_signing_key
+from pipelines.warehouse import insert_ledger_entry, ledger_tail, ledger_texts
 
 GENESIS = "0" * 64
-LEDGER_SQL = """
-CREATE SCHEMA IF NOT EXISTS audit;
-CREATE TABLE IF NOT EXISTS audit.ledger (seq BIGINT PRIMARY KEY, entry JSON NOT NULL, entry_hash VARCHAR NOT NULL);
-"""
 
 
 def canonical(entry: dict) -> bytes:
@@ -40,15 +37,18 @@ def entry_hash(entry: dict) -> str:
     return hashlib.sha256(canonical({k: v for k, v in entry.items() if k not in ("entry_hash", "signature")})).hexdigest()
 
 
-def append(connection: duckdb.DuckDBPyConnection, jsonl: Path, kind: str, body: dict) -> dict:
-    """The new entry, chained to the last one and written to the warehouse and then the JSON-lines file."""
-    connection.execute(LEDGER_SQL)
-    last = connection.execute("SELECT seq, entry_hash FROM audit.ledger ORDER BY seq DESC LIMIT 1").fetchone()
+def append(connection: duckdb.DuckDBPyConnection, jsonl: Path, kind: str, body: dict, to_file: bool = True) -> dict:
+    """The new entry, chained to the last one and written to the warehouse and then the JSON-lines file. Inside a
+    transaction, pass to_file=False and call completed_file_copy after the commit: a file copy written before the
+    commit would hold an entry the warehouse rolls back if the process dies."""
+    last = ledger_tail(connection)
     entry = {"seq": last[0] + 1 if last else 1, "kind": kind, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
              "prev_hash": last[1] if last else GENESIS, "body": body}
     entry["entry_hash"] = entry_hash(entry)
     entry["signature"] = base64.b64encode(ledger_signing_key().sign(entry["entry_hash"].encode())).decode()
-    connection.execute("INSERT INTO audit.ledger VALUES (?, ?, ?)", [entry["seq"], canonical(entry).decode(), entry["entry_hash"]])
+    insert_ledger_entry(connection, entry["seq"], canonical(entry).decode(), entry["entry_hash"])
+    if not to_file:
+        return entry
     fault_point("ledger-copy")
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     with jsonl.open("ab") as handle:
@@ -70,8 +70,7 @@ def completed_file_copy(connection: duckdb.DuckDBPyConnection, jsonl: Path) -> i
 
 
 def warehouse_entries(connection: duckdb.DuckDBPyConnection) -> list[dict]:
-    connection.execute(LEDGER_SQL)
-    return [json.loads(text) for (text,) in connection.execute("SELECT entry FROM audit.ledger ORDER BY seq").fetchall()]
+    return [json.loads(text) for text in ledger_texts(connection)]
 
 
 def file_entries(jsonl: Path) -> list[dict]:

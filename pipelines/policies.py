@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import grp
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import schemas
 from disclosure_control.policy import Policy, PolicyError, parse_policy
 from pipelines.io import check_keys, read_toml
 from pipelines.registry import extract_names, extract_spec
-from pipelines.transforms.deidentify import GENERALISATIONS
-from pipelines.transforms.extract import Entitlement, Extract, ExtractError, check_entitled, parse_extract
-from pipelines.transforms.publication import Publication, PublicationError, parse_filters, parse_publication
+
+if TYPE_CHECKING:
+    from pipelines.transforms.extract import Entitlement, Extract
+    from pipelines.transforms.publication import Publication
+
+# The spec parsers live with the transforms that use them (numpy, the growth reference); they are imported where a
+# spec is loaded, so that commands that load none (the callback's access policy, --help) start without them.
 
 POLICIES_DIR = Path(schemas.__file__).parent / "policies"
 DEFAULT_DISCLOSURE_POLICY = POLICIES_DIR / "disclosure.toml"
@@ -71,6 +76,9 @@ def _names(raw: dict, key: str, where: str) -> frozenset[str]:
 
 
 def _entitlement(key: str, raw: dict) -> Entitlement:
+    from pipelines.transforms.deidentify import GENERALISATIONS
+    from pipelines.transforms.extract import Entitlement
+
     generalise = raw.get("generalise", {})
     bad = [field for field, how in generalise.items() if how not in GENERALISATIONS]
     if bad:
@@ -102,11 +110,15 @@ def load_recipients(path: Path = DEFAULT_RECIPIENTS) -> dict[str, Recipient]:
 
 
 def load_publication(path: Path) -> Publication:
+    from pipelines.transforms.publication import PublicationError, parse_filters, parse_publication
+
     filters = _loaded(path.parent / "filters.toml", parse_filters, PublicationError)
     return _loaded(path, lambda raw: parse_publication(raw, filters, path.stem), PublicationError)
 
 
 def load_extract(path: Path, recipients: dict[str, Recipient]) -> Extract:
+    from pipelines.transforms.extract import ExtractError, check_entitled, parse_extract
+
     """An extract spec, refused at load if it asks for more than its recipient may have."""
     def parsed(raw: dict) -> Extract:
         extract = parse_extract(raw, path.stem)

@@ -31,10 +31,15 @@ class ApiUnavailable(RuntimeError):
     """No Prefect API could be started; the message says what to do."""
 
 
-def _dies_with_parent() -> None:
-    """In the child, before it runs the server: Linux sends it SIGKILL when its parent dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _dying_with(parent: int):
+    """For the child, before it runs the server: Linux sends it SIGKILL when its parent dies; a parent that died
+    before that was set (the child's parent is then another process) ends the child at once."""
+    def setup() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+    return setup
 
 
 def _free_port() -> int:
@@ -100,7 +105,10 @@ def prefect_api() -> Iterator[str]:
          "--lifespan", "on"],
         env=os.environ | {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         | settings.to_environment_variables(exclude_unset=True),
-        preexec_fn=_dies_with_parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # a session of its own, so that Ctrl-C in the terminal reaches this process only: it drains Prefect's log
+        # workers into the server, then stops it
+        preexec_fn=_dying_with(os.getpid()), start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + settings.server.ephemeral.startup_timeout_seconds
         while not _answers(url):

@@ -35,16 +35,18 @@ import duckdb
 import polars as pl
 
 import schemas
+from pipelines.commit import half_written, leftovers, newest_entries, recovered, removed, run_folder_lock
 from pipelines.ingest import BOM, SourceSpec, export_path, load_mapping
-from pipelines.commit import half_written, leftovers, recovered, removed, run_folder_lock
-from pipelines.io import file_sha256
-from pipelines.ledger import append
+from pipelines.io import fault_point, file_sha256
+from pipelines.keys import ledger_signing_key
+from pipelines.ledger import append, completed_file_copy
 from pipelines.policies import _loaded
 from pipelines.registry import RunPaths
 from pipelines.retention import (CsvRecords, DatasetPurge, RetentionError, RetentionPolicy, Rule, csv_records, expired,
                                  parse_retention, purge_body, undated)
 from pipelines.schedule import ENGLAND
-from pipelines.warehouse import open_warehouse
+from pipelines.warehouse import (compact_warehouse, delete_rows, open_warehouse, quarantined_row_keys, rectification_keys,
+                                 staged_row_keys, staged_values_of, table_exists, transaction)
 from schemas.contract import contract_names, load_contract
 
 DEFAULT_RETENTION_POLICY = Path(schemas.__file__).parent / "policies" / "retention.toml"
@@ -140,25 +142,18 @@ def check_unchanged(plans: list[LandingPlan]) -> None:
         raise RetentionError(f"{changed[0]}: changed while the purge ran (a new export?); nothing was deleted, run it again")
 
 
-def _table_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return connection.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                              [schema, table]).fetchall()[0][0] > 0
-
-
 def staged_rows(connection: duckdb.DuckDBPyConnection, rule: Rule) -> pl.DataFrame:
     """row_key (DuckDB's rowid) and the typed date column of the dataset's staged rows."""
-    if not rule.applies or not _table_exists(connection, "staging", rule.dataset):
+    if not rule.applies or not table_exists(connection, "staging", rule.dataset):
         return pl.DataFrame(schema={"row_key": pl.Int64, rule.date_column or "date": pl.Date})
-    return connection.sql(f'SELECT rowid AS row_key, "{rule.date_column}" FROM staging."{rule.dataset}"').pl()
+    return staged_row_keys(connection, rule.dataset, rule.date_column)
 
 
 def quarantined_rows(connection: duckdb.DuckDBPyConnection, rule: Rule) -> pl.DataFrame:
     """row_key and the date text as it came from the export, for the dataset's quarantined rows of every run."""
     if not rule.applies:
         return pl.DataFrame(schema={"row_key": pl.Int64, "date": pl.String})
-    return connection.sql(f'SELECT rowid AS row_key, json_extract_string(raw_row, ?) AS "{rule.date_column}" '
-                          "FROM audit.quarantine WHERE dataset = ?",
-                          params=[f"$.{rule.date_column}", rule.dataset]).pl()
+    return quarantined_row_keys(connection, rule.dataset, rule.date_column)
 
 
 @dataclass(frozen=True)
@@ -177,22 +172,16 @@ def rectifications_of(connection: duckdb.DuckDBPyConnection, dataset: str, stage
     key and its old and new values, so it goes when the record goes. A correction that changed the key itself
     is found by the key it gave the row."""
     empty = pl.Series("row_key", [], dtype=pl.Int64)
-    if staged.is_empty() or not _table_exists(connection, "audit", "rectifications"):
+    if staged.is_empty() or not table_exists(connection, "audit", "rectifications"):
         return empty
     columns = set(load_contract(dataset).column_names)
-    corrections = connection.sql('SELECT rowid AS row_key, key_column, key_value, "column", new_value '
-                                 "FROM audit.rectifications WHERE dataset = ?", params=[dataset]).pl()
-    connection.register("expired_rows", staged.alias("row_key").to_frame().to_arrow())
-    try:
-        found = []
-        for column in (c for c in corrections["key_column"].unique().to_list() if c in columns):  # never SQL from data
-            keys = connection.sql(f'SELECT CAST("{column}" AS VARCHAR) AS k FROM staging."{dataset}" '
-                                  "WHERE rowid IN (SELECT row_key FROM expired_rows)").pl()["k"].implode()
-            mine = (pl.col("key_column") == column) & (pl.col("key_value").is_in(keys)
-                                                       | ((pl.col("column") == column) & pl.col("new_value").is_in(keys)))
-            found.append(corrections.filter(mine)["row_key"])
-    finally:
-        connection.unregister("expired_rows")
+    corrections = rectification_keys(connection, dataset)
+    found = []
+    for column in (c for c in corrections["key_column"].unique().to_list() if c in columns):  # never SQL from data
+        keys = staged_values_of(connection, dataset, column, staged).implode()
+        mine = (pl.col("key_column") == column) & (pl.col("key_value").is_in(keys)
+                                                   | ((pl.col("column") == column) & pl.col("new_value").is_in(keys)))
+        found.append(corrections.filter(mine)["row_key"])
     return pl.concat(found) if found else empty
 
 
@@ -209,17 +198,11 @@ def dataset_purge(rule: Rule, found: WarehouseExpiry, plan: LandingPlan | None) 
                         0 if plan is None else plan.undated, found.rectifications.len())
 
 
-def _delete(connection: duckdb.DuckDBPyConnection, table: str, keys: pl.Series) -> None:
-    """Delete rows by rowid, inside the caller's transaction; a count that differs rolls the purge back."""
-    if keys.is_empty():
-        return
-    connection.register("expired_keys", keys.alias("row_key").to_frame().to_arrow())
-    try:
-        [(deleted,)] = connection.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT row_key FROM expired_keys)").fetchall()
-    finally:
-        connection.unregister("expired_keys")
-    if deleted != keys.len():
-        raise RetentionError(f"{table}: {keys.len()} expired rows found but {deleted} deleted; nothing was deleted")
+def deleted(connection: duckdb.DuckDBPyConnection, schema: str, table: str, keys: pl.Series) -> None:
+    """Rows deleted by rowid inside the purge's transaction; a count that differs rolls the purge back."""
+    count = delete_rows(connection, schema, table, keys)
+    if count != keys.len():
+        raise RetentionError(f"{schema}.{table}: {keys.len()} expired rows found but {count} deleted; nothing was deleted")
 
 
 @contextlib.contextmanager
@@ -238,23 +221,6 @@ def replacements(contents: dict[Path, bytes]) -> Iterator:
     finally:
         for partial in partials.values():
             partial.unlink(missing_ok=True)
-
-
-def compact_warehouse(path: Path) -> None:
-    """Copy the warehouse's live rows into a fresh file and put it in the warehouse's place, so deleted rows are no
-    longer in the file. Between closing the warehouse and the rename another run could open the old file; the
-    window is a rename long, and the schedule runs the purge at an hour when no return runs."""
-    fresh = path.with_name(f".{path.name}.{uuid.uuid4().hex}.compact")
-    try:
-        with open_warehouse(path) as connection:
-            (name,) = connection.execute("SELECT current_database()").fetchone()
-            connection.execute(f"ATTACH '{str(fresh).replace(chr(39), chr(39) * 2)}' AS compacted")
-            connection.execute(f'COPY FROM DATABASE "{name}" TO compacted')
-            connection.execute("DETACH compacted")
-        os.replace(fresh, path)
-    finally:
-        fresh.unlink(missing_ok=True)
-        fresh.with_name(fresh.name + ".wal").unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -281,13 +247,34 @@ def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, pol
     if not Path(input_dir).is_dir():
         raise RetentionError(f"{input_dir}: not a folder (the landing folder of MIS exports)")
     specs = load_mapping(mapping)  # the same file names and headers validation read the exports with
-    landing = {rule.dataset: landing_plan(Path(input_dir), specs[rule.dataset], rule, today) for rule in policy.rules}
+    if not dry_run:
+        ledger_signing_key()  # a purge that could not sign its ledger entry deletes nothing
     with run_folder_lock(paths):
-        stale = half_written(Path(input_dir))
-        recovery = ([f"found, to remove: {line}" for line in leftovers(paths).lines(paths.root)]
-                    + [f"found, to remove: {p.name} in the landing folder" for p in stale] if dry_run
-                    else recovered(paths) + removed(Path(input_dir), stale))
+        if dry_run:
+            recovery = ([f"found, to remove: {line}" for line in leftovers(paths).lines(paths.root)]
+                        + [f"found, to remove: {p.name} in the landing folder" for p in half_written(Path(input_dir))])
+        else:
+            recovery = finished_rewrites(Path(input_dir), paths)
+            recovery += recovered(paths) + removed(Path(input_dir), half_written(Path(input_dir)))
+        landing = {rule.dataset: landing_plan(Path(input_dir), specs[rule.dataset], rule, today) for rule in policy.rules}
         return replace(purged(paths, policy, policy_path, landing, today, dry_run), recovery=recovery)
+
+
+def finished_rewrites(input_dir: Path, paths: RunPaths) -> list[str]:
+    """A purge that committed but died before putting its rewritten files in place: each half-written file whose
+    content is what the last purge's ledger entry records for its target is moved into place (the records it
+    deleted would otherwise stay in the landing folder while the ledger says they went)."""
+    purges = [e for e in newest_entries(paths) if e.get("kind") == LEDGER_KIND]
+    recorded = purges[-1].get("body", {}).get("landing_sha256", {}) if purges else {}
+    said = []
+    for partial in half_written(input_dir) + half_written(paths.root, recursive=True):
+        target = partial.with_name(partial.name[1:].rsplit(".", 2)[0])  # .<name>.<32 hex>.partial
+        key = target.name if partial.parent == input_dir else target.relative_to(paths.root).as_posix()
+        if key in recorded and file_sha256(partial) == recorded[key] and not (
+                target.is_file() and file_sha256(target) == recorded[key]):
+            os.replace(partial, target)
+            said.append(f"put in place the rewrite of {key} that an interrupted purge recorded")
+    return said
 
 
 def purged(paths: RunPaths, policy: RetentionPolicy, policy_path: Path, landing: dict, today: dt.date,
@@ -296,29 +283,24 @@ def purged(paths: RunPaths, policy: RetentionPolicy, policy_path: Path, landing:
     reports = [plan for plan in quarantine_report_plans(paths, policy.rules, today) if plan.content is not None]
     with open_warehouse(paths.warehouse) as connection, \
             replacements({} if dry_run else {p.path: p.content for p in rewrites + reports}) as replace_landing:
-        connection.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(connection):
             found = [warehouse_expiry(connection, rule, today) for rule in policy.rules]
             purges = [dataset_purge(rule, f, landing[rule.dataset]) for rule, f in zip(policy.rules, found, strict=True)]
             if dry_run:
-                connection.execute("ROLLBACK")
-                return PurgeResult(today, True, policy_path, purges, None, False)
+                return PurgeResult(today, True, policy_path, purges, None, False)  # the transaction wrote nothing
             for f in found:
-                _delete(connection, "audit.rectifications", f.rectifications)  # before the rows they point at
-                _delete(connection, f'staging."{f.dataset}"', f.staged)
-                _delete(connection, "audit.quarantine", f.quarantined)
+                deleted(connection, "audit", "rectifications", f.rectifications)  # before the rows they point at
+                deleted(connection, "staging", f.dataset, f.staged)
+                deleted(connection, "audit", "quarantine", f.quarantined)
             check_unchanged(rewrites + reports)
             body = purge_body(today, f"{policy_path.parent.name}/{policy_path.name}", file_sha256(policy_path),
                               policy.version, purges,
                               {p.path.name: hashlib.sha256(p.content).hexdigest() for p in rewrites}
                               | {p.path.relative_to(paths.root).as_posix(): hashlib.sha256(p.content).hexdigest()
                                  for p in reports})
-            entry = append(connection, paths.ledger, LEDGER_KIND, body)
-            connection.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
-                connection.execute("ROLLBACK")
-            raise
+            entry = append(connection, paths.ledger, LEDGER_KIND, body, to_file=False)
+        completed_file_copy(connection, paths.ledger)
+        fault_point("purge-committed")
         replace_landing()
     compact_warehouse(paths.warehouse)  # every real purge, so one that failed to compact is made good by the next
     return PurgeResult(today, False, policy_path, purges, entry, True)

@@ -20,22 +20,16 @@ import polars as pl
 
 from pipelines import ledger
 from pipelines.io import read_csv_text
+from pipelines.keys import ledger_signing_key
 from pipelines.validation import SOURCE_ROW, validate_frame
-from pipelines.warehouse import open_warehouse
+from pipelines.warehouse import (loaded_academic_year, next_rectification_id, open_warehouse, record_rectification,
+                                 recorded_corrections, set_staged_value, staged_rows, staged_rows_with, staged_tables,
+                                 transaction)
 from schemas.contract import Column, Contract, ContractError, contract_names, load_contract
 from schemas.rules import Period, normalised, typed
 
 CORRECTION_COLUMNS = ("dataset", "key_column", "key_value", "column", "new_value", "reason")
 BOOKKEEPING = ("run_id", SOURCE_ROW)  # where a row came from, not data about a person: never corrected or keyed on
-RECTIFICATIONS_SQL = """
-CREATE SCHEMA IF NOT EXISTS audit;
-CREATE TABLE IF NOT EXISTS audit.rectifications (
-    id BIGINT PRIMARY KEY, applied_at TIMESTAMP NOT NULL, dataset VARCHAR NOT NULL, key_column VARCHAR NOT NULL,
-    key_value VARCHAR NOT NULL, "column" VARCHAR NOT NULL, old_value VARCHAR, new_value VARCHAR, reason VARCHAR NOT NULL
-);
-"""
-
-
 class RectificationError(ValueError):
     """A corrections file that cannot be applied; str() is one line naming the file, the row and the rule."""
 
@@ -144,36 +138,18 @@ def typed_value(column: Column, text: str | None):
     return text
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def staged_tables(connection: duckdb.DuckDBPyConnection) -> set[str]:
-    return {name for (name,) in connection.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'").fetchall()}
-
-
 def rows_with_key(connection: duckdb.DuckDBPyConnection, contract: Contract, key_column: str, key_text: str) -> list[int]:
-    """source_row of every staged row whose key equals the key (compared typed: a date as a date)."""
-    value = typed_value(contract.column(key_column), key_text)
-    return [row for (row,) in connection.execute(
-        f"SELECT {SOURCE_ROW} FROM staging.{_quoted(contract.dataset)} WHERE {_quoted(key_column)} = ? LIMIT 2",
-        [value]).fetchall()]
+    """source_row of every staged row whose key equals the key (compared typed: a date as a date), two at most."""
+    return staged_rows_with(connection, contract.dataset, {key_column: typed_value(contract.column(key_column), key_text)},
+                            limit=2)
 
 
 def loaded_period(connection: duckdb.DuckDBPyConnection, dataset: str) -> Period:
     """The academic year the staged rows were validated for: a correction is checked by the same rules."""
-    rows = connection.execute("SELECT academic_year FROM audit.runs WHERE dataset = ? ORDER BY loaded_at DESC LIMIT 1",
-                              [dataset]).fetchall()
-    if not rows:
+    year = loaded_academic_year(connection, dataset)
+    if year is None:
         raise _Refused("RECT-DATASET", f"no run has loaded {dataset!r} into this warehouse")
-    return Period(rows[0][0])
-
-
-def staged_row_text(connection: duckdb.DuckDBPyConnection, contract: Contract, where: str, params: list) -> pl.DataFrame:
-    frame = connection.sql(f"SELECT * EXCLUDE (run_id) FROM staging.{_quoted(contract.dataset)} WHERE {where}",
-                           params=params).pl()
-    return frame.select(staged_text(contract))
+    return Period(year)
 
 
 def peers(connection: duckdb.DuckDBPyConnection, contract: Contract, candidate: pl.DataFrame, column: str) -> pl.DataFrame:
@@ -185,11 +161,10 @@ def peers(connection: duckdb.DuckDBPyConnection, contract: Contract, candidate: 
         if rule.check != "unique" or column not in (*rule.params["columns"], rule.params.get("pair_column")):
             continue
         keys = rule.params["columns"]
-        typed_keys = [typed_value(contract.column(k), canonical_text(contract.column(k), candidate[k][0])) for k in keys]
-        if any(v is None for v in typed_keys):
+        typed_keys = {k: typed_value(contract.column(k), canonical_text(contract.column(k), candidate[k][0])) for k in keys}
+        if any(v is None for v in typed_keys.values()):
             continue
-        where = " AND ".join(f"{_quoted(k)} = ?" for k in keys) + f" AND {SOURCE_ROW} <> ?"
-        parts.append(staged_row_text(connection, contract, where, [*typed_keys, target]))
+        parts.append(staged_rows(connection, contract.dataset, typed_keys, other_than=target).select(staged_text(contract)))
     return pl.concat(parts).unique(SOURCE_ROW, maintain_order=True) if parts else candidate.clear()
 
 
@@ -223,7 +198,7 @@ def checked(connection: duckdb.DuckDBPyConnection, correction: Correction, table
         how = "no staged row has" if not matches else "more than one staged row has"
         raise _Refused("RECT-KEY", f"{how} this {correction.key_column} in {correction.dataset!r}; the key must name exactly one row")
     period = loaded_period(connection, correction.dataset)
-    current = staged_row_text(connection, contract, f"{SOURCE_ROW} = ?", [matches[0]])
+    current = staged_rows(connection, contract.dataset, {SOURCE_ROW: matches[0]}).select(staged_text(contract))
     candidate = current.with_columns(pl.lit(correction.new_value, dtype=pl.String).alias(correction.column))
     validated = validate_frame(pl.concat([candidate, peers(connection, contract, candidate, correction.column)]), contract, period)
     refused = validated.quarantine.filter(pl.col(SOURCE_ROW) == matches[0])
@@ -238,24 +213,17 @@ def checked(connection: duckdb.DuckDBPyConnection, correction: Correction, table
     return contract, matches[0], old, new
 
 
-def next_id(connection: duckdb.DuckDBPyConnection) -> int:
-    return connection.execute("SELECT coalesce(max(id), 0) + 1 FROM audit.rectifications").fetchall()[0][0]
-
-
 def set_value(connection: duckdb.DuckDBPyConnection, contract: Contract, source_row: int, column: str, text: str | None) -> None:
-    connection.execute(f"UPDATE staging.{_quoted(contract.dataset)} SET {_quoted(column)} = ? WHERE {SOURCE_ROW} = ?",
-                       [typed_value(contract.column(column), text), source_row])
+    set_staged_value(connection, contract.dataset, source_row, column, typed_value(contract.column(column), text))
 
 
 def apply_corrections(connection: duckdb.DuckDBPyConnection, items: list[Correction], where: str, jsonl: Path) -> Batch:
     """Check and apply every correction in one transaction, record each, and chain a ledger entry; on any
     refusal roll everything back. Each row is checked against staging as the rows before it left it, so a file
     may correct a key and then use the corrected key."""
-    connection.execute(RECTIFICATIONS_SQL)
     tables = staged_tables(connection)
     applied, problems = [], []
-    connection.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(connection):
         for item in items:
             try:
                 contract, source_row, old, new = checked(connection, item, tables)
@@ -264,20 +232,17 @@ def apply_corrections(connection: duckdb.DuckDBPyConnection, items: list[Correct
                 continue
             key_text = canonical_text(contract.column(item.key_column), item.key_value)
             set_value(connection, contract, source_row, item.column, new)
-            record = Rectification(next_id(connection), item.dataset, item.key_column, key_text, item.column, old, new)
-            connection.execute("INSERT INTO audit.rectifications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                               [record.id, dt.datetime.now(dt.UTC).replace(tzinfo=None), record.dataset, record.key_column,
-                                record.key_value, record.column, old, new, item.reason])
+            record = Rectification(next_rectification_id(connection), item.dataset, item.key_column, key_text,
+                                   item.column, old, new)
+            record_rectification(connection, record.id, dt.datetime.now(dt.UTC).replace(tzinfo=None), record.dataset,
+                                 record.key_column, record.key_value, record.column, old, new, item.reason)
             applied.append(record)
         if problems:
             more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
             raise RectificationError(f"{where}: {problems[0]}{more}; nothing was applied")
         batch = Batch(applied, 0)
-        entry = ledger.append(connection, jsonl, "rectification", ledger_body(batch))
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
+        entry = ledger.append(connection, jsonl, "rectification", ledger_body(batch), to_file=False)
+    ledger.completed_file_copy(connection, jsonl)
     return Batch(applied, entry["seq"])
 
 
@@ -291,6 +256,7 @@ def ledger_body(batch: Batch) -> dict:
 def rectify(warehouse: Path, corrections_csv: Path, jsonl: Path) -> Batch:
     """Apply a corrections file to a run's warehouse (the edge: reads the file, opens the warehouse)."""
     items = corrections(corrections_csv)
+    ledger_signing_key()  # corrections that could not be signed for are not applied
     with open_warehouse(warehouse) as connection:
         return apply_corrections(connection, items, corrections_csv.name, jsonl)
 
@@ -304,12 +270,9 @@ def reapply_rectifications(connection: duckdb.DuckDBPyConnection) -> int:
     (the person has left), the export no longer holds the value the correction replaced (fixed at source, or
     changed since: the newer value wins), or the row it would make breaks a rule (a code retired this year, a UPN now used by another pupil). Staging never gets a row that
     validation would have quarantined."""
-    connection.execute(RECTIFICATIONS_SQL)
-    recorded = connection.execute('SELECT id, dataset, key_column, key_value, "column", new_value, reason, old_value '
-                                  "FROM audit.rectifications ORDER BY id").fetchall()
+    recorded = recorded_corrections(connection)
     tables, applied = staged_tables(connection), 0
-    connection.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(connection):
         for *row, replaced in recorded:
             try:
                 contract, source_row, current, new = checked(connection, Correction(*row), tables)
@@ -319,8 +282,4 @@ def reapply_rectifications(connection: duckdb.DuckDBPyConnection) -> int:
                 continue
             set_value(connection, contract, source_row, row[4], new)
             applied += 1
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
     return applied

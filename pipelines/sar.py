@@ -30,12 +30,13 @@ from pipelines.io import file_sha256, read_csv_text, read_json
 from pipelines.keys import MissingKey, key_variable, pseudonymisation_key
 from pipelines.ledger import warehouse_entries
 from pipelines.policies import Recipient, load_extract, load_publication, load_recipients
-from pipelines.rectify import RECTIFICATIONS_SQL, loaded_period, staged_tables, staged_text
+from pipelines.rectify import loaded_period, staged_text
 from pipelines.registry import RunPaths, extract_names, extract_spec, publication_names, publication_spec
 from pipelines.transforms.deidentify import WeakKey, pseudonyms
 from pipelines.transforms.extract import Extract
 from pipelines.transforms.publication import PublicationError, selected_units, with_derived
-from pipelines.warehouse import open_warehouse
+from pipelines.warehouse import (PersonMatch, open_warehouse, quarantined_people, rectifications, staged_people,
+                                 staged_tables)
 from schemas.calendar import parse_term_label
 from schemas.contract import Contract, contract_names, load_contract
 from schemas.lookups import codeset
@@ -108,41 +109,26 @@ def upn_columns(contract: Contract) -> list[str]:
     return [c.name for c in contract.columns if c.format == "upn"]
 
 
-def match_sql(contract: Contract, wanted: Search, column_sql: Callable[[str], str]) -> tuple[str, list] | None:
-    """(condition, parameters) finding the person in one dataset by UPN or by surname (the caller adds the date of
-    birth, which is typed in staging and raw text in the quarantine); None when the dataset cannot hold a match."""
+def person_match(contract: Contract, wanted: Search) -> PersonMatch | None:
+    """How to find the person in one dataset: by UPN or by surname, with the date of birth when given; None when the
+    dataset cannot hold a match."""
     if wanted.upn:
         columns = upn_columns(contract)
-        return (" OR ".join(f"upper(trim({column_sql(c)})) = ?" for c in columns), [wanted.upn] * len(columns)) if columns else None
+        return PersonMatch(tuple(columns), wanted.upn, False, wanted.date_of_birth) if columns else None
     if not {"surname", "date_of_birth"} <= set(contract.column_names):
         return None
-    return f"lower(trim({column_sql('surname')})) = ?", [wanted.surname.lower()]
+    return PersonMatch(("surname",), wanted.surname.lower(), True, wanted.date_of_birth)
 
 
 def staged_records(connection: duckdb.DuckDBPyConnection, contract: Contract, wanted: Search) -> pl.DataFrame:
-    match = match_sql(contract, wanted, lambda c: f'"{c}"')
-    if match is None:
-        return pl.DataFrame()
-    condition, params = match
-    if wanted.date_of_birth:
-        condition, params = f'{condition} AND "date_of_birth" = ?', [*params, wanted.date_of_birth]
-    return connection.sql(f'SELECT * FROM staging."{contract.dataset}" WHERE {condition} ORDER BY source_row',
-                          params=params).pl()
+    match = person_match(contract, wanted)
+    return pl.DataFrame() if match is None else staged_people(connection, contract.dataset, match)
 
 
 def quarantined_rows(connection: duckdb.DuckDBPyConnection, contract: Contract, wanted: Search) -> list[dict]:
-    """Rejected rows of any run that name the person, with the raw values as read (a date of birth may be in
-    either accepted format, so both spellings are searched)."""
-    match = match_sql(contract, wanted, lambda c: f"json_extract_string(raw_row, '$.{c}')")
-    if match is None:
-        return []
-    condition, params = match
-    if wanted.date_of_birth:
-        condition = f"{condition} AND trim(json_extract_string(raw_row, '$.date_of_birth')) IN (?, ?)"
-        params = [*params, wanted.date_of_birth.isoformat(), wanted.date_of_birth.strftime("%d/%m/%Y")]
-    rows = connection.execute(
-        "SELECT run_id, dataset, source_file, source_row, rule_ids, messages, raw_row FROM audit.quarantine "
-        f"WHERE dataset = ? AND ({condition}) ORDER BY run_id, source_row", [contract.dataset, *params]).fetchall()
+    """Rejected rows of any run that name the person, with the raw values as read."""
+    match = person_match(contract, wanted)
+    rows = [] if match is None else quarantined_people(connection, contract.dataset, match)
     return [{"run_id": r[0], "dataset": r[1], "source_file": r[2], "source_row": r[3], "rule_ids": r[4].split(";"),
              "messages": r[5].split(" | "), "fields": json.loads(r[6])} for r in rows]
 
@@ -152,8 +138,7 @@ def rectifications_of(connection: duckdb.DuckDBPyConnection, records: dict[str, 
     """Corrections recorded against the person: made with the key of one of their staged rows, or (when the
     correction changed the key itself) setting it, or keyed by the searched UPN even if that row is no longer
     staged (since quarantined or purged): a correction is data held about them too."""
-    connection.execute(RECTIFICATIONS_SQL)
-    made = connection.sql("SELECT * FROM audit.rectifications ORDER BY id").pl()
+    made = rectifications(connection)
     batches = [e for e in warehouse_entries(connection) if e.get("kind") == "rectification"]
     texts = {name: frame.select(staged_text(contracts[name])) for name, frame in records.items()}
     found = []

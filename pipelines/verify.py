@@ -20,8 +20,9 @@ import math
 
 import polars as pl
 
+from disclosure_control.status import SUPPRESSED
 from pipelines import intruder
-from pipelines.commit import leftovers
+from pipelines.commit import latest_run, leftovers
 from pipelines.history import EarlierRelease, earlier_for, known_files
 from pipelines.io import file_sha256, read_json
 from pipelines.leakscan import leaks_by_recipient
@@ -52,7 +53,7 @@ def narrowed(keys: list[tuple], found: dict, reason) -> tuple[dict, ...]:
 
 
 def ledger_findings(paths: RunPaths) -> tuple[list[Finding], dict | None]:
-    """The chain in both copies, and whether they agree; returns the latest run entry."""
+    """The chain in both copies, and whether they agree; returns the run entry the files in place should match."""
     with open_warehouse(paths.warehouse) as connection:
         stored = warehouse_entries(connection)
     exported = file_entries(paths.ledger)
@@ -61,8 +62,7 @@ def ledger_findings(paths: RunPaths) -> tuple[list[Finding], dict | None]:
     same = [e.get("entry_hash") for e in stored] == [e.get("entry_hash") for e in exported]
     findings.append(Finding("ledger copies agree", same, "identical" if same else
                             f"the warehouse holds {len(stored)} entries and ledger.jsonl {len(exported)}, or they differ"))
-    runs = [e for e in stored if e.get("kind") == "run"]
-    return findings, runs[-1] if runs else None
+    return findings, latest_run(stored)
 
 
 def hash_findings(paths: RunPaths, entry: dict | None) -> list[Finding]:
@@ -119,7 +119,7 @@ def protection_targets(work: RunPaths, publications: list[Publication], levels: 
         path = work.decisions(publication.name)
         if not path.exists():
             continue
-        cells = pl.read_parquet(path).filter(pl.col("status").is_in(["primary", "secondary"]))
+        cells = pl.read_parquet(path).filter(pl.col("status").is_in(list(SUPPRESSED)))
         for table in publication.tables:
             filters = [f.name for f in table.filters]
             for row in cells.filter(pl.col("tables").list.contains(table.name)).iter_rows(named=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 TERMS = ("autumn", "spring", "summer")
+DEFAULT_ACADEMIC_YEAR = 2025  # 2025/26, the spring 2026 census: the demo county's year and the commands' default
 _CENSUS_MONTH_AND_THURSDAY = {"autumn": (10, 1), "spring": (1, 3), "summer": (5, 3)}
 
 

@@ -142,3 +142,29 @@ def test_a_second_process_in_the_same_run_folder_stops_at_once(earlier):
         with pytest.raises(RunFolderBusy, match="another run or purge is working in this folder"):
             with run_folder_lock(earlier):
                 pass
+
+
+def test_a_delivery_whose_staged_files_no_longer_match_is_abandoned_and_nothing_is_moved(
+        earlier, small_clean, ledger_public_key):
+    before = {p: p.read_bytes() for p in sorted(earlier.deliveries.rglob("*")) if p.is_file()}
+    killed = run_process(small_clean, earlier, "pending")
+    killed.communicate(timeout=600)
+    assert killed.returncode == -signal.SIGKILL
+    staging = next(earlier.root.glob(".staging-*T*Z-*"))
+    next(p for p in sorted((staging / "deliveries").rglob("*.csv"))).unlink()  # the staged delivery is incomplete
+    said = recovered(earlier)
+    assert any("could not be completed (1 files differ from its ledger entry); recorded as abandoned" in line for line in said)
+    assert kinds(earlier)[-2:] == ["run", "abandoned"] and not staging.exists()
+    assert {p: p.read_bytes() for p in sorted(earlier.deliveries.rglob("*")) if p.is_file()} == before
+    code, findings = audit(earlier, ledger_public_key)  # the earlier delivery, still in place, is what is audited
+    assert code == 0, findings
+
+
+def test_validation_staging_left_by_a_kill_is_reported_and_removed(earlier, ledger_public_key):
+    orphan = earlier.validated / ".staging-0123456789abcdef0123456789abcdef" / "quarantine"
+    orphan.mkdir(parents=True)
+    (orphan / "pupils.csv").write_text("source_row,upn\n1,A\n")
+    code, findings = audit(earlier, ledger_public_key)
+    assert code == 1 and findings["nothing left by an interrupted run"][0] == "FAIL"
+    assert recovered(earlier) == ["removed, left by an interrupted run: validated/.staging-0123456789abcdef0123456789abcdef"]
+    assert audit(earlier, ledger_public_key)[0] == 0

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -25,10 +29,10 @@ from pipelines.housekeeping import purge_day, retention_purge, run_dirs
 from pipelines.io import file_sha256
 from pipelines.ledger import chain_problems, file_entries
 from pipelines.ingest import load_mapping
-from pipelines.purge import (DEFAULT_RETENTION_POLICY, check_unchanged, compact_warehouse, landing_plan,
-                             load_retention_policy)
+from pipelines.purge import DEFAULT_RETENTION_POLICY, check_unchanged, landing_plan, load_retention_policy
 from pipelines.registry import RunPaths
 from pipelines.retention import RetentionError, Rule, csv_records, expired, undated
+from pipelines.warehouse import compact_warehouse
 from pipelines.schedule import ScheduleError, load_schedule
 from pipelines.serve import FLOWS, build_deployments, load as load_served_schedule
 from pipelines.synthetic.generate import generate
@@ -429,3 +433,23 @@ def test_exports_validated_with_a_mapping_are_purged_with_it_and_never_skipped(r
     done = retention("--input", landing, "--out", out, "--today", TODAY, "--mapping", mapping)
     assert done.exit_code == 0, done.output
     assert table_rows(done.output)["pupils"] == EXPECTED["pupils"]
+
+
+def test_a_purge_killed_after_its_commit_has_its_rewrites_put_in_place_by_the_next(run_copy):
+    """The warehouse's deletions and the ledger entry committed; the process died before the rewritten landing
+    files were moved into place. The next purge puts exactly those rewrites in place."""
+    landing, out = run_copy
+    command = [sys.executable, "-c", "from pipelines.cli import app; app()", "retention", "--input", str(landing),
+               "--out", str(out), "--today", TODAY]
+    killed = subprocess.run(command, env=os.environ | {"LARETURNS_FAULT_AT": "purge-committed"}, capture_output=True,
+                            text=True, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    entry = file_entries(RunPaths(out).ledger)[-1]
+    rewritten = {name: digest for name, digest in entry["body"]["landing_sha256"].items() if "/" not in name}
+    assert entry["kind"] == "retention" and rewritten  # committed, naming the rewrites it made
+    assert all(file_sha256(landing / name) != digest for name, digest in rewritten.items())  # not yet in place
+    again = subprocess.run(command, env=os.environ | {"COLUMNS": "250"}, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert all(file_sha256(landing / name) == digest for name, digest in rewritten.items())
+    assert f"put in place the rewrite of {sorted(rewritten)[0]} that an interrupted purge recorded" in again.stdout
+    assert not list(landing.glob(".*.partial")) and not chain_problems(file_entries(RunPaths(out).ledger))

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.io import CsvAppender, staged_output, write_csv
+from schemas.calendar import DEFAULT_ACADEMIC_YEAR
 from schemas.lookups import CODESETS_DIR
 
 from .datasets import DATASET_COLUMNS, la_datasets
@@ -23,7 +24,6 @@ from .people import Context, destination_only_people, pupils_on_roll
 from .plan import LaPlan, la_postcodes, plan_las
 from .settings import la_providers, la_schools
 
-DEFAULT_ACADEMIC_YEAR = 2025  # 2025/26: the spring 2026 census
 
 
 @dataclass

@@ -31,16 +31,13 @@ noise says.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, timedelta
 from statistics import NormalDist
 
 import polars as pl
-from rcpchgrowth import centile, chronological_decimal_age, select_reference_data_for_uk_who_chart
-from rcpchgrowth.constants.reference_constants import BMI, FEMALE, MALE, UK90_CHILD
-from rcpchgrowth.global_functions import fetch_lms
 
-UK90_BMI = {code: select_reference_data_for_uk_who_chart(UK90_CHILD, BMI, sex)
-            for code, sex in (("M", MALE), ("F", FEMALE))}
+SEXES = ("M", "F")  # the sexes UK90 has a reference for
 CATEGORY = pl.Enum(["Underweight", "Healthy weight", "Overweight", "Obese"])
 SDS_DECIMALS = 9
 UNDERWEIGHT_AT_MOST, OVERWEIGHT_FROM, OBESE_FROM = (round(NormalDist().inv_cdf(p), SDS_DECIMALS)
@@ -62,9 +59,22 @@ def age_days() -> pl.Expr:
     return (pl.col("measurement_date") - pl.col("date_of_birth")).dt.total_days().alias("age_days")
 
 
+@functools.cache
+def uk90_bmi(sex: str) -> list[dict]:
+    """The UK90 BMI reference for a sex. rcpchgrowth (and scipy with it) is imported when growth is first computed,
+    so that commands that never compute it start without it."""
+    from rcpchgrowth import select_reference_data_for_uk_who_chart
+    from rcpchgrowth.constants.reference_constants import BMI, FEMALE, MALE, UK90_CHILD
+
+    return select_reference_data_for_uk_who_chart(UK90_CHILD, BMI, {"M": MALE, "F": FEMALE}[sex])
+
+
 def uk90_bmi_lms(sex: str, days: int) -> tuple[float, float, float] | tuple[None, None, None]:
     """L, M, S at the package's decimal age for a whole number of days; nulls outside the UK90 ages."""
-    reference = UK90_BMI[sex]
+    from rcpchgrowth import chronological_decimal_age
+    from rcpchgrowth.global_functions import fetch_lms
+
+    reference = uk90_bmi(sex)
     age = chronological_decimal_age(EPOCH, EPOCH + timedelta(days=days))
     if not reference[0]["decimal_age"] <= age <= reference[-1]["decimal_age"]:
         return None, None, None
@@ -74,7 +84,7 @@ def uk90_bmi_lms(sex: str, days: int) -> tuple[float, float, float] | tuple[None
 
 def lms_by_sex_and_age(keys: pl.DataFrame) -> pl.DataFrame:
     """One row per distinct known (sex, age_days) in keys, with its L, M, S."""
-    known = pl.col("sex").is_in(list(UK90_BMI)) & pl.col("age_days").is_between(0, DAYS_AS_DATES)
+    known = pl.col("sex").is_in(list(SEXES)) & pl.col("age_days").is_between(0, DAYS_AS_DATES)
     distinct = keys.filter(known).unique()
     rows = [(sex, days, *uk90_bmi_lms(sex, days)) for sex, days in distinct.iter_rows()]
     return pl.DataFrame(rows, schema=LMS_SCHEMA, orient="row")
@@ -96,6 +106,8 @@ def bmi_sds(measured: pl.DataFrame) -> pl.Series:
 
 def centiles(sds_values: pl.Series) -> pl.Series:
     """0-100, by the package's SDS-to-centile conversion applied to the whole column."""
+    from rcpchgrowth import centile
+
     return pl.Series("bmi_centile", centile(sds_values.to_numpy()), dtype=pl.Float64).fill_nan(None)
 
 

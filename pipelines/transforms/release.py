@@ -29,8 +29,8 @@ import polars as pl
 from disclosure_control.hierarchy import ROOT, Hierarchy
 from disclosure_control.policy import Policy
 from disclosure_control.prior import Earlier
-from disclosure_control.protect import STATUSES
 from disclosure_control.release import POPULATION, Nesting, population_cells, release_table, union_hierarchy
+from disclosure_control.status import STATUSES, SUPPRESSED, Status
 from disclosure_control.table import CELL_ID, VALUE, TableSet, TableSpec, build, from_microdata
 from pipelines.transforms.publication import (AREA, Filter, Measure, Publication, area_hierarchy, measure_totals,
                                               published_rows)
@@ -425,9 +425,9 @@ def empty_cells(publication: Publication) -> pl.DataFrame:
 def publication_summary(cells: pl.DataFrame, problem: dict) -> dict:
     """A publication's share of its problem's protection summary: its own cells, the problem's audit verdict."""
     counts = dict(cells.group_by("status").len().iter_rows())
-    secondary = cells.filter(pl.col("status") == "secondary")
-    hidden = cells.filter(pl.col("status").is_in(["primary", "secondary"]))
-    primaries = cells.filter((pl.col("status") == "primary") & pl.col("lower").is_not_null())
+    secondary = cells.filter(pl.col("status") == Status.SECONDARY)
+    hidden = cells.filter(pl.col("status").is_in(list(SUPPRESSED)))
+    primaries = cells.filter((pl.col("status") == Status.PRIMARY) & pl.col("lower").is_not_null())
     return {**problem, "cells": cells.height, "by_status": {s: counts.get(s, 0) for s in STATUSES},
             "information_loss": {"secondary_cells": secondary.height, "secondary_value": float(secondary["value"].sum())},
             "audit": {**problem["audit"], "suppressed_cells": hidden.height,

@@ -1,0 +1,33 @@
+"""The command starts with what it uses: `--help` imports no data library, `protect` none of the pipeline's
+heavy ones (Prefect, Great Expectations, DuckDB, the growth reference). Import lists, not timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("prefect", "great_expectations", "duckdb", "rcpchgrowth", "scipy.stats", "polars", "highspy", "numpy")
+
+
+def imported_by(args: list[str]) -> set[str]:
+    """The heavy top-level packages loaded by running `lareturns ARGS` in a fresh interpreter."""
+    script = ("import json, sys\nfrom pipelines.cli import app\nsys.argv = ['lareturns', *json.loads(sys.argv[1])]\n"
+              "try:\n    app()\nexcept SystemExit:\n    pass\n"
+              f"print(json.dumps(sorted(m for m in sys.modules if m in {HEAVY!r})))")
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(args)], capture_output=True, text=True, check=True)
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_help_imports_no_data_library():
+    assert imported_by(["--help"]) == set()
+    assert imported_by(["protect", "--help"]) == set()
+    assert imported_by(["run", "--help"]) == set()
+
+
+def test_protect_imports_the_engine_and_nothing_of_the_pipeline(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("school,sex\nA,F\nA,M\nB,F\n")
+    used = imported_by(["protect", str(table), "--dims", "school,sex", "--out", str(tmp_path / "out.csv")])
+    assert (tmp_path / "out.csv").exists()
+    assert {"polars", "highspy"} <= used and not used & {"prefect", "great_expectations", "duckdb", "rcpchgrowth", "scipy.stats"}
