@@ -46,7 +46,7 @@ from pipelines.policies import load_access_group, load_disclosure_policy, load_e
 from pipelines.prefect_api import without_tracebacks
 from pipelines.schedule import current_period
 from pipelines.rectify import reapply_rectifications
-from pipelines.registry import (RunPaths, config_files, extract_names, extract_spec, publication_names,
+from pipelines.registry import (RETURN_NAMES, RunPaths, config_files, extract_names, extract_spec, publication_names,
                                 publication_spec)
 from pipelines.transforms.extract import Extract, extract_rows
 from pipelines.transforms.publication import Publication, share_percents
@@ -58,7 +58,6 @@ from pipelines.warehouse import open_warehouse, run_inputs, staged_frames
 from schemas.calendar import parse_term_label
 
 TASK = {"cache_policy": NO_CACHE, "persist_result": False}
-RETURN_NAMES = ("school_statistics", "early_years", "destinations", "health", "youth_support")
 PLACES = ("schools", "postcodes")  # reference datasets that place a unit in the area hierarchy
 
 

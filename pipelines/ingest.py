@@ -17,6 +17,7 @@ import polars as pl
 
 from pipelines.io import file_sha256, read_toml
 
+from schemas.config import check_keys
 from schemas.contract import Contract, contract_names, load_contract
 from schemas.rules import SOURCE_FIELDS
 
@@ -24,7 +25,7 @@ SOURCE_ROW = "source_row"  # the row's number in the file, 1 for the first after
 csv.field_size_limit(2**31 - 1)  # a huge field is read, then quarantined by validation, never a crash
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252")
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-MAPPING_KEYS = {"file", "encoding", "delimiter", "sheet", "columns"}
+MAPPING_KEYS = ("file", "encoding", "delimiter", "sheet", "columns")
 
 
 class FileProblem(Exception):
@@ -65,9 +66,7 @@ def load_mapping(path: Path | None) -> dict[str, SourceSpec]:
     for dataset, table in raw.items():
         if dataset not in specs:
             raise FileProblem(f"{path}: [{dataset}] is not a dataset (known: {', '.join(specs)})")
-        unknown = set(table) - MAPPING_KEYS
-        if unknown:
-            raise FileProblem(f"{path}: [{dataset}] unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(MAPPING_KEYS))})")
+        check_keys(table, f"{path}: {dataset}", MAPPING_KEYS, (), FileProblem)
         if table.get("encoding", "auto") not in ENCODINGS:
             raise FileProblem(f"{path}: [{dataset}].encoding must be one of {', '.join(ENCODINGS)}")
         if table.get("delimiter", ",") not in DELIMITERS:

@@ -168,16 +168,6 @@ def read_toml(path: Path) -> dict:
     return _parsed(path, tomllib.loads, "TOML", tomllib.TOMLDecodeError)
 
 
-def check_keys(raw: dict, where: str, allowed, required, error: type[ValueError]) -> None:
-    """A config table's unknown keys (a typo) and missing keys, each named as where.key."""
-    unknown = [k for k in raw if k not in allowed]
-    if unknown:
-        raise error(f"{where}.{unknown[0]}: unknown key (expected {', '.join(allowed)})")
-    missing = [k for k in required if k not in raw]
-    if missing:
-        raise error(f"{where}.{missing[0]}: missing")
-
-
 def read_csv_text(path: Path) -> pl.DataFrame:
     """A CSV with every column as text (codes keep their leading zeros)."""
     import polars as pl  # here, so that a command that reads no CSV starts without it

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import schemas
 from disclosure_control.policy import Policy, PolicyError, parse_policy
-from pipelines.io import check_keys, read_toml
-from pipelines.registry import extract_names, extract_spec
+from pipelines.io import read_toml
+from pipelines.registry import RETURN_NAMES, extract_names, extract_spec
+from schemas.config import check_keys
 
 if TYPE_CHECKING:
     from pipelines.transforms.extract import Entitlement, Extract
@@ -109,11 +110,26 @@ def load_recipients(path: Path = DEFAULT_RECIPIENTS) -> dict[str, Recipient]:
     return _loaded(path, lambda raw: {key: parse_recipient(key, spec) for key, spec in raw.items()}, RecipientError)
 
 
+def checked_references(spec, error: type[ValueError], recipients: dict | None = None):
+    """A spec's references, checked like dbt's ref(): its return, recipient and dataset must exist, or the spec
+    would be dropped from every run (a misspelt return) or fail in the middle of one."""
+    from schemas.contract import contract_names
+
+    if spec.return_name not in RETURN_NAMES:
+        raise error(f"return: {spec.return_name!r} is not one of {', '.join(RETURN_NAMES)}")
+    if spec.recipient not in (recipients if recipients is not None else load_recipients()):
+        raise error(f"recipient: {spec.recipient!r} is not in recipients.toml")
+    if spec.dataset not in contract_names():
+        raise error(f"dataset: {spec.dataset!r} is not a dataset with a contract ({', '.join(contract_names())})")
+    return spec
+
+
 def load_publication(path: Path) -> Publication:
     from pipelines.transforms.publication import PublicationError, parse_filters, parse_publication
 
     filters = _loaded(path.parent / "filters.toml", parse_filters, PublicationError)
-    return _loaded(path, lambda raw: parse_publication(raw, filters, path.stem), PublicationError)
+    return _loaded(path, lambda raw: checked_references(parse_publication(raw, filters, path.stem), PublicationError),
+                   PublicationError)
 
 
 def load_extract(path: Path, recipients: dict[str, Recipient]) -> Extract:
@@ -121,9 +137,7 @@ def load_extract(path: Path, recipients: dict[str, Recipient]) -> Extract:
 
     """An extract spec, refused at load if it asks for more than its recipient may have."""
     def parsed(raw: dict) -> Extract:
-        extract = parse_extract(raw, path.stem)
-        if extract.recipient not in recipients:
-            raise ExtractError(f"recipient: {extract.recipient!r} is not in recipients.toml")
+        extract = checked_references(parse_extract(raw, path.stem), ExtractError, recipients)
         check_entitled(extract, recipients[extract.recipient].entitlement)
         return extract
     return _loaded(path, parsed, ExtractError)

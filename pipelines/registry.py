@@ -10,6 +10,7 @@ import schemas
 PUBLICATIONS_DIR = Path(schemas.__file__).parent / "publications"
 EXTRACTS_DIR = Path(schemas.__file__).parent / "extracts"
 CONFIG_DIRS = ("policies", "publications", "extracts")
+RETURN_NAMES = ("school_statistics", "early_years", "destinations", "health", "youth_support")  # a spec's `return`
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipelines.io import check_keys
+from schemas.config import check_keys
 from schemas.rules import DATE_FORMATS
 
 MAX_YEARS = 120  # longer than any retention schedule in use (care records: 75 years from birth); more is a typo

@@ -26,7 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrule, rrulestr
 
 import schemas
-from pipelines.io import check_keys, read_toml
+from pipelines.io import read_toml
+from schemas.config import check_keys
 from schemas.calendar import TERMS, term_label, term_start
 
 DEFAULT_SCHEDULE = Path(schemas.__file__).parent / "policies" / "schedule.toml"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from schemas.config import check_keys
 from schemas.lookups import codeset_names
 
 CONTRACTS_DIR = Path(__file__).parent / "contracts"
@@ -102,10 +103,8 @@ class Contract:
         return next(c for c in self.columns if c.name == name)
 
 
-def _unknown(keys, allowed: set[str], where: str) -> None:
-    extra = sorted(set(keys) - allowed)
-    if extra:
-        raise ContractError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
+def _unknown(keys: dict, allowed: set[str], where: str) -> None:
+    check_keys(keys, where, sorted(allowed), (), ContractError)
 
 
 def _column(name: str, spec: dict, where: str) -> Column:

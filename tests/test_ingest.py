@@ -110,7 +110,7 @@ def test_vendor_column_names_map_to_the_contract(tmp_path, small_clean):
     ("config", "expected"),
     [
         ('[pupil]\nfile = "x.csv"\n', "[pupil] is not a dataset"),
-        ('[pupils]\nfiel = "x.csv"\n', "[pupils] unknown key 'fiel'"),
+        ('[pupils]\nfiel = "x.csv"\n', "pupils.fiel: unknown key (expected file, encoding, delimiter, sheet, columns)"),
         ('[pupils]\ncolumns = { "Legal Surname" = "last_name" }\n', "'Legal Surname' maps to 'last_name', which is not a pupils column"),
         ('[pupils]\nencoding = "latin9"\n', "[pupils].encoding must be one of"),
     ],

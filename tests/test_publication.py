@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import polars as pl
+import re
+import shutil
 
-from pipelines.transforms.publication import AREA, parse_filters, parse_publication, published_rows
+import polars as pl
+import pytest
+
+from pipelines.policies import load_extract, load_publication, load_recipients
+from pipelines.registry import EXTRACTS_DIR, PUBLICATIONS_DIR
+from pipelines.transforms.extract import ExtractError
+from pipelines.transforms.publication import AREA, PublicationError, parse_filters, parse_publication, published_rows
 
 FILTERS = parse_filters({"sex": {"label": "Sex", "codeset": "sex"}})
 SPEC = {"title": "t", "return": "school_statistics", "recipient": "publication", "dataset": "pupils", "unit": ["upn"],
@@ -27,3 +34,29 @@ def test_by_district_of_residence_an_unknown_postcode_is_left_out_and_counted():
     pupils = PUPILS.with_columns(postcode=pl.Series(["le1 6xn", "LE16XN", "ZZ9 9ZZ", "ZZ9 9ZZ"]))
     rows, unplaced = published_rows(pupils, parse_publication(spec, FILTERS, "t"), 2025, "2026-spring", SCHOOLS, POSTCODES)
     assert rows[AREA].to_list() == ["E07000129", "E07000129"] and unplaced == 1
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda t: t.replace('title = ', 'titel = ', 1), "spec.titel: unknown key (expected title, return, recipient"),
+    (lambda t: re.sub(r'return = "[a-z_]+"', 'return = "school_statistic"', t, count=1),
+     "return: 'school_statistic' is not one of school_statistics, early_years, destinations, health, youth_support"),
+    (lambda t: re.sub(r'recipient = "[a-z_]+"', 'recipient = "publications"', t, count=1),
+     "recipient: 'publications' is not in recipients.toml"),
+    (lambda t: re.sub(r'dataset = "[a-z_]+"', 'dataset = "pupil"', t, count=1), "dataset: 'pupil' is not a dataset with a contract"),
+])
+def test_a_publication_specs_keys_and_references_are_checked_at_load_naming_file_and_key(tmp_path, edit, expected):
+    folder = tmp_path / "publications"
+    folder.mkdir()
+    shutil.copy(PUBLICATIONS_DIR / "filters.toml", folder / "filters.toml")
+    spec = folder / "absence.toml"
+    spec.write_text(edit((PUBLICATIONS_DIR / "absence.toml").read_text()))
+    with pytest.raises(PublicationError) as caught:
+        load_publication(spec)
+    assert str(caught.value).startswith(f"{spec}: {expected}"), str(caught.value)
+
+
+def test_an_extract_specs_return_is_checked_at_load(tmp_path):
+    spec = tmp_path / "nccis.toml"
+    spec.write_text(re.sub(r'return = "[a-z_]+"', 'return = "destination"', (EXTRACTS_DIR / "nccis.toml").read_text(), count=1))
+    with pytest.raises(ExtractError, match=r"nccis.toml: return: 'destination' is not one of"):
+        load_extract(spec, load_recipients())

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from schemas.config import check_keys
 from pipelines.transforms.deidentify import GENERALISATIONS, pseudonyms
 from pipelines.transforms.publication import PublicationError, selected_units, with_derived
 
@@ -69,7 +70,12 @@ class Extract:
                 | {c for c, _ in self.where} | ({self.opt_out} if self.opt_out else set()))
 
 
+EXTRACT_KEYS = ("title", "return", "recipient", "dataset", "unit", "where", "columns", "by", "summaries", "terms",
+                "opt_out")
+
+
 def parse_extract(raw: dict, name: str) -> Extract:
+    check_keys(raw, "spec", EXTRACT_KEYS, ("title", "return", "recipient", "dataset", "unit"), ExtractError)
     try:
         summaries = tuple(Summary(s["col_name"], s.get("count_unique"), s.get("sum")) for s in raw.get("summaries", []))
         opt_out = raw.get("opt_out", {})

@@ -21,6 +21,7 @@ from disclosure_control.hierarchy import ROOT, Hierarchy
 from disclosure_control.policy import Policy
 from disclosure_control.rounding import percentages
 from disclosure_control.table import CELL_ID, INNER_ID, TableSet
+from schemas.config import check_keys
 from pipelines.transforms.characteristics import DERIVED, DERIVED_TOGETHER
 from schemas.lookups import codeset
 
@@ -92,9 +93,7 @@ class Publication:
 
 
 def _filter(name: str, raw: dict) -> Filter:
-    unknown = set(raw) - {"source", "label", "codeset", "label_column", "labels", "missing", "part_of"}
-    if unknown:
-        raise PublicationError(f"filters.{name}.{sorted(unknown)[0]}: unknown key")
+    check_keys(raw, f"filters.{name}", FILTER_KEYS, ("label",), PublicationError)
     part_of = raw.get("part_of")
     if part_of is not None and (not isinstance(part_of, dict) or set(part_of) != {"filter", "label"}):
         raise PublicationError(f"filters.{name}.part_of: a table with exactly the keys filter and label")
@@ -111,7 +110,14 @@ def parse_filters(raw: dict) -> dict[str, Filter]:
     return filters
 
 
+FILTER_KEYS = ("source", "label", "codeset", "label_column", "labels", "missing", "part_of")
+PUBLICATION_KEYS = ("title", "return", "recipient", "dataset", "geography", "unit", "where", "indicator", "tables",
+                    "share", "measures")
+
+
 def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publication:
+    check_keys(raw, "spec", PUBLICATION_KEYS, ("title", "return", "recipient", "dataset", "geography", "unit",
+                                                "indicator", "tables"), PublicationError)
     try:
         tables = []
         for table in raw["tables"]:
