@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.io import STAGING_PREFIX, file_sha256, move_staged, staged_output
+from pipelines.io import STAGING_PREFIX, copy_atomic, file_sha256, move_staged, staged_output
 from pipelines.keys import ledger_signing_key
 from pipelines.ledger import (append, chain_problems, completed_file_copy, file_entries, signature_problems,
                               warehouse_entries)
@@ -71,6 +71,12 @@ def output_hashes(root: Path) -> dict[str, str]:
     paths = RunPaths(root)
     files = [p for folder in (paths.deliveries, paths.report) for p in folder.rglob("*") if p.is_file()]
     return {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(files)}
+
+
+def decision_hashes(paths: RunPaths) -> dict[str, str]:
+    """data/work/<publication>.decisions.parquet -> SHA-256: the records the audit's attack reads, which each run
+    rewrites in place (they are not staged with the delivery)."""
+    return {p.relative_to(paths.root).as_posix(): file_sha256(p) for p in sorted(paths.work.glob("*.decisions.parquet"))}
 
 
 def pending_run(entries: list[dict]) -> dict | None:
@@ -181,7 +187,26 @@ def recovered(paths: RunPaths) -> list[str]:
                     return said + [f"run {pending['body'].get('run_id')}: its delivery was interrupted, but the ledger does "
                                    f"not verify ({problems[0]}): nothing was changed; audit the folder"]
                 said.append(closed_delivery(connection, paths, pending))
-    return said + removed(paths.root, list(leftovers(paths).orphans))
+    return said + removed(paths.root, list(leftovers(paths).orphans)) + restored_decisions(paths)
+
+
+def restored_decisions(paths: RunPaths) -> list[str]:
+    """The decision records of the run the files in place are from, put back from its copies when a later run was
+    killed after rewriting them (the audit's attack reads them)."""
+    entry = latest_run(file_entries(paths.ledger))
+    recorded = (entry or {}).get("body", {}).get("decisions")
+    if not recorded or decision_hashes(paths) == recorded:
+        return []
+    copies = paths.counts(entry["body"]["run_id"]) / "decisions"
+    if not all((copies / Path(f).name).is_file() and file_sha256(copies / Path(f).name) == h for f, h in recorded.items()):
+        return [f"the decision records are not run {entry['body']['run_id']}'s and its copies are missing or changed: "
+                "the next run replaces them"]
+    for path in paths.work.glob("*.decisions.parquet"):
+        if path.relative_to(paths.root).as_posix() not in recorded:
+            path.unlink()
+    for name in recorded:
+        copy_atomic(copies / Path(name).name, paths.root / name)
+    return [f"decision records put back from run {entry['body']['run_id']}'s copies"]
 
 
 def staged_outcome(paths: RunPaths, staging: Path) -> dict[str, str]:

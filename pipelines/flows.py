@@ -35,7 +35,7 @@ from disclosure_control.table import CELL_ID
 from outputs.ees import area_nodes, district_geography, ees_data, ees_meta, geography_rows, time_columns, write_ees
 from outputs.manifest import write_manifest
 from outputs.report import write_report
-from pipelines.commit import output_hashes, recovered, run_folder_lock, staged_delivery
+from pipelines.commit import decision_hashes, output_hashes, recovered, run_folder_lock, staged_delivery
 from pipelines.history import EarlierRelease, archive_counts, earlier_for, keep_counts, known_files
 from pipelines.io import (copy_atomic, fault_point, file_sha256, read_csv_text, read_json, restrict_new_files,
                           write_csv_atomic, write_parquet_atomic)
@@ -85,7 +85,8 @@ def record_in_ledger(paths: RunPaths, run: dict, staging: Path) -> dict:
     hashes, every config file's hash, and the hash of every file about to be delivered."""
     with open_warehouse(paths.warehouse) as connection:
         return append(connection, paths.ledger, "run", run | {"inputs": run_inputs(connection, run["run_id"]),
-                                                             "config": config_hashes(), "outputs": output_hashes(staging)})
+                                                             "config": config_hashes(), "outputs": output_hashes(staging),
+                                                             "decisions": decision_hashes(paths)})
 
 
 @task(**TASK)

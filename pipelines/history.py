@@ -114,7 +114,10 @@ def earlier_for(paths: RunPaths, publications: list, keys: list[str], before: st
 
 
 def archive_counts(paths: RunPaths, run_id: str, populations: list[str]) -> None:
-    """The counts the run kept in its work area, under its run id for the runs after it."""
+    """The counts the run kept in its work area, under its run id for the runs after it, and its decision records
+    (for recovery to put back if a later run is killed after rewriting them)."""
     for population in populations:
         for suffix in (".inner.parquet", ".hierarchies.json"):
             copy_atomic(paths.work / f"{population}{suffix}", paths.counts(run_id) / f"{population}{suffix}")
+    for path in sorted(paths.work.glob("*.decisions.parquet")):
+        copy_atomic(path, paths.counts(run_id) / "decisions" / path.name)

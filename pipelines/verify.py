@@ -22,7 +22,7 @@ import polars as pl
 
 from disclosure_control.status import SUPPRESSED
 from pipelines import intruder
-from pipelines.commit import latest_run, leftovers
+from pipelines.commit import decision_hashes, latest_run, leftovers
 from pipelines.history import EarlierRelease, earlier_for, known_files
 from pipelines.io import file_sha256, read_json
 from pipelines.leakscan import leaks_by_recipient
@@ -74,7 +74,12 @@ def hash_findings(paths: RunPaths, entry: dict | None) -> list[Finding]:
                for p in folder.rglob("*") if p.is_file()}
     changed = sorted(f for f in recorded if f in on_disk and file_sha256(paths.root / f) != recorded[f])
     missing, extra = sorted(set(recorded) - on_disk), sorted(on_disk - set(recorded))
+    decisions = entry["body"].get("decisions")
+    same = decisions is None or decision_hashes(paths) == decisions
     return [Finding("file hashes match the ledger", not changed, f"changed: {', '.join(changed)}" if changed else f"{len(recorded)} files"),
+            Finding("decision records are the delivered run's", same, "identical" if same else
+                    "data/work holds other decision records than the run's entry records (changed, or written by a later "
+                    "run that did not deliver): the attack below reads them; the next run replaces them"),
             Finding("every recorded file is there", not missing, f"missing: {', '.join(missing)}" if missing else "all present"),
             Finding("no unrecorded file", not extra, f"not in the ledger: {', '.join(extra)}" if extra else "none")]
 

@@ -211,6 +211,12 @@ def edit_the_ledger(paths: RunPaths) -> None:
     paths.ledger.write_text("\n".join(lines) + "\n")
 
 
+def edit_a_decision_record(paths: RunPaths) -> None:
+    target = paths.decisions("school_statistics")
+    data = pl.read_parquet(target)
+    data.with_columns(pl.col("value") + 1).write_parquet(target)
+
+
 def cut_the_ledger_file(paths: RunPaths) -> None:
     paths.ledger.write_text(paths.ledger.read_text()[:-40])
 
@@ -222,6 +228,7 @@ def cut_the_ledger_file(paths: RunPaths) -> None:
     (add_a_file, {"no unrecorded file"}),
     (edit_the_ledger, {"ledger chain (ledger.jsonl)"}),
     (cut_the_ledger_file, {"ledger chain (ledger.jsonl)", "ledger copies agree", "ledger signatures"}),
+    (edit_a_decision_record, {"decision records are the delivered run's"}),
 ])
 def test_every_tampering_case_ends_in_its_findings_and_exit_1(run_copy, ledger_public_key, tamper, failing):
     tamper(run_copy)

@@ -60,7 +60,7 @@ def kinds(paths: RunPaths) -> list[str]:
 
 # phase -> (the ledger's kinds after the kill, whether the delivery is pending, checks the audit fails)
 PHASES = {
-    "staged": (["run", "delivered"], False, {"nothing left by an interrupted run"}),
+    "staged": (["run", "delivered"], False, {"nothing left by an interrupted run", "decision records are the delivered run's"}),
     "ledger-copy": (["run", "delivered"], True, {"ledger copies agree", "no interrupted delivery",
                                                  "file hashes match the ledger"}),
     "pending": (["run", "delivered", "run"], True, {"no interrupted delivery", "file hashes match the ledger"}),
@@ -91,7 +91,8 @@ def test_a_run_killed_at_each_phase_is_reported_and_recovered(earlier, small_cle
         assert kinds(earlier)[-2:] == ["run", "delivered"] and file_entries(earlier.ledger)[-1]["body"]["by"] == "recovery"
         assert any("its interrupted delivery completed" in line for line in said), said
     else:
-        assert kinds(earlier) == file_kinds and all(line.startswith("removed, left by an interrupted run") for line in said)
+        assert kinds(earlier) == file_kinds and said[-1].startswith("decision records put back from run ")
+        assert all(line.startswith("removed, left by an interrupted run") for line in said[:-1])
     assert not list(earlier.root.glob(".staging-*")) and leftovers(earlier) == Leftovers(None, ())
     code, findings = audit(earlier, ledger_public_key)
     assert code == 0, findings
