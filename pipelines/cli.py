@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.registry import RunPaths, ValidationPaths
 from schemas.calendar import DEFAULT_ACADEMIC_YEAR
 
 # Each command imports what it uses when it runs, so that `--help` and the light commands start at once.
@@ -105,7 +106,8 @@ def validate(
     console.print(table)
     for name in run.not_found:
         console.print(f"not found, skipped: {name}")
-    console.print(f"quarantine files: {out / 'quarantine'}; Data Docs: {out / 'data_docs' / 'index.html'}; "
+    written = ValidationPaths(out)
+    console.print(f"quarantine files: {written.quarantine}; Data Docs: {written.data_docs_index}; "
                   f"warehouse: {run.warehouse}")
 
 
@@ -151,7 +153,7 @@ def run(
     for delivery in result["delivered"]:
         console.print(f"{delivery['recipient']}: {delivery['files']} files in {delivery['folder']}")
     console.print(f"auditor report: {result['report']}")
-    console.print(f"ledger entry {result['ledger_entry']} ({result['ledger_hash']}) in {out / 'ledger.jsonl'}, signed; an "
+    console.print(f"ledger entry {result['ledger_entry']} ({result['ledger_hash']}) in {RunPaths(out).ledger}, signed; an "
                   f"auditor keeps that hash and the ledger's public key (`lareturns ledger-key`) and checks the run with "
                   f"`lareturns audit {out} --expect-entry {result['ledger_hash']} --public-key KEY.pem`")
 
@@ -280,7 +282,7 @@ def audit(
     """Check a run without trusting its reports: ledger chain, file hashes, an interval attack, the leak scan."""
     from pipelines.verify import latest_entry_hash, verify_run
 
-    if not (run_dir / "data" / "warehouse.duckdb").exists():
+    if not RunPaths(run_dir).warehouse.exists():
         raise fail(f"{run_dir}: no run here (no data/warehouse.duckdb)")
     findings = verify_run(run_dir, expect_entry, known_published, public_key)
     table = Table(title=f"lareturns audit of {run_dir}")
@@ -356,7 +358,7 @@ def retention(
         console.print("dry run: nothing was deleted and no ledger entry was written")
         return
     console.print(f"ledger entry {result.ledger_entry['seq']} ({result.ledger_entry['kind']}) appended to "
-                  f"{out / 'ledger.jsonl'} and the warehouse; policy {result.policy}")
+                  f"{RunPaths(out).ledger} and the warehouse; policy {result.policy}")
     if result.compacted:
         console.print("warehouse compacted: deleted rows are no longer in the file")
 
@@ -374,7 +376,7 @@ def sar(
     from pipelines.sar import SarError, check_report_folder, gather, search
     from pipelines.warehouse import WarehouseBusy
 
-    if not (out / "data" / "warehouse.duckdb").exists():
+    if not RunPaths(out).warehouse.exists():
         raise fail(f"{out}: no run here (no data/warehouse.duckdb)")
     try:
         wanted = search(upn, surname, dob)
@@ -401,7 +403,6 @@ def rectify(
     """Rectification: apply a corrections file to staging (all or nothing), record each change, re-applied on every run."""
     from pipelines.keys import MissingKey
     from pipelines.rectify import RectificationError, rectify as apply_file
-    from pipelines.registry import RunPaths
     from pipelines.warehouse import WarehouseBusy
 
     paths = RunPaths(out)

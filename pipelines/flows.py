@@ -46,7 +46,7 @@ from pipelines.policies import load_access_group, load_disclosure_policy, load_e
 from pipelines.prefect_api import without_tracebacks
 from pipelines.schedule import current_period
 from pipelines.rectify import reapply_rectifications
-from pipelines.registry import (RETURN_NAMES, RunPaths, config_files, extract_names, extract_spec, publication_names,
+from pipelines.registry import (RETURN_NAMES, RunPaths, ValidationPaths, config_files, extract_names, extract_spec, publication_names,
                                 publication_spec)
 from pipelines.transforms.extract import Extract, extract_rows
 from pipelines.transforms.publication import Publication, share_percents
@@ -103,7 +103,7 @@ def config_hashes() -> dict[str, str]:
 @task(**TASK)
 def validate_exports(input_dir: Path, paths: RunPaths, academic_year: int, run_id: str) -> dict:
     run_validation(input_dir, paths.validated, academic_year, paths.warehouse, run_id=run_id)
-    return read_json(paths.validated / "validation.json")
+    return read_json(ValidationPaths(paths.validated).summary)
 
 
 @task(**TASK)
@@ -358,7 +358,7 @@ def delivered(input_dir: Path, paths: RunPaths, run_id: str, academic_year: int,
             deliveries.append({"recipient": recipient.key, "name": recipient.name, "legal_basis": recipient.legal_basis,
                                "files": read_json(manifest)["files"]})
         document = {"run": run,
-                    "validation": validation | {"data_docs": str((paths.validated / "data_docs" / "index.html").resolve())},
+                    "validation": validation | {"data_docs": str(ValidationPaths(paths.validated).data_docs_index.resolve())},
                     "tables": [p | {"suppressed": suppressed_cells(paths, p["name"])} for p in protections],
                     "relations": release["relations"], "known_published": release["known"], "attack": attack,
                     "extracts": [e for o in outputs for e in o["extracts"]], "deliveries": deliveries}

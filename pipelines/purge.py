@@ -41,7 +41,7 @@ from pipelines.io import fault_point, file_sha256
 from pipelines.keys import ledger_signing_key
 from pipelines.ledger import append, completed_file_copy
 from pipelines.policies import _loaded
-from pipelines.registry import RunPaths
+from pipelines.registry import RunPaths, ValidationPaths
 from pipelines.retention import (CsvRecords, DatasetPurge, RetentionError, RetentionPolicy, Rule, csv_records, expired,
                                  parse_retention, purge_body, undated)
 from pipelines.schedule import ENGLAND
@@ -130,7 +130,7 @@ def landing_plan(folder: Path, spec: SourceSpec, rule: Rule, today: dt.date) -> 
 def quarantine_report_plans(paths: RunPaths, rules, today: dt.date) -> list[LandingPlan]:
     """The analysts' quarantine files (validated/quarantine/<dataset>.csv) hold the rejected rows' raw fields, so
     expired rows leave them too; they are CSVs with the export's columns, purged like a landing file."""
-    folder = paths.validated / "quarantine"
+    folder = ValidationPaths(paths.validated).quarantine
     plans = (landing_plan(folder, SourceSpec(rule.dataset, f"{rule.dataset}.csv"), rule, today) for rule in rules)
     return [plan for plan in plans if plan is not None]
 

@@ -14,6 +14,35 @@ RETURN_NAMES = ("school_statistics", "early_years", "destinations", "health", "y
 
 
 @dataclass(frozen=True)
+class ValidationPaths:
+    """What a validation writes in its folder (a run's validated/, or `lareturns validate --out`)."""
+
+    root: Path
+
+    @property
+    def quarantine(self) -> Path:
+        """The analysts' quarantine files, <dataset>.csv: the rejected rows' raw fields (restricted)."""
+        return self.root / "quarantine"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.root / "data_docs"
+
+    @property
+    def data_docs_index(self) -> Path:
+        return self.data_docs / "index.html"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "validation.json"
+
+    @property
+    def default_warehouse(self) -> Path:
+        """Where `lareturns validate` keeps the warehouse when none is given: as a run folder does."""
+        return RunPaths(self.root).warehouse
+
+
+@dataclass(frozen=True)
 class RunPaths:
     root: Path
 

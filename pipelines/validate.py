@@ -17,6 +17,7 @@ import polars as pl
 from pipelines.expectations import build_data_docs
 from pipelines.ingest import FileProblem, RawExport, export_path, load_mapping, read_export
 from pipelines.io import staged_output, write_csv
+from pipelines.registry import ValidationPaths
 from pipelines.validation import Validated, validate_frame
 from pipelines.warehouse import Reconciliation, load_validated, open_warehouse, previous_row_count
 from schemas.contract import load_contract
@@ -83,23 +84,23 @@ def run_validation(
 ) -> ValidationRun:
     run_id = run_id or new_run_id()
     period = Period(academic_year)
-    warehouse = warehouse or out / "data" / "warehouse.duckdb"
+    warehouse = warehouse or ValidationPaths(out).default_warehouse
     exports, not_found = read_exports(input_dir, mapping, datasets)
     checked = [(raw, validate_frame(raw.frame, load_contract(raw.dataset), period)) for raw in exports]
     results = []
     with staged_output(out) as staging, open_warehouse(warehouse) as connection:
         previous = {raw.dataset: previous_row_count(connection, raw.dataset) for raw, _ in checked}
         outcomes = build_data_docs([(load_contract(raw.dataset), validated.staged, previous[raw.dataset]) for raw, validated in checked],
-                                   staging / "data_docs", run_id, period)
+                                   ValidationPaths(staging).data_docs, run_id, period)
         for raw, validated in checked:  # the warehouse is written last: anything failing above leaves it as it was
             reconciliation = load_validated(connection, run_id, load_contract(raw.dataset), validated, raw.path.name,
                                             raw.sha256, raw.frame.height, academic_year)
-            write_csv(validated.quarantine, staging / "quarantine" / f"{raw.dataset}.csv")
+            write_csv(validated.quarantine, ValidationPaths(staging).quarantine / f"{raw.dataset}.csv")
             results.append(DatasetResult(raw.dataset, raw.path.name, validated, reconciliation, raw.ignored_columns,
                                          outcomes.get(raw.dataset, {}), raw.blank_lines))
         report = {"run_id": run_id, "academic_year": academic_year, "datasets": [r.summary() for r in results],
                   "not_found": not_found, "warehouse": str(warehouse)}
-        (staging / "validation.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        ValidationPaths(staging).summary.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     return ValidationRun(run_id, academic_year, results, not_found, warehouse, out)
 
 

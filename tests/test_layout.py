@@ -71,3 +71,15 @@ def test_cell_statuses_are_named_by_the_one_vocabulary():
              if not path.startswith("pipelines/synthetic/")  # school kinds, not statuses
              and (lines := status_literals(text))}
     assert not found
+
+
+RUN_FOLDER_NAMES = re.compile(r'/ "(data|validated|deliveries|report|releases|quarantine|data_docs|work)"'
+                              r'|"(ledger\.jsonl|validation\.json|warehouse\.duckdb)"')
+
+
+def test_a_run_folders_layout_is_named_only_in_the_registry():
+    """RunPaths and ValidationPaths (pipelines/registry.py) name every place in a run folder; the generator's
+    own package data folder is not a run folder."""
+    found = {path for path, text in sources("pipelines", "outputs").items()
+             if path not in ("pipelines/registry.py", "pipelines/synthetic/plan.py") and RUN_FOLDER_NAMES.search(text)}
+    assert not found
