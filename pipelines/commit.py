@@ -79,25 +79,28 @@ def decision_hashes(paths: RunPaths) -> dict[str, str]:
     return {p.relative_to(paths.root).as_posix(): file_sha256(p) for p in sorted(paths.work.glob("*.decisions.parquet"))}
 
 
+def _runs(entries: list[dict], closed_by: tuple[str, ...], closed: bool) -> list[dict]:
+    """The run entries that an entry of one of these kinds closes (closed) or that none does (not closed)."""
+    closing = {e.get("body", {}).get("run_entry") for e in entries if e.get("kind") in closed_by}
+    return [e for e in entries if e.get("kind") == "run" and (e.get("seq") in closing) == closed]
+
+
 def pending_run(entries: list[dict]) -> dict | None:
     """The last run entry no "delivered" or "abandoned" entry closes: a delivery a crash interrupted."""
-    closed = {e.get("body", {}).get("run_entry") for e in entries if e.get("kind") in CLOSING_KINDS}
-    runs = [e for e in entries if e.get("kind") == "run" and e.get("seq") not in closed]
+    runs = _runs(entries, CLOSING_KINDS, closed=False)
     return runs[-1] if runs else None
 
 
 def latest_run(entries: list[dict]) -> dict | None:
     """The run entry the files in place should match: the newest one not abandoned (a pending one included, so
     that the audit checks what an interrupted delivery left)."""
-    abandoned = {e.get("body", {}).get("run_entry") for e in entries if e.get("kind") == "abandoned"}
-    runs = [e for e in entries if e.get("kind") == "run" and e.get("seq") not in abandoned]
+    runs = _runs(entries, ("abandoned",), closed=False)
     return runs[-1] if runs else None
 
 
 def delivered_runs(entries: list[dict]) -> list[dict]:
     """The run entries whose delivery completed, oldest first."""
-    done = {e.get("body", {}).get("run_entry") for e in entries if e.get("kind") == "delivered"}
-    return [e for e in entries if e.get("kind") == "run" and e.get("seq") in done]
+    return _runs(entries, ("delivered",), closed=True)
 
 
 @dataclass(frozen=True)

@@ -105,13 +105,13 @@ def _records(path: Path, text: str, delimiter: str) -> tuple[list[str], list[lis
     return (records[0], records[1:]) if records else ([], [])
 
 
-def _parsed(path: Path, body: bytes, delimiter: str) -> tuple[pl.DataFrame, int]:
+def _parsed(path: Path, text: str, delimiter: str) -> tuple[pl.DataFrame, int]:
     """The records as text (an empty field as null), numbered as in the file; a row with a different number of
     fields from the header has its count in SOURCE_FIELDS (for validation to quarantine) and its fields cut or
     padded to the header's; blank lines are left out. Returns the frame and the number of blank lines."""
-    header, rows = _records(path, body.decode("utf-8"), delimiter)
+    header, rows = _records(path, text, delimiter)  # the csv module ends a line at LF, CRLF or a CR alone
     if len(header) == 1:
-        header_line = body.split(b"\n", 1)[0].decode("utf-8")
+        header_line = text.split("\n", 1)[0]
         used = max(DELIMITERS, key=header_line.count)
         if header_line.count(used) > 0 and used != delimiter:
             raise FileProblem(f"{path.name}: columns are separated by {DELIMITERS[used]}s, not {DELIMITERS[delimiter]}s; "
@@ -128,21 +128,10 @@ def _parsed(path: Path, body: bytes, delimiter: str) -> tuple[pl.DataFrame, int]
 
 
 def _csv_frame(path: Path, spec: SourceSpec) -> tuple[pl.DataFrame, int]:
-    """Decoded as UTF-8, unless that fails and the encoding was not declared as UTF-8: then as Windows-1252."""
     data = _bytes(path)
     if not data.strip():
         raise FileProblem(f"{path.name}: the file is empty")
-    body = data[len(BOM):] if data.startswith(BOM) else data
-    if spec.encoding == "cp1252":
-        body = _cp1252_as_utf8(path, data)
-    else:
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError as error:
-            if spec.encoding != "auto":
-                raise _unreadable(path, spec.encoding, body, error.start) from None
-            body = _cp1252_as_utf8(path, data)
-    return _parsed(path, body, spec.delimiter)  # the csv module ends a line at LF, CRLF or a CR alone
+    return _parsed(path, _text(path, data, spec.encoding), spec.delimiter)
 
 
 def _bytes(path: Path) -> bytes:
@@ -152,9 +141,17 @@ def _bytes(path: Path) -> bytes:
         raise FileProblem(f"{path.name}: cannot be read ({error.strerror})") from None
 
 
-def _cp1252_as_utf8(path: Path, data: bytes) -> bytes:
+def _text(path: Path, data: bytes, encoding: str) -> str:
+    """UTF-8 (a BOM dropped), unless that fails and the encoding was not declared as UTF-8: then Windows-1252."""
+    body = data[len(BOM):] if data.startswith(BOM) else data
+    if encoding != "cp1252":
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if encoding != "auto":
+                raise _unreadable(path, encoding, body, error.start) from None
     try:
-        return data.decode("cp1252").encode("utf-8")
+        return data.decode("cp1252")
     except UnicodeDecodeError as error:
         raise _unreadable(path, "UTF-8 or Windows-1252", data, error.start) from None
 

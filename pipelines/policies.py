@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grp
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import schemas
 from disclosure_control.policy import Policy, PolicyError, parse_policy
@@ -133,9 +133,9 @@ def load_publication(path: Path) -> Publication:
 
 
 def load_extract(path: Path, recipients: dict[str, Recipient]) -> Extract:
+    """An extract spec, refused at load if it asks for more than its recipient may have."""
     from pipelines.transforms.extract import ExtractError, check_entitled, parse_extract
 
-    """An extract spec, refused at load if it asks for more than its recipient may have."""
     def parsed(raw: dict) -> Extract:
         extract = checked_references(parse_extract(raw, path.stem), ExtractError, recipients)
         check_entitled(extract, recipients[extract.recipient].entitlement)

@@ -251,8 +251,9 @@ def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, pol
         ledger_signing_key()  # a purge that could not sign its ledger entry deletes nothing
     with run_folder_lock(paths):
         if dry_run:
-            recovery = ([f"found, to remove: {line}" for line in leftovers(paths).lines(paths.root)]
-                        + [f"found, to remove: {p.name} in the landing folder" for p in half_written(Path(input_dir))])
+            recovery = ([f"found: {line}" for line in leftovers(paths).lines(paths.root)]
+                        + [f"found: left by an interrupted run: {p.name} (in the landing folder)"
+                           for p in half_written(Path(input_dir))])
         else:
             recovery = finished_rewrites(Path(input_dir), paths)
             recovery += recovered(paths) + removed(Path(input_dir), half_written(Path(input_dir)))

@@ -30,6 +30,8 @@ from schemas.rules import Period, normalised, typed
 
 CORRECTION_COLUMNS = ("dataset", "key_column", "key_value", "column", "new_value", "reason")
 BOOKKEEPING = ("run_id", SOURCE_ROW)  # where a row came from, not data about a person: never corrected or keyed on
+
+
 class RectificationError(ValueError):
     """A corrections file that cannot be applied; str() is one line naming the file, the row and the rule."""
 

@@ -22,9 +22,9 @@ import polars as pl
 
 from disclosure_control.status import SUPPRESSED
 from pipelines import intruder
-from pipelines.commit import decision_hashes, latest_run, leftovers
+from pipelines.commit import decision_hashes, latest_run, leftovers, output_hashes
 from pipelines.history import EarlierRelease, earlier_for, known_files
-from pipelines.io import file_sha256, read_json
+from pipelines.io import read_json
 from pipelines.leakscan import leaks_by_recipient
 from pipelines.keys import ledger_public_key
 from pipelines.ledger import chain_problems, file_entries, signature_problems, warehouse_entries
@@ -69,17 +69,16 @@ def hash_findings(paths: RunPaths, entry: dict | None) -> list[Finding]:
     """Every delivered and report file against the latest run's ledger entry, and no file the ledger lacks."""
     if entry is None:
         return [Finding("outputs recorded in the ledger", False, "the ledger has no run")]
-    recorded = entry["body"]["outputs"]
-    on_disk = {p.relative_to(paths.root).as_posix() for folder in (paths.deliveries, paths.report)
-               for p in folder.rglob("*") if p.is_file()}
-    changed = sorted(f for f in recorded if f in on_disk and file_sha256(paths.root / f) != recorded[f])
-    missing, extra = sorted(set(recorded) - on_disk), sorted(on_disk - set(recorded))
+    recorded, on_disk = entry["body"]["outputs"], output_hashes(paths.root)
+    changed = sorted(f for f in recorded if f in on_disk and on_disk[f] != recorded[f])
+    missing, extra = sorted(set(recorded) - set(on_disk)), sorted(set(on_disk) - set(recorded))
     decisions = entry["body"].get("decisions")
     same = decisions is None or decision_hashes(paths) == decisions
     return [Finding("file hashes match the ledger", not changed, f"changed: {', '.join(changed)}" if changed else f"{len(recorded)} files"),
             Finding("decision records are the delivered run's", same, "identical" if same else
-                    "data/work holds other decision records than the run's entry records (changed, or written by a later "
-                    "run that did not deliver): the attack below reads them; the next run replaces them"),
+                    "data/work's decision records are not those the run's entry records (edited, or rewritten by a later "
+                    "run that did not deliver): the attack below reads them; the next run or `lareturns retention` "
+                    "puts the run's own back"),
             Finding("every recorded file is there", not missing, f"missing: {', '.join(missing)}" if missing else "all present"),
             Finding("no unrecorded file", not extra, f"not in the ledger: {', '.join(extra)}" if extra else "none")]
 
@@ -289,11 +288,11 @@ def interruption_findings(paths: RunPaths) -> list[Finding]:
     """What a crashed run left: a delivery its ledger entry says is pending, staging folders (record-level extracts
     among them), half-written files, counts kept for a run the ledger never recorded."""
     found = leftovers(paths)
-    said = found.lines(paths.root)
-    return [Finding("no interrupted delivery", found.pending is None, said[0] if found.pending is not None else "none"),
-            Finding("nothing left by an interrupted run", not found.orphans,
-                    f"{len(found.orphans)}: " + ", ".join(p.relative_to(paths.root).as_posix() for p in found.orphans[:5])
-                    + "; the next run or `lareturns retention` removes them" if found.orphans else "none")]
+    interrupted = found.lines(paths.root)[0] if found.pending is not None else "none"
+    named = ", ".join(p.relative_to(paths.root).as_posix() for p in found.orphans[:5])
+    left = f"{len(found.orphans)}: {named}; the next run or `lareturns retention` removes them" if found.orphans else "none"
+    return [Finding("no interrupted delivery", found.pending is None, interrupted),
+            Finding("nothing left by an interrupted run", not found.orphans, left)]
 
 
 def verify_run(root: Path, expected_entry: str | None = None, known_dir: Path | None = None,

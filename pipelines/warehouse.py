@@ -170,8 +170,7 @@ def staged_frames(path: Path, datasets: tuple[str, ...]) -> dict[str, pl.DataFra
 
 def staged_datasets(path: Path) -> list[str]:
     with open_warehouse(path) as connection:
-        return sorted(name for (name,) in connection.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'").fetchall())
+        return sorted(staged_tables(connection))
 
 
 @contextmanager

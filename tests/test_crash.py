@@ -127,7 +127,8 @@ def test_retention_removes_what_an_interrupted_run_left(earlier, small_clean, tm
     dry = CliRunner().invoke(app, ["retention", "--input", str(landing), "--out", str(earlier.root), "--dry-run"],
                              env={"COLUMNS": "250"})
     assert dry.exit_code == 0, dry.output
-    assert "found, to remove: left by an interrupted run: .staging-20260101T000000Z-abcdef" in dry.output
+    assert "found: left by an interrupted run: .staging-20260101T000000Z-abcdef" in dry.output
+    assert f"found: left by an interrupted run: {stale.name} (in the landing folder)" in dry.output
     assert orphan.exists() and stale.exists()
     done = CliRunner().invoke(app, ["retention", "--input", str(landing), "--out", str(earlier.root)], env={"COLUMNS": "250"})
     assert done.exit_code == 0, done.output
