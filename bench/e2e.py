@@ -23,10 +23,10 @@ os.environ.setdefault("LARETURNS_KEY_HEALTH", secrets.token_hex(32))
 os.environ.setdefault("LARETURNS_LEDGER_KEY", secrets.token_hex(32))
 
 from bench.harness import Measurement, emit, peak_rss_mb  # noqa: E402
-from pipelines.flows import census_return  # noqa: E402
+from pipelines.flows.returns import census_return  # noqa: E402
 from pipelines.synthetic.generate import generate  # noqa: E402
 from pipelines.synthetic.plan import plan_las  # noqa: E402
-from pipelines.validate import run_validation  # noqa: E402
+from pipelines.flows.validate import run_validation  # noqa: E402
 
 
 def largest_la() -> tuple[str, int, int]:

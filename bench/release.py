@@ -21,11 +21,13 @@ from disclosure_control.primary import primary_cells
 from disclosure_control.prior import required_protection
 from disclosure_control.protect import protect
 from disclosure_control.release import release_table
-from pipelines.flows import RETURN_NAMES, problem_policy, publications_of
+from pipelines.flows.validate import run_validation
+from pipelines.nodes.release import build_release
+from pipelines.store.warehouse import staged_frames
 from pipelines.synthetic.generate import generate
-from pipelines.transforms.release import build_release
-from pipelines.validate import run_validation
-from pipelines.warehouse import staged_frames
+from schemas.calendar import Term
+from schemas.catalog import RETURN_NAMES
+from schemas.config import load_run_config
 
 HIDDEN = ("primary", "secondary")
 
@@ -41,15 +43,16 @@ def main(scale: str, work: Path) -> None:
         generate(data, seed=1, scale=scale)
     warehouse = work / "warehouse.duckdb"
     if not warehouse.exists():
-        run_validation(data, work / "validated", 2025, warehouse)
-    publications = [p for name in RETURN_NAMES for p in publications_of(name)]
+        run_validation(data, work / "01_validated", 2025, warehouse)
+    config = load_run_config()
+    publications = config.publications_of(RETURN_NAMES)
     frames = staged_frames(warehouse, (*sorted({p.dataset for p in publications}), "schools", "postcodes"))
-    release = build_release(frames, publications, 2025, "2026-spring", frames["schools"], frames["postcodes"])
+    release = build_release(frames, publications, Term.parse("2026-spring"), frames["schools"], frames["postcodes"])
     per_population = {"seconds": 0.0, "secondary": 0, "value": 0.0, "unsafe_in_release": 0}
     release_wide = {"seconds": 0.0, "secondary": 0, "value": 0.0}
     cells = 0
     for problem in release.problems:
-        policy = problem_policy(problem, None)
+        policy = config.problem_policy(problem.publications)
         hidden, offset = set(), 0
         for population in sorted(problem.populations, key=lambda p: p.name):
             alone = release_table({population.name: release.parts[population.name]})

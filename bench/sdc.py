@@ -21,8 +21,9 @@ from disclosure_control.policy import parse_policy
 from disclosure_control.protect import protect
 from disclosure_control.secondary import cell_costs
 from disclosure_control.table import TableSpec, from_microdata
-from pipelines.ingest import load_mapping, read_export
+from pipelines.store.exports import read_export
 from pipelines.synthetic.generate import generate
+from schemas.config import load_mapping
 from schemas.lookups import codeset
 
 SCHOOL_COUNTS = (4, 20, 60, 165, 400)

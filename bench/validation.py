@@ -17,9 +17,10 @@ from pathlib import Path
 import duckdb
 
 from bench.harness import Measurement, emit, peak_rss_mb, timed
-from pipelines.ingest import load_mapping, read_export
+from pipelines.nodes.validation import validate_frame
+from pipelines.store.exports import read_export
 from pipelines.synthetic.generate import generate
-from pipelines.validation import validate_frame
+from schemas.config import load_mapping
 from schemas.contract import Column, Contract, RuleSpec, load_contract
 from schemas.identifiers import NASS_PATTERN, NINO_PATTERN, POSTCODE_PATTERN, ULN_PATTERN, UPN_LETTERS, UPN_PATTERN
 from schemas.lookups import codeset

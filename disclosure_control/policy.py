@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from schemas.config import check_keys  # the one key check of every config, pure
+
 METHODS = ("fast", "optimal")
 ZERO_HANDLING = ("publish", "suppress")
 COSTS = ("value", "count")
@@ -71,10 +73,7 @@ def _choice(raw: dict, key: str, allowed: tuple[str, ...]) -> str:
 
 
 def parse_policy(raw: dict) -> Policy:
-    known = set(Policy.__dataclass_fields__)
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise PolicyError(f"{unknown[0]}: unknown key (allowed: {', '.join(sorted(known))})")
+    check_keys(raw, "", sorted(Policy.__dataclass_fields__), (), PolicyError)
     values = {}
     if "threshold" in raw:
         values["threshold"] = _number(raw, "threshold", int, 1, 1000)

@@ -15,9 +15,11 @@ import polars as pl
 
 from disclosure_control.hierarchy import ROOT
 from disclosure_control.status import SHOWN
-from pipelines.io import write_csv_atomic
-from pipelines.transforms.publication import AREA, Publication, PublishedTable
+from outputs.files import write_csv_atomic, write_parquet_atomic
+from schemas.calendar import Term
+from schemas.catalog import ees_files, table_file
 from schemas.lookups import dfe_lookup, live_english_las
+from schemas.specs.publication import AREA, Publication, PublishedTable
 
 LEVELS = ("Local authority", "Local authority district", "School")
 LA_COLUMNS = ("region_code", "region_name", "old_la_code", "new_la_code", "la_name")
@@ -28,10 +30,11 @@ META_COLUMNS = ("col_name", "col_type", "label", "indicator_grouping", "indicato
 SHARE = "percent"
 
 
-def time_columns(academic_year: int, term: str) -> list[pl.Expr]:
+def time_columns(term: Term) -> list[pl.Expr]:
     """A single term is published against its academic year (YYYYZZ) with a term identifier."""
-    return [pl.lit(f"{academic_year}{(academic_year + 1) % 100:02d}").alias("time_period"),
-            pl.lit(f"{term.capitalize()} term").alias("time_identifier")]
+    year = term.academic_year
+    return [pl.lit(f"{year}{(year + 1) % 100:02d}").alias("time_period"),
+            pl.lit(f"{term.name.capitalize()} term").alias("time_identifier")]
 
 
 def district_geography(places: pl.DataFrame) -> pl.DataFrame:
@@ -74,7 +77,7 @@ def area_nodes(frame: pl.DataFrame) -> pl.Series:
 
 
 def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publication, geography: pl.DataFrame,
-             academic_year: int, term: str, percents: pl.DataFrame | None = None) -> pl.DataFrame:
+             term: Term, percents: pl.DataFrame | None = None) -> pl.DataFrame:
     """The table's cells (its rows in the linked decision records) in EES column order, LA first.
 
     percents: cell_id, percent (from rounding.percentages), when the publication has a share filter."""
@@ -89,7 +92,7 @@ def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publicatio
         mine.rename({AREA: "node"}).join(geography, on="node", how="left", validate="m:1")
         .with_columns(pl.col("geographic_level").replace_strict({lvl: i for i, lvl in enumerate(LEVELS)}).alias("__level"))
         .sort("__level", "lad_code", *(["school_urn"] if LEVELS[2] in levels else []), *filters, nulls_last=False)
-        .select(*time_columns(academic_year, term), "geographic_level",
+        .select(*time_columns(term), "geographic_level",
                 pl.lit("E92000001").alias("country_code"), pl.lit("England").alias("country_name"),
                 *columns, *filters, pl.col("display").alias(publication.indicator),
                 *([pl.col(SHARE)] if percents is not None else []),
@@ -112,8 +115,25 @@ def ees_meta(table: PublishedTable, publication: Publication) -> pl.DataFrame:
     return pl.DataFrame(rows).select(META_COLUMNS)
 
 
+def write_publication(folder: Path, publication: Publication, formats: tuple[str, ...], cells: pl.DataFrame,
+                      places: dict[str, pl.DataFrame], term: Term, percents: pl.DataFrame | None) -> list[Path]:
+    """A publication's tables in the recipient's folder: an EES file pair per table, and the same table as Parquet
+    for analysts if the recipient takes it. places: the staged schools and postcodes, which name the areas."""
+    districts = district_geography(places["postcodes"] if publication.geography == "residence" else places["schools"])
+    geography = geography_rows(districts, places["schools"] if publication.geography == "school" else None)
+    files = []
+    for table in publication.tables:
+        data = ees_data(cells, table, publication, geography, term, percents)
+        if "ees" in formats or "csv" in formats:
+            files += write_ees(folder, table.name, data, ees_meta(table, publication))
+        if "parquet" in formats:
+            files.append(table_file(folder, table.name, ".parquet"))
+            write_parquet_atomic(data, files[-1])
+    return files
+
+
 def write_ees(folder: Path, name: str, data: pl.DataFrame, meta: pl.DataFrame) -> list[Path]:
-    paths = [folder / f"{name}.csv", folder / f"{name}.meta.csv"]
+    paths = list(ees_files(folder, name))
     write_csv_atomic(data, paths[0])
     write_csv_atomic(meta, paths[1])
     return paths

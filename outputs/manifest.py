@@ -11,9 +11,9 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.io import file_sha256
-
-MANIFEST = "manifest.json"
+from outputs.files import file_sha256, write_text_atomic
+from schemas.catalog import MANIFEST
+from schemas.specs.run import RunConfig
 
 
 def csv_rows(path: Path) -> int:
@@ -31,12 +31,27 @@ def file_entry(folder: Path, path: Path) -> dict:
     return entry
 
 
-def write_manifest(folder: Path, recipient: dict, run: dict, suppression: dict | None = None) -> Path:
+def manifest(folder: Path, recipient: dict, run: dict, suppression: dict | None = None) -> dict:
     """recipient: name, legal_basis, level; run: run_id, period, policy_version, created_at."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
-    manifest = {"recipient": recipient, "run": run, "files": [file_entry(folder, p) for p in files]}
+    document = {"recipient": recipient, "run": run, "files": [file_entry(folder, p) for p in files]}
     if suppression is not None:
-        manifest["suppression"] = suppression
-    path = folder / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-    return path
+        document["suppression"] = suppression
+    return document
+
+
+def write_manifests(deliveries: Path, config: RunConfig, run: dict, protections: list[dict]) -> list[dict]:
+    """A manifest in each recipient's folder, the policy version its statistics were protected under in the run
+    record; returns each delivery as the auditor report lists it."""
+    listed = []
+    for recipient in config.recipients.values():
+        folder = deliveries / recipient.key
+        if not folder.exists():
+            continue
+        mine = {p["name"]: p["summary"] for p in protections if p["recipient"] == recipient.key}
+        version = next(iter(mine.values()))["policy_version"] if mine else config.recipient_policy(recipient.key).version
+        document = manifest(folder, recipient.manifest_entry(), run | {"policy_version": version}, mine or None)
+        write_text_atomic(folder / MANIFEST, json.dumps(document, indent=2, sort_keys=True))
+        listed.append({"recipient": recipient.key, "name": recipient.name, "legal_basis": recipient.legal_basis,
+                       "files": document["files"]})
+    return listed

@@ -11,10 +11,13 @@ import html
 import json
 from pathlib import Path
 
-from disclosure_control.status import Status
-from pipelines.io import OWNER_ONLY, write_text_atomic
+import polars as pl
 
-EVIDENCE = "auditor_evidence"
+from disclosure_control.status import SUPPRESSED, Status
+from outputs.files import OWNER_ONLY, write_text_atomic
+from schemas.catalog import DELIVERIES, EVIDENCE, MANIFEST, ReportFiles, RunPaths
+from schemas.specs.publication import Publication
+
 MARKING = "OFFICIAL-SENSITIVE"
 
 STATUS_COLOURS = {Status.PUBLISHED: "#4c9f70", Status.PRIMARY: "#c0392b", Status.SECONDARY: "#e67e22",
@@ -98,7 +101,7 @@ def report_html(document: dict) -> str:
     for delivery in document["deliveries"]:
         sections.append(
             f"<h2>Delivery to {html.escape(delivery['name'])}</h2><p>Legal basis: {html.escape(delivery['legal_basis'])}. "
-            f"Folder deliveries/{html.escape(delivery['recipient'])}, listed in its manifest.json.</p>"
+            f"Folder {DELIVERIES}/{html.escape(delivery['recipient'])}, listed in its {MANIFEST}.</p>"
             + _rows(["file", "rows", "bytes", "SHA-256"],
                     [[f["file"], f.get("rows", ""), f["bytes"], f["sha256"]] for f in delivery["files"]]))
     style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
@@ -123,12 +126,51 @@ def evidence_html(evidence: dict) -> str:
             f"</title><style>{style}</style></head><body>{''.join(sections)}<p class=\"marking\">{MARKING}</p></body></html>")
 
 
-def write_report(folder: Path, document: dict, evidence: dict) -> list[Path]:
-    """The report (it may leave the building) and the evidence beside it (owner-only: hidden values)."""
-    paths = [folder / "auditor_report.json", folder / "auditor_report.html", folder / f"{EVIDENCE}.json",
-             folder / f"{EVIDENCE}.html"]
+def write_report(folder: Path, run: dict, validation: dict, data_docs: Path, release: dict, attack: list[dict],
+                 extracts: list[dict], deliveries: list[dict], decisions: dict[str, pl.DataFrame],
+                 publications: dict[str, Publication]) -> list[Path]:
+    """The report (it may leave the building) and the evidence beside it (owner-only: hidden values), from the
+    run's record, its validation summary, the release's protections and each publication's decision records."""
+    hidden = {name: cells.filter(pl.col("status").is_in(list(SUPPRESSED))) for name, cells in decisions.items()}
+    label = {name: pl.concat_str(list(publications[name].dimensions), separator=" / ").alias("cell") for name in decisions}
+    document = {"run": run, "validation": validation | {"data_docs": str(data_docs)},
+                "tables": [p | {"suppressed": suppressed_cells(hidden[p["name"]], label[p["name"]])}
+                           for p in release["protections"]],
+                "relations": release["relations"], "known_published": release["known"], "attack": attack,
+                "extracts": extracts, "deliveries": deliveries}
+    evidence = {"run": run, "tables": [{"name": p["name"], "cells": evidence_cells(hidden[p["name"]], label[p["name"]])}
+                                       for p in release["protections"]]}
+    files = ReportFiles(folder)
+    paths = [files.json, files.html, files.evidence_json, files.evidence_html]
     write_text_atomic(paths[0], json.dumps(document, indent=2, default=str))
     write_text_atomic(paths[1], report_html(document))
     write_text_atomic(paths[2], json.dumps({"classification": MARKING, **evidence}, indent=2, default=str), OWNER_ONLY)
     write_text_atomic(paths[3], evidence_html(evidence), OWNER_ONLY)
     return paths
+
+
+def suppressed_cells(hidden: pl.DataFrame, cell: pl.Expr) -> list[dict]:
+    """Each suppressed cell named by its area and filter values, with its status, the rule behind it and the
+    interval the audit proved an intruder can narrow it to (what anyone can compute), never its value."""
+    return hidden.select(cell, "status", pl.col("rule").fill_null("protects a primary"), "lower", "upper").to_dicts()
+
+
+def evidence_cells(hidden: pl.DataFrame, cell: pl.Expr) -> list[dict]:
+    """Every suppressed cell with its value and the decision's reason: for the restricted evidence file only."""
+    return hidden.select(cell, "status", "rule", "value", "reason", "lower", "upper", "protected",
+                         "protected_against_both").to_dicts()
+
+
+def run_result(paths: RunPaths, run: dict, report: Path, entry: dict, closing: dict, protections: list[dict],
+               deliveries: list[dict]) -> dict:
+    """What a run tells its caller (the CLI's summary; a scheduled run's result in Prefect): no value from a row."""
+    return {"run_id": run["run_id"], "period": run["period"], "deliveries": str(paths.deliveries), "report": str(report),
+            "recovered": run["recovered"], "run_entry": entry["seq"],
+            "ledger_entry": closing["seq"], "ledger_hash": closing["entry_hash"],
+            "audit_passed": all(p["summary"]["audit"]["passed"] for p in protections),
+            "publications": [{"name": p["name"], "recipient": p["recipient"], "cells": p["summary"]["cells"],
+                              "primary": p["summary"]["by_status"][Status.PRIMARY],
+                              "secondary": p["summary"]["by_status"][Status.SECONDARY],
+                              "passed": p["summary"]["audit"]["passed"]} for p in protections],
+            "delivered": [{"recipient": d["recipient"], "files": len(d["files"]),
+                           "folder": str(paths.delivery(d["recipient"]))} for d in deliveries]}

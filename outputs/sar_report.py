@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 
-from pipelines.io import staged_output
+from outputs.files import OWNER_ONLY, staged_output, write_text_atomic
 
-OWNER_ONLY = 0o600
 STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em;line-height:1.4}"
          "table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:.2em .5em;"
          "text-align:left;vertical-align:top}th{background:#f3f3f3}.note{color:#555}"
@@ -146,10 +144,6 @@ def write_sar(folder: Path, document: dict) -> list[Path]:
     texts = [sar_html(document), json.dumps(document, indent=2, ensure_ascii=False, default=str)]
     with staged_output(folder) as staging:
         for name, text in zip(names, texts, strict=True):
-            with open(staging / name, "w", encoding="utf-8", opener=_owner_only) as handle:
-                handle.write(text)
+            write_text_atomic(staging / name, text, OWNER_ONLY)
     return [folder / name for name in names]
 
-
-def _owner_only(path: str, flags: int) -> int:
-    return os.open(path, flags, OWNER_ONLY)

@@ -15,8 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.registry import RunPaths, ValidationPaths
 from schemas.calendar import DEFAULT_ACADEMIC_YEAR
+from schemas.catalog import RunPaths, ValidationPaths
+
+LAYOUT = RunPaths(Path())  # a run folder's places, relative, for messages and help
 
 # Each command imports what it uses when it runs, so that `--help` and the light commands start at once.
 app = typer.Typer(
@@ -36,8 +38,8 @@ def fail(message: str) -> typer.Exit:
 @app.callback()
 def main() -> None:
     """Commands for analysts, scheduled returns and auditors."""
-    from pipelines.io import restrict_new_files
-    from pipelines.policies import AccessError, load_access_group
+    from outputs.files import restrict_new_files
+    from schemas.config import AccessError, load_access_group
 
     try:
         restrict_new_files(group=load_access_group())  # whatever the shell's umask: the data is personal
@@ -55,6 +57,7 @@ def generate(
 ) -> None:
     """Write a synthetic county shaped like MIS exports: no real child's data, ever."""
     from pipelines.synthetic.generate import generate as generate_county
+    from schemas.catalog import reference_folder
 
 
     try:
@@ -74,7 +77,7 @@ def generate(
         table.add_row(name, f"{rows:,}", f"{fault_counts.get(name, 0):,}")
     console.print(table)
     console.print(f"{summary.las} LA(s), {summary.schools:,} schools, {summary.providers:,} early-years providers; "
-                  f"reference data in {out / 'reference'}")
+                  f"reference data in {reference_folder(out)}")
 
 
 @app.command()
@@ -82,18 +85,18 @@ def validate(
     input: Annotated[Path, typer.Option("--input", help="Folder holding the MIS exports.")],
     out: Annotated[Path, typer.Option(help="Folder for the quarantine files, Data Docs and validation.json.")],
     academic_year: Annotated[int, typer.Option(help="Start year of the academic year the exports belong to.")] = DEFAULT_ACADEMIC_YEAR,
-    warehouse: Annotated[Path | None, typer.Option(help="DuckDB file (default: OUT/data/warehouse.duckdb).")] = None,
+    warehouse: Annotated[Path | None, typer.Option(help=f"DuckDB file (default: OUT/{LAYOUT.warehouse}).")] = None,
     mapping: Annotated[Path | None, typer.Option(help="TOML column-mapping config for your MIS vendor's exports.")] = None,
 ) -> None:
     """Check every row against its contract; stage the good rows, quarantine the rest with their reasons."""
-    from pipelines.ingest import FileProblem
-    from pipelines.validate import run_validation, top_rules
-    from pipelines.warehouse import ReconciliationError, WarehouseBusy
-
+    from pipelines.flows.validate import run_validation, top_rules
+    from pipelines.store.exports import FileProblem
+    from pipelines.store.warehouse import ReconciliationError, WarehouseBusy
+    from schemas.specs.mapping import MappingError
 
     try:
         run = run_validation(input, out, academic_year, warehouse, mapping)
-    except (FileProblem, WarehouseBusy, ReconciliationError) as error:
+    except (FileProblem, MappingError, WarehouseBusy, ReconciliationError) as error:
         raise fail(str(error)) from None
     table = Table(title=f"Validation run {run.run_id}")
     for column in ("dataset", "rows read", "staged", "quarantined", "warnings", "top failing rules"):
@@ -124,14 +127,14 @@ def run(
     """Run a return now on the embedded Prefect API: validate, protect, deliver, report."""
     from disclosure_control.policy import PolicyError
     from disclosure_control.protect import ProtectionError
-    from pipelines.commit import RunFolderBusy
-    from pipelines.flows import RETURNS, LeakFound
-    from pipelines.history import HistoryError
-    from pipelines.ingest import FileProblem
-    from pipelines.keys import MissingKey
-    from pipelines.prefect_api import ApiUnavailable, prefect_api
-    from pipelines.transforms.release import ReleaseError
-    from pipelines.warehouse import ReconciliationError, WarehouseBusy
+    from pipelines.flows.prefect_api import ApiUnavailable, prefect_api
+    from pipelines.flows.returns import RETURNS, LeakFound
+    from pipelines.nodes.release import ReleaseError
+    from pipelines.store.commit import RunFolderBusy
+    from pipelines.store.exports import FileProblem
+    from pipelines.store.history import HistoryError
+    from pipelines.store.keys import MissingKey
+    from pipelines.store.warehouse import ReconciliationError, WarehouseBusy
 
     if return_name not in RETURNS:
         raise fail(f"no return {return_name!r}; choose one of {', '.join(RETURNS)}")
@@ -160,7 +163,7 @@ def run(
 
 def _hierarchies(specs: list[str]) -> dict[str, Hierarchy]:
     from disclosure_control.hierarchy import Hierarchy
-    from pipelines.io import read_json
+    from outputs.files import read_json
 
     out = {}
     for spec in specs:
@@ -191,11 +194,12 @@ def protect(
 
     from disclosure_control.hierarchy import HierarchyError
     from disclosure_control.policy import PolicyError
-    from disclosure_control.protect import ProtectionError, protect as protect_table
+    from disclosure_control.protect import ProtectionError
+    from disclosure_control.protect import protect as protect_table
     from disclosure_control.status import STATUSES
     from disclosure_control.table import TableError, TableSpec, from_frequencies, from_microdata
-    from pipelines.io import read_csv_text, write_csv_atomic
-    from pipelines.policies import load_disclosure_policy
+    from outputs.files import read_csv_text, write_csv_atomic
+    from schemas.config import load_disclosure_policy
 
     dimensions = [d.strip() for d in dims.split(",") if d.strip()]
     try:
@@ -240,8 +244,8 @@ def serve(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the deployments and their next runs, then exit.")] = False,
 ) -> None:
     """Register the returns as Prefect deployments on their census days and run each when due, until stopped."""
-    from pipelines import serve as serving
-    from pipelines.schedule import describe, next_runs
+    from pipelines.flows import serve as serving
+    from schemas.specs.schedule import describe, next_runs
 
     if not root.is_dir():
         raise fail(f"--root {root}: not a folder")
@@ -280,10 +284,10 @@ def audit(
                                                          "every entry must be signed by its private key.")] = None,
 ) -> None:
     """Check a run without trusting its reports: ledger chain, file hashes, an interval attack, the leak scan."""
-    from pipelines.verify import latest_entry_hash, verify_run
+    from pipelines.assurance.verify import latest_entry_hash, verify_run
 
     if not RunPaths(run_dir).warehouse.exists():
-        raise fail(f"{run_dir}: no run here (no data/warehouse.duckdb)")
+        raise fail(f"{run_dir}: no run here (no {LAYOUT.warehouse})")
     findings = verify_run(run_dir, expect_entry, known_published, public_key)
     table = Table(title=f"lareturns audit of {run_dir}")
     for column in ("check", "result", "detail"):
@@ -312,7 +316,7 @@ def audit(
 @app.command("ledger-key")
 def ledger_key() -> None:
     """Print the public key of the ledger's signing key (LARETURNS_LEDGER_KEY): give it to the auditor."""
-    from pipelines.keys import MissingKey, ledger_public_key_pem
+    from pipelines.store.keys import MissingKey, ledger_public_key_pem
 
     try:
         print(ledger_public_key_pem(), end="")
@@ -323,24 +327,27 @@ def ledger_key() -> None:
 @app.command()
 def retention(
     input: Annotated[Path, typer.Option("--input", help="The landing folder of MIS exports.")],
-    out: Annotated[Path, typer.Option(help="A run's output folder (its data/warehouse.duckdb and ledger.jsonl).")],
+    out: Annotated[Path, typer.Option(help=f"A run's output folder (its {LAYOUT.warehouse} and {LAYOUT.ledger}).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete and record nothing.")] = False,
     today: Annotated[str | None, typer.Option(help="Purge as of this day, YYYY-MM-DD (default: today in England); a later day only with --dry-run.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Retention policy TOML (default: schemas/policies/retention.toml).")] = None,
     mapping: Annotated[Path | None, typer.Option(help="The column-mapping TOML the exports are validated with, if any.")] = None,
 ) -> None:
     """Delete records past their retention period from the warehouse and the landing folder; counts in the ledger."""
-    from pipelines.commit import RunFolderBusy
-    from pipelines.ingest import FileProblem
-    from pipelines.keys import MissingKey
-    from pipelines.purge import england_today, purge
-    from pipelines.retention import RetentionError, parse_day
-    from pipelines.warehouse import WarehouseBusy
+    from pipelines.governance.purge import purge
+    from pipelines.governance.retention import parse_day
+    from pipelines.store.commit import RunFolderBusy
+    from pipelines.store.exports import FileProblem
+    from pipelines.store.keys import MissingKey
+    from pipelines.store.warehouse import WarehouseBusy
+    from schemas.calendar import england_today
+    from schemas.specs.mapping import MappingError
+    from schemas.specs.retention import RetentionError
 
     try:
         day = parse_day(today) if today else england_today()
         result = purge(input, out, day, dry_run, policy, mapping=mapping)
-    except (RetentionError, FileProblem, WarehouseBusy, OSError, RunFolderBusy, MissingKey) as error:
+    except (RetentionError, FileProblem, MappingError, WarehouseBusy, OSError, RunFolderBusy, MissingKey) as error:
         raise fail(str(error)) from None
     for line in result.recovery:
         console.print(f"interrupted runs: {line}")
@@ -366,18 +373,18 @@ def retention(
 @app.command()
 def sar(
     out: Annotated[Path, typer.Option(help="A run's output folder (the --out of lareturns run).")],
-    report: Annotated[Path, typer.Option(help="Folder for the report (HTML and JSON); not inside deliveries/ or report/.")],
+    report: Annotated[Path, typer.Option(help=f"Folder for the report (HTML and JSON); not inside {LAYOUT.deliveries}/ or {LAYOUT.report}/.")],
     upn: Annotated[str | None, typer.Option(help="The person's UPN (or former UPN).")] = None,
     surname: Annotated[str | None, typer.Option(help="The person's surname (any case), with --dob.")] = None,
     dob: Annotated[str | None, typer.Option(help="The person's date of birth, YYYY-MM-DD, with --surname.")] = None,
 ) -> None:
     """Subject access: everything held about a person and what was sent about them, to whom and when."""
     from outputs.sar_report import write_sar
-    from pipelines.sar import SarError, check_report_folder, gather, search
-    from pipelines.warehouse import WarehouseBusy
+    from pipelines.governance.sar import SarError, check_report_folder, gather, search
+    from pipelines.store.warehouse import WarehouseBusy
 
     if not RunPaths(out).warehouse.exists():
-        raise fail(f"{out}: no run here (no data/warehouse.duckdb)")
+        raise fail(f"{out}: no run here (no {LAYOUT.warehouse})")
     try:
         wanted = search(upn, surname, dob)
         check_report_folder(out, report)
@@ -401,13 +408,14 @@ def rectify(
     corrections: Annotated[Path, typer.Argument(metavar="CORRECTIONS.csv", help="CSV: dataset, key_column, key_value, column, new_value, reason; one change per row.")],
 ) -> None:
     """Rectification: apply a corrections file to staging (all or nothing), record each change, re-applied on every run."""
-    from pipelines.keys import MissingKey
-    from pipelines.rectify import RectificationError, rectify as apply_file
-    from pipelines.warehouse import WarehouseBusy
+    from pipelines.governance.rectify import RectificationError
+    from pipelines.governance.rectify import rectify as apply_file
+    from pipelines.store.keys import MissingKey
+    from pipelines.store.warehouse import WarehouseBusy
 
     paths = RunPaths(out)
     if not paths.warehouse.exists():
-        raise fail(f"{out}: no run here (no data/warehouse.duckdb)")
+        raise fail(f"{out}: no run here (no {LAYOUT.warehouse})")
     try:
         batch = apply_file(paths.warehouse, corrections, paths.ledger)
     except (RectificationError, WarehouseBusy, ValueError, MissingKey) as error:  # names the file, row and rule, never a value

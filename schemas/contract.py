@@ -11,12 +11,10 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 
+from schemas import catalog
 from schemas.config import check_keys
 from schemas.lookups import codeset_names
-
-CONTRACTS_DIR = Path(__file__).parent / "contracts"
 
 COLUMN_TYPES = {"text", "code", "code_list", "date", "int", "decimal", "flag"}
 FORMATS = {"upn", "uln", "nino", "nass", "postcode", "urn", "laestab", "eligibility_code", "phone"}
@@ -198,11 +196,11 @@ def parse_contract(text: str, where: str) -> Contract:
 
 @cache
 def load_contract(dataset: str) -> Contract:
-    path = CONTRACTS_DIR / f"{dataset}.toml"
+    path = catalog.contract_file(dataset)
     if not path.exists():
-        raise ContractError(f"no contract for dataset {dataset!r} in {CONTRACTS_DIR}")
+        raise ContractError(f"no contract for dataset {dataset!r} in {catalog.CONTRACTS_DIR}")
     return parse_contract(path.read_text(encoding="utf-8"), str(path.name))
 
 
 def contract_names() -> list[str]:
-    return sorted(p.stem for p in CONTRACTS_DIR.glob("*.toml"))
+    return catalog.contract_names()

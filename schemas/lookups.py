@@ -8,19 +8,17 @@ schemas/reference/dfe-lookups/ are the EES screener's own lists, loaded as data,
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import polars as pl
 
-CODESETS_DIR = Path(__file__).parent / "codesets"
-DFE_LOOKUPS_DIR = Path(__file__).parent / "reference" / "dfe-lookups"
+from schemas import catalog
 
 
 @cache
 def _codeset_file(name: str) -> pl.DataFrame:
-    path = CODESETS_DIR / f"{name}.csv"
+    path = catalog.codeset_file(name)
     if not path.exists():
-        known = ", ".join(sorted(p.stem for p in CODESETS_DIR.glob("*.csv")))
+        known = ", ".join(catalog.codeset_names())
         raise KeyError(f"no code set named {name!r}; known code sets: {known}")
     frame = pl.read_csv(path, infer_schema=False)
     return frame.with_columns(
@@ -38,13 +36,13 @@ def codeset(name: str, academic_year: int) -> pl.DataFrame:
 
 
 def codeset_names() -> list[str]:
-    return sorted(p.stem for p in CODESETS_DIR.glob("*.csv"))
+    return catalog.codeset_names()
 
 
 @cache
 def dfe_lookup(name: str) -> pl.DataFrame:
     """One of the DfE's lookup files, every column as text (codes keep their leading zeros)."""
-    return pl.read_csv(DFE_LOOKUPS_DIR / f"{name}.csv", infer_schema=False)
+    return pl.read_csv(catalog.dfe_lookup_file(name), infer_schema=False)
 
 
 def live_english_las() -> pl.DataFrame:

@@ -12,16 +12,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from schemas.calendar import academic_year_end, census_date
+from schemas.calendar import TERM_START_MONTHS, Term, academic_year_end
 from schemas.contract import Column, Contract, RuleSpec
-from schemas.identifiers import (
-    is_valid_nass,
-    is_valid_nino,
-    is_valid_postcode,
-    is_valid_uln,
-    is_valid_upn,
-    upn_la_code,
-)
+from schemas.identifiers import is_valid_nass, is_valid_nino, is_valid_postcode, is_valid_uln, is_valid_upn, upn_la_code
 from schemas.lookups import codeset, dfe_lookup
 
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
@@ -41,7 +34,6 @@ FORMAT_CHECKS = {
 SOURCE_FIELDS = "source_fields"  # set by ingest: how many fields a CSV row had, where not as many as the header
 MAX_FIELD_CHARS = 4_000  # far beyond any MIS field; a longer one is a broken export or an attack, never a value
 FORMULA_START = r"^[=+\-@\t\r]"  # what a spreadsheet reads as the start of a formula (OWASP CSV injection)
-TERM_START_MONTH = {"autumn": 9, "spring": 1, "summer": 4}
 
 
 @dataclass(frozen=True)
@@ -54,8 +46,8 @@ class Period:
     @property
     def anchors(self) -> dict[str, dt.date]:
         return {
-            "census": census_date(self.academic_year, self.census_term),
-            "year_start": dt.date(self.academic_year, 9, 1),
+            "census": Term(self.academic_year, self.census_term).census_date,
+            "year_start": Term(self.academic_year, "autumn").start,
             "year_end": academic_year_end(self.academic_year),
         }
 
@@ -190,7 +182,7 @@ def age_on_31_august(dob: pl.Expr, period: Period) -> pl.Expr:
 
 def term_start(term: pl.Expr) -> pl.Expr:
     year = term.str.slice(0, 4).cast(pl.Int32, strict=False)
-    month = term.str.slice(5).replace_strict(TERM_START_MONTH, default=None, return_dtype=pl.Int8)
+    month = term.str.slice(5).replace_strict(TERM_START_MONTHS, default=None, return_dtype=pl.Int8)
     return pl.date(year, month, 1)
 
 

@@ -16,9 +16,8 @@ import polars as pl  # noqa: E402
 import pytest  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from pipelines.flows import census_return
+from pipelines.flows.returns import census_return
 from pipelines.synthetic.generate import generate
-
 
 PEOPLE = ("pupils", "early_years", "destinations", "ncmp")
 IDENTIFIER_COLUMNS = ("upn", "uln", "postcode", "email", "phone", "date_of_birth", "address_line1", "parent_ni_number",
@@ -82,7 +81,7 @@ def health_key() -> bytes:
 @pytest.fixture(scope="session")
 def ledger_public_key(tmp_path_factory) -> Path:
     """The auditor's copy of the session's ledger public key."""
-    from pipelines.keys import ledger_public_key_pem
+    from pipelines.store.keys import ledger_public_key_pem
 
     path = tmp_path_factory.mktemp("keys") / "ledger_public_key.pem"
     path.write_text(ledger_public_key_pem())

@@ -15,12 +15,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
+from outputs.files import file_sha256
+from pipelines.assurance.verify import attack_findings, hash_findings, ledger_findings
 from pipelines.cli import app
-from pipelines.io import file_sha256
-from pipelines.ledger import append, chain_problems, entry_hash, file_entries
-from pipelines.registry import RunPaths
-from pipelines.verify import attack_findings, hash_findings, ledger_findings
-from pipelines.warehouse import open_warehouse
+from pipelines.store.ledger import append, chain_problems, entry_hash, file_entries
+from pipelines.store.warehouse import open_warehouse
+from schemas.catalog import RunPaths
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_an_untouched_run_passes_every_check_and_a_changed_byte_fails_it(run_cop
     target.write_bytes(bytes(data))
     tampered = CliRunner().invoke(app, ["audit", str(run_copy.root), "--public-key", str(ledger_public_key)])
     assert tampered.exit_code == 1
-    assert "FAIL" in tampered.output and "deliveries/dfe/nccis.csv" in tampered.output
+    assert "FAIL" in tampered.output and "04_deliveries/dfe/nccis.csv" in tampered.output
 
 
 @pytest.mark.parametrize("recipient", ["publication", "health", "ey_funding"])
@@ -77,7 +77,7 @@ def test_a_one_byte_change_in_any_delivery_is_caught(run_copy, recipient):
 
 def test_a_hand_edited_suppressed_cell_is_caught_even_with_a_forged_manifest(run_copy):
     """The forger writes a primary cell's true count over its `c` and re-hashes the manifest to match."""
-    cells = pl.read_parquet(run_copy.work / "school_statistics.decisions.parquet")
+    cells = pl.read_parquet(run_copy.protected / "school_statistics.decisions.parquet")
     primary = cells.filter((pl.col("status") == "primary") & (pl.col("area").str.len_chars() == 6)
                            & pl.col("tables").list.contains("pupils_by_sex") & (pl.col("sex") != "Total")).row(0, named=True)
     folder = run_copy.deliveries / "publication"
@@ -144,7 +144,7 @@ def test_the_run_entry_names_inputs_config_and_outputs_by_hash_only(census_run):
     assert entry["kind"] == "run" and entry["body"]["run_id"] == result["run_id"] and entry["seq"] == result["run_entry"]
     assert {i["dataset"] for i in entry["body"]["inputs"]} >= {"pupils", "early_years", "destinations", "ncmp"}
     assert "policies/disclosure.toml" in entry["body"]["config"] and "policies/recipients.toml" in entry["body"]["config"]
-    assert "deliveries/dfe/manifest.json" in entry["body"]["outputs"] and "report/auditor_report.html" in entry["body"]["outputs"]
+    assert "04_deliveries/dfe/manifest.json" in entry["body"]["outputs"] and "05_report/auditor_report.html" in entry["body"]["outputs"]
 
 
 def forged_entry(entries: list[dict], key: Ed25519PrivateKey | None) -> dict:

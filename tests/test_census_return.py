@@ -15,10 +15,10 @@ import polars as pl
 import pytest
 
 from disclosure_control.policy import PolicyError
-from pipelines.flows import census_return
-from pipelines.registry import RunPaths
-from pipelines.verify import attack_findings
-from pipelines.registry import EXTRACTS_DIR, PUBLICATIONS_DIR
+from pipelines.assurance.verify import attack_findings
+from pipelines.flows.returns import census_return
+from pipelines.store.history import HistoryError
+from schemas.catalog import EXTRACTS_DIR, PUBLICATIONS_DIR, RunPaths
 from tests.conftest import input_identifiers
 from tests.ees_screener import screen
 
@@ -45,7 +45,7 @@ def test_every_delivery_exists_and_matches_its_manifest(census_run):
     assert result["audit_passed"]
     assert sorted(d["recipient"] for d in result["delivered"]) == RECIPIENTS
     for recipient in RECIPIENTS:
-        folder = out / "deliveries" / recipient
+        folder = out / "04_deliveries" / recipient
         manifest = json.loads((folder / "manifest.json").read_text())
         listed = {entry["file"]: entry for entry in manifest["files"]}
         assert set(listed) == expected_files(recipient), recipient
@@ -56,16 +56,16 @@ def test_every_delivery_exists_and_matches_its_manifest(census_run):
             rows = pl.read_parquet(folder / name).height if name.endswith(".parquet") else len((folder / name).read_text().splitlines()) - 1
             assert entry["rows"] == rows
         assert manifest["recipient"]["recipient"] == recipient and manifest["run"]["run_id"] == result["run_id"]
-    health = json.loads((out / "deliveries" / "health" / "manifest.json").read_text())
+    health = json.loads((out / "04_deliveries" / "health" / "manifest.json").read_text())
     assert health["run"]["policy_version"] == "2026.1-health" and health["suppression"]["ncmp_prevalence"]["audit"]["passed"]
-    assert (out / "report" / "auditor_report.html").exists() and (out / "report" / "auditor_report.json").exists()
+    assert (out / "05_report" / "auditor_report.html").exists() and (out / "05_report" / "auditor_report.json").exists()
     assert not list(out.glob(".staging-*"))
 
 
 @pytest.mark.parametrize("recipient,name", [(spec["recipient"], t["name"]) for spec in PUBLICATIONS.values() for t in spec["tables"]])
 def test_ees_files_pass_the_screener(census_run, recipient, name):
     out, _ = census_run
-    assert screen(out / "deliveries" / recipient / f"{name}.csv") == []
+    assert screen(out / "04_deliveries" / recipient / f"{name}.csv") == []
 
 
 def cells_as_text(path: Path) -> dict[str, set[str]]:
@@ -76,10 +76,10 @@ def cells_as_text(path: Path) -> dict[str, set[str]]:
 def test_no_direct_identifier_reaches_a_recipient_not_entitled_to_it(census_run, small_clean):
     out, _ = census_run
     known = input_identifiers(small_clean)
-    report = "".join(p.read_text() for p in (out / "report").glob("*"))
+    report = "".join(p.read_text() for p in (out / "05_report").glob("*"))
     assert not any(v in report for values in known.values() for v in values)
     recipients = tomllib.loads((PUBLICATIONS_DIR.parent / "policies" / "recipients.toml").read_text())
-    for path in (out / "deliveries").rglob("*"):
+    for path in (out / "04_deliveries").rglob("*"):
         if path.suffix not in (".csv", ".parquet"):
             continue
         spec = EXTRACTS.get(path.stem, {})
@@ -90,13 +90,13 @@ def test_no_direct_identifier_reaches_a_recipient_not_entitled_to_it(census_run,
             for kind, ids in known.items():
                 assert not values & ids, f"{path.name}: {column} holds {kind}"
     parents = known["parent_ni_number"] | known["parent_nass_number"] | known["parent_name"]
-    for path in (out / "deliveries" / "dfe").glob("*.csv"):
+    for path in (out / "04_deliveries" / "dfe").glob("*.csv"):
         assert not any(values & parents for values in cells_as_text(path).values()), path.name
 
 
 def test_the_health_extract_holds_keyed_pseudonyms_and_generalised_fields_only(census_run, small_clean, health_key):
     out, _ = census_run
-    extract = pl.read_csv(out / "deliveries" / "health" / "ncmp_pseudonymised.csv", infer_schema=False)
+    extract = pl.read_csv(out / "04_deliveries" / "health" / "ncmp_pseudonymised.csv", infer_schema=False)
     spec = EXTRACTS["ncmp_pseudonymised"]
     assert extract.columns == [c["name"] for c in spec["columns"]]
     ncmp = pl.read_csv(small_clean / "ncmp.csv", infer_schema=False)
@@ -110,10 +110,10 @@ def test_the_health_extract_holds_keyed_pseudonyms_and_generalised_fields_only(c
 
 def test_youth_support_gets_pupils_aged_13_and_over_and_only_name_address_and_birth_date_after_an_opt_out(census_run):
     out, _ = census_run
-    sent = pl.read_csv(out / "deliveries" / "youth_support" / "youth_support.csv", infer_schema=False)
+    sent = pl.read_csv(out / "04_deliveries" / "youth_support" / "youth_support.csv", infer_schema=False)
     spec = EXTRACTS["youth_support"]
     assert sent.columns == [c["name"] for c in spec["columns"]] and "UPN" not in sent.columns
-    with duckdb.connect(str(out / "data" / "warehouse.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(out / "02_warehouse" / "warehouse.duckdb"), read_only=True) as db:
         pupils = db.sql("SELECT date_of_birth, yss_opt_out, enrolment_status FROM staging.pupils").pl()
     aged = pupils.filter(pl.col("enrolment_status").is_in(["C", "M"]) & (pl.col("date_of_birth") <= dt.date(2012, 8, 31)))
     assert sent.height == aged.height > 0
@@ -126,9 +126,9 @@ def test_youth_support_gets_pupils_aged_13_and_over_and_only_name_address_and_bi
 
 def test_the_early_years_census_and_headcount_reconcile_with_the_staged_term(census_run, small_clean):
     out, _ = census_run
-    census = pl.read_csv(out / "deliveries" / "dfe" / "ey_census.csv", infer_schema=False)
+    census = pl.read_csv(out / "04_deliveries" / "dfe" / "ey_census.csv", infer_schema=False)
     assert census.columns == [c["name"] for c in EXTRACTS["ey_census"]["columns"]]
-    headcount = pl.read_csv(out / "deliveries" / "ey_funding" / "ey_provider_headcount.csv")
+    headcount = pl.read_csv(out / "04_deliveries" / "ey_funding" / "ey_provider_headcount.csv")
     assert headcount["children"].sum() == census.height  # one census row per child and provider
     hours = census.select(pl.col("FundedHours").cast(pl.Float64) * pl.col("FundedWeeks").cast(pl.Float64)).sum().item()
     assert headcount["funded_hours"].sum() == pytest.approx(hours)
@@ -147,7 +147,7 @@ def test_an_independent_attack_on_the_whole_release_narrows_no_protected_cell(ce
 
 def test_the_auditor_report_lists_every_release_and_delivery(census_run):
     out, result = census_run
-    document = json.loads((out / "report" / "auditor_report.json").read_text())
+    document = json.loads((out / "05_report" / "auditor_report.json").read_text())
     assert {t["name"] for t in document["tables"]} == set(PUBLICATIONS)
     assert sorted(d["recipient"] for d in document["deliveries"]) == RECIPIENTS
     assert {e["name"] for e in document["extracts"]} == set(EXTRACTS)
@@ -157,12 +157,27 @@ def test_the_auditor_report_lists_every_release_and_delivery(census_run):
 
 
 def test_a_run_that_fails_midway_leaves_no_delivery(prefect_harness, health_key, small_clean, tmp_path):
+    """Validation runs, then protection stops (a file of figures others publish, given to protect against, has no
+    metadata beside it): nothing is delivered and no report is written."""
+    out, known = tmp_path / "out", tmp_path / "known"
+    known.mkdir()
+    (known / "published.csv").write_text("time_period,geographic_level\n202526,National\n")
+    with pytest.raises(HistoryError, match="published.csv: no published.meta.csv beside it"):
+        census_return(small_clean, out, "2026-spring", known_dir=known)
+    assert (out / "01_validated" / "validation.json").exists()
+    assert not (out / "04_deliveries").exists() and not (out / "05_report").exists()
+    assert not list(out.glob(".staging-*"))
+
+
+def test_a_broken_policy_stops_the_run_before_any_work_and_leaves_no_delivery(prefect_harness, health_key, small_clean,
+                                                                            tmp_path):
+    """Every config is parsed once, at the start: a broken one is refused before the exports are even read."""
     bad_policy = tmp_path / "policy.toml"
     bad_policy.write_text('threshold = "ten"\n')
     with pytest.raises(PolicyError, match="policy.toml: threshold: must be an integer"):
         census_return(small_clean, tmp_path / "out", "2026-spring", bad_policy)
-    assert (tmp_path / "out" / "validated" / "validation.json").exists()  # validation ran before the failure
-    assert not (tmp_path / "out" / "deliveries").exists() and not (tmp_path / "out" / "report").exists()
+    assert not (tmp_path / "out" / "01_validated").exists()
+    assert not (tmp_path / "out" / "04_deliveries").exists() and not (tmp_path / "out" / "05_report").exists()
     assert not list((tmp_path / "out").glob(".staging-*"))
 
 
@@ -170,7 +185,7 @@ def test_the_auditor_report_gives_no_hidden_value_and_the_evidence_beside_it_is_
     """The report may go to an external auditor: statuses, rules and intervals only. The values and the reasons
     that state them ("count 6 is below the threshold of 10") are in the OFFICIAL-SENSITIVE evidence file."""
     out, _ = census_run
-    report = out / "report"
+    report = out / "05_report"
     text = (report / "auditor_report.html").read_text() + (report / "auditor_report.json").read_text()
     evidence = json.loads((report / "auditor_evidence.json").read_text())
     assert next(iter(evidence)) == "classification" and evidence["classification"] == "OFFICIAL-SENSITIVE"
@@ -183,4 +198,4 @@ def test_the_auditor_report_gives_no_hidden_value_and_the_evidence_beside_it_is_
     assert not [reason for reason in set(stated) if reason in text]
     assert not re.search(r"count \d+ is below the threshold", text)
     assert "auditor_evidence.html" in (report / "auditor_report.html").read_text()
-    assert not list((out / "deliveries").rglob("auditor_evidence*"))
+    assert not list((out / "04_deliveries").rglob("auditor_evidence*"))

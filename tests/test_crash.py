@@ -2,7 +2,7 @@
 
 Each killed run works in a copy of the session's delivered census run (so there is an earlier delivery to keep),
 as a separate process on the session's Prefect server. LARETURNS_FAULT_AT names the phase at which the process
-kills itself with SIGKILL (pipelines/io.py fault_point): no clean-up runs, as in a real crash. The audit must report
+kills itself with SIGKILL (outputs/files.py fault_point): no clean-up runs, as in a real crash. The audit must report
 what the crash left, and recovery (what the next run and `lareturns retention` do first) must leave a folder that
 passes the audit, with nothing left over.
 """
@@ -22,10 +22,10 @@ from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.commit import Leftovers, leftovers, pending_run, recovered
-from pipelines.flows import census_return
-from pipelines.ledger import file_entries
-from pipelines.registry import RunPaths
+from pipelines.flows.returns import census_return
+from pipelines.store.commit import Leftovers, leftovers, pending_run, recovered
+from pipelines.store.ledger import file_entries
+from schemas.catalog import RunPaths
 from tests.test_audit import printed_findings
 
 RUN = [sys.executable, "-c", "from pipelines.cli import app; app()", "run", "census", "--period", "2026-spring"]
@@ -119,7 +119,7 @@ def test_a_plain_kill_9_during_delivery_is_recovered_by_the_next_run(earlier, sm
 def test_retention_removes_what_an_interrupted_run_left(earlier, small_clean, tmp_path):
     landing = tmp_path / "landing"
     shutil.copytree(small_clean, landing)
-    orphan = earlier.root / ".staging-20260101T000000Z-abcdef" / "deliveries" / "youth_support"
+    orphan = earlier.root / ".staging-20260101T000000Z-abcdef" / "04_deliveries" / "youth_support"
     orphan.mkdir(parents=True)
     (orphan / "youth_support.csv").write_text("upn,forename\n")
     stale = landing / f".pupils.csv.{'0' * 32}.partial"
@@ -138,7 +138,7 @@ def test_retention_removes_what_an_interrupted_run_left(earlier, small_clean, tm
 
 
 def test_a_second_process_in_the_same_run_folder_stops_at_once(earlier):
-    from pipelines.commit import RunFolderBusy, run_folder_lock
+    from pipelines.store.commit import RunFolderBusy, run_folder_lock
 
     with run_folder_lock(earlier):
         with pytest.raises(RunFolderBusy, match="another run or purge is working in this folder"):
@@ -153,7 +153,7 @@ def test_a_delivery_whose_staged_files_no_longer_match_is_abandoned_and_nothing_
     killed.communicate(timeout=600)
     assert killed.returncode == -signal.SIGKILL
     staging = next(earlier.root.glob(".staging-*T*Z-*"))
-    next(p for p in sorted((staging / "deliveries").rglob("*.csv"))).unlink()  # the staged delivery is incomplete
+    next(p for p in sorted((staging / "04_deliveries").rglob("*.csv"))).unlink()  # the staged delivery is incomplete
     said = recovered(earlier)
     assert any("could not be completed (1 files differ from its ledger entry); recorded as abandoned" in line for line in said)
     assert kinds(earlier)[-2:] == ["run", "abandoned"] and not staging.exists()
@@ -168,5 +168,5 @@ def test_validation_staging_left_by_a_kill_is_reported_and_removed(earlier, ledg
     (orphan / "pupils.csv").write_text("source_row,upn\n1,A\n")
     code, findings = audit(earlier, ledger_public_key)
     assert code == 1 and findings["nothing left by an interrupted run"][0] == "FAIL"
-    assert recovered(earlier) == ["removed, left by an interrupted run: validated/.staging-0123456789abcdef0123456789abcdef"]
+    assert recovered(earlier) == ["removed, left by an interrupted run: 01_validated/.staging-0123456789abcdef0123456789abcdef"]
     assert audit(earlier, ledger_public_key)[0] == 0

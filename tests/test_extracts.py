@@ -9,11 +9,13 @@ import hmac
 import polars as pl
 import pytest
 
-from pipelines.keys import MissingKey, pseudonymisation_key
-from pipelines.policies import load_extract, load_recipients
-from pipelines.registry import extract_spec
-from pipelines.transforms.deidentify import WeakKey, postcode_district, postcode_sector, pseudonyms
-from pipelines.transforms.extract import Entitlement, ExtractError, extract_rows, parse_extract
+from pipelines.nodes.deidentify import WeakKey, postcode_district, postcode_sector, pseudonyms
+from pipelines.nodes.extract import extract_rows
+from pipelines.store.keys import MissingKey, pseudonymisation_key
+from schemas.calendar import Term
+from schemas.catalog import extract_spec
+from schemas.config import load_extract, load_recipients
+from schemas.specs.extract import Entitlement, ExtractError, parse_extract
 
 KEY, OTHER_KEY = bytes(range(32)), bytes(range(1, 33))
 CHILDREN = pl.DataFrame({
@@ -45,13 +47,13 @@ def test_postcodes_generalise_to_district_and_sector():
 
 
 def test_an_extract_holds_only_what_the_entitlement_allows_in_the_form_it_allows():
-    rows = extract_rows(CHILDREN, parse_extract(SPEC, "x"), HEALTH, 2025, "2026-spring", KEY)
+    rows = extract_rows(CHILDREN, parse_extract(SPEC, "x"), HEALTH, Term.parse("2026-spring"), KEY)
     assert rows.columns == ["pseudo_id", "mob", "district", "weight"]
     assert rows.rows()[2] == (hmac.new(KEY, b"B123456789012", hashlib.sha256).hexdigest(), "2014-11", "NG10", 31.0)
     with pytest.raises(ExtractError, match="'surname' is not among recipient 'health'"):
-        extract_rows(CHILDREN, parse_extract(SPEC | {"columns": [{"name": "s", "source": "surname"}]}, "x"), HEALTH, 2025, "2026-spring", KEY)
+        extract_rows(CHILDREN, parse_extract(SPEC | {"columns": [{"name": "s", "source": "surname"}]}, "x"), HEALTH, Term.parse("2026-spring"), KEY)
     with pytest.raises(ExtractError, match="no key"):
-        extract_rows(CHILDREN, parse_extract(SPEC, "x"), HEALTH, 2025, "2026-spring", None)
+        extract_rows(CHILDREN, parse_extract(SPEC, "x"), HEALTH, Term.parse("2026-spring"), None)
 
 
 def test_a_shipped_extract_asking_for_more_than_its_recipient_may_have_is_refused_at_load(tmp_path):

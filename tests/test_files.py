@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pipelines.policies import AccessError, load_access_group
+from schemas.config import AccessError, load_access_group
 
 
 def modes(root) -> dict[str, int]:
@@ -21,9 +21,9 @@ def test_every_file_and_folder_a_run_leaves_is_readable_by_its_owner_alone(censu
     the report and its evidence, the ledger: the run set its own umask, so none is readable by another user."""
     out, _ = census_run
     found = modes(out)
-    assert {"data/warehouse.duckdb", "validated/quarantine", "ledger.jsonl", "report/auditor_evidence.json",
-            "deliveries/youth_support/youth_support.csv"} <= set(found)
-    assert [name for name in found if name.startswith("data/releases/")]
+    assert {"02_warehouse/warehouse.duckdb", "01_validated/quarantine", "ledger.jsonl", "05_report/auditor_evidence.json",
+            "04_deliveries/youth_support/youth_support.csv"} <= set(found)
+    assert [name for name in found if name.startswith("06_history/counts/")]
     assert {name: oct(mode) for name, mode in found.items() if mode & 0o077} == {}
 
 
@@ -38,13 +38,13 @@ def test_files_are_owner_only_however_permissive_the_umask(tmp_path):
                           text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     found = modes(tmp_path / "out")
-    assert "data/warehouse.duckdb" in found and any(n.startswith("quarantine/") for n in found)
+    assert "02_warehouse/warehouse.duckdb" in found and any(n.startswith("quarantine/") for n in found)
     assert {name: oct(mode) for name, mode in found.items() if mode & 0o077} == {}
 
 
 def test_a_group_named_in_config_may_read_and_no_one_else(tmp_path):
     group = grp.getgrgid(os.getgid()).gr_name
-    script = ("import sys; from pathlib import Path; from pipelines.io import restrict_new_files, write_text_atomic; "
+    script = ("import sys; from pathlib import Path; from outputs.files import restrict_new_files, write_text_atomic; "
               "root = Path(sys.argv[1]); restrict_new_files(root, sys.argv[2]); "
               "write_text_atomic(root / 'a' / 'b.csv', 'x')")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "run"), group], capture_output=True, text=True,

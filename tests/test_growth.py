@@ -12,7 +12,7 @@ import pytest
 from rcpchgrowth import bmi_from_height_weight, chronological_decimal_age, sds_for_measurement
 from rcpchgrowth.global_functions import fetch_lms, lms_value_array_for_measurement_for_reference, measurement_for_z
 
-from pipelines.transforms.growth import bmi_categories, bmi_sds
+from pipelines.nodes.growth import bmi_categories, bmi_sds
 
 SEX = {"M": "male", "F": "female"}
 MEASURED = date(2025, 3, 14)

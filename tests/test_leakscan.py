@@ -5,8 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipelines.leakscan import identifier_values, scan
-from pipelines.policies import RecipientError, load_recipients, parse_recipient
+from pipelines.assurance.leakscan import identifier_values, scan
+from schemas.config import load_recipients
+from schemas.specs.recipient import RecipientError, parse_recipient
 
 
 def test_a_planted_identifier_is_found_by_column_and_kind_and_entitled_columns_are_skipped(small_clean, tmp_path):

@@ -12,8 +12,8 @@ import json
 import os
 import re
 import secrets
-import sqlite3
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +81,7 @@ def test_a_debug_run_over_malformed_rows_logs_no_direct_identifier(small_faulty,
     assert done.returncode == 0, done.stderr[-3000:]
     console = done.stdout + done.stderr
     assert len(stored) > 50 and console.count("| DEBUG ") > 20  # DEBUG really was on, in the store and on screen
-    quarantined = json.loads((tmp_path / "out" / "validated" / "validation.json").read_text())["datasets"]
+    quarantined = json.loads((tmp_path / "out" / "01_validated" / "validation.json").read_text())["datasets"]
     pupils = next(d for d in quarantined if d["dataset"] == "pupils")
     assert pupils["blank_lines_skipped"] == 2 and {"PUP-ROW-FIELDS", "PUP-ROW-NUL", "PUP-ROW-LENGTH",
                                                    "PUP-SURNAME-FORMULA"} <= {r["rule_id"] for r in pupils["rule_counts"]}

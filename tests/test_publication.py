@@ -8,10 +8,12 @@ import shutil
 import polars as pl
 import pytest
 
-from pipelines.policies import load_extract, load_publication, load_recipients
-from pipelines.registry import EXTRACTS_DIR, PUBLICATIONS_DIR
-from pipelines.transforms.extract import ExtractError
-from pipelines.transforms.publication import AREA, PublicationError, parse_filters, parse_publication, published_rows
+from pipelines.nodes.publication import published_rows
+from schemas.calendar import Term
+from schemas.catalog import EXTRACTS_DIR, PUBLICATIONS_DIR
+from schemas.config import load_extract, load_publication, load_recipients
+from schemas.specs.extract import ExtractError
+from schemas.specs.publication import AREA, PublicationError, parse_filters, parse_publication
 
 FILTERS = parse_filters({"sex": {"label": "Sex", "codeset": "sex"}})
 SPEC = {"title": "t", "return": "school_statistics", "recipient": "publication", "dataset": "pupils", "unit": ["upn"],
@@ -24,7 +26,7 @@ PUPILS = pl.DataFrame({"upn": ["A1", "A2", "A3", "A3"], "school_urn": ["100001",
 
 
 def test_a_pupil_at_a_school_outside_the_list_is_left_out_and_counted():
-    rows, unplaced = published_rows(PUPILS, parse_publication(SPEC, FILTERS, "t"), 2025, "2026-spring", SCHOOLS, POSTCODES)
+    rows, unplaced = published_rows(PUPILS, parse_publication(SPEC, FILTERS, "t"), Term.parse("2026-spring"), SCHOOLS, POSTCODES)
     assert rows.select(AREA, "sex").rows() == [("100001", "Male"), ("100002", "Female")]
     assert unplaced == 1  # A3, once: units are counted once
 
@@ -32,7 +34,7 @@ def test_a_pupil_at_a_school_outside_the_list_is_left_out_and_counted():
 def test_by_district_of_residence_an_unknown_postcode_is_left_out_and_counted():
     spec = SPEC | {"geography": {"kind": "residence", "source": "postcode"}}
     pupils = PUPILS.with_columns(postcode=pl.Series(["le1 6xn", "LE16XN", "ZZ9 9ZZ", "ZZ9 9ZZ"]))
-    rows, unplaced = published_rows(pupils, parse_publication(spec, FILTERS, "t"), 2025, "2026-spring", SCHOOLS, POSTCODES)
+    rows, unplaced = published_rows(pupils, parse_publication(spec, FILTERS, "t"), Term.parse("2026-spring"), SCHOOLS, POSTCODES)
     assert rows[AREA].to_list() == ["E07000129", "E07000129"] and unplaced == 1
 
 
@@ -43,6 +45,8 @@ def test_by_district_of_residence_an_unknown_postcode_is_left_out_and_counted():
     (lambda t: re.sub(r'recipient = "[a-z_]+"', 'recipient = "publications"', t, count=1),
      "recipient: 'publications' is not in recipients.toml"),
     (lambda t: re.sub(r'dataset = "[a-z_]+"', 'dataset = "pupil"', t, count=1), "dataset: 'pupil' is not a dataset with a contract"),
+    (lambda t: t.replace('unit = ["upn"]', 'unit = ["pupil_upn"]'), "unit: 'pupil_upn' is not a column of pupils"),
+    (lambda t: t.replace('source = "school_urn"', 'source = "school"'), "geography.source: 'school' is not a column of"),
 ])
 def test_a_publication_specs_keys_and_references_are_checked_at_load_naming_file_and_key(tmp_path, edit, expected):
     folder = tmp_path / "publications"
@@ -53,6 +57,29 @@ def test_a_publication_specs_keys_and_references_are_checked_at_load_naming_file
     with pytest.raises(PublicationError) as caught:
         load_publication(spec)
     assert str(caught.value).startswith(f"{spec}: {expected}"), str(caught.value)
+
+
+def test_a_filters_column_is_checked_at_load_naming_the_filter(tmp_path):
+    folder = tmp_path / "publications"
+    folder.mkdir()
+    (folder / "filters.toml").write_text((PUBLICATIONS_DIR / "filters.toml").read_text().replace(
+        'source = "ethnicity"', 'source = "ethnicty"'))
+    shutil.copy(PUBLICATIONS_DIR / "absence.toml", folder / "absence.toml")
+    with pytest.raises(PublicationError, match=r"absence.toml: filters.ethnicity_major.source: 'ethnicty' is not a "
+                                               r"column of pupils or a derived characteristic"):
+        load_publication(folder / "absence.toml")
+
+
+def test_the_names_specs_may_use_are_those_the_nodes_make():
+    """The specs are checked against the derived characteristics and generalisations the nodes define, without
+    importing them (the growth reference is heavy): the two lists must not drift apart."""
+    from pipelines.nodes.characteristics import DERIVED, DERIVED_TOGETHER
+    from pipelines.nodes.deidentify import GENERALISATIONS
+    from schemas.specs.publication import DERIVED_COLUMNS
+    from schemas.specs.recipient import GENERALISATION_NAMES
+
+    assert set(DERIVED_COLUMNS) == set(DERIVED) | set(DERIVED_TOGETHER)
+    assert set(GENERALISATION_NAMES) == set(GENERALISATIONS)
 
 
 def test_an_extract_specs_return_is_checked_at_load(tmp_path):

@@ -15,18 +15,20 @@ from typer.testing import CliRunner
 from disclosure_control.protect import protect
 from disclosure_control.release import population_cells, release_table
 from disclosure_control.rounding import round_published
-from pipelines.flows import census_return, problem_policy, publications_of, publish
-from pipelines.registry import RunPaths
-from pipelines.transforms.release import ROW, ReleaseError, build_release, check_relations
+from pipelines.assurance.verify import attack_findings
 from pipelines.cli import app
-from pipelines.verify import attack_findings
-from pipelines.warehouse import staged_frames
+from pipelines.flows.returns import census_return, publish
+from pipelines.nodes.release import ROW, ReleaseError, build_release, check_relations
+from pipelines.store.warehouse import staged_frames
+from schemas.calendar import Term
+from schemas.catalog import RunPaths
+from schemas.config import load_run_config
 
 SCHOOL_STATISTICS = ("school_statistics", "absence", "attainment")
 
 
 def findings(out: Path) -> dict[str, dict]:
-    return {f["check"].split(" against ")[0]: f for f in json.loads((out / "report" / "auditor_report.json").read_text())["attack"]}
+    return {f["check"].split(" against ")[0]: f for f in json.loads((out / "05_report" / "auditor_report.json").read_text())["attack"]}
 
 
 def decisions(out: Path, name: str) -> pl.DataFrame:
@@ -35,7 +37,7 @@ def decisions(out: Path, name: str) -> pl.DataFrame:
 
 def test_the_report_lists_the_relations_the_release_was_protected_with(census_run):
     out, _ = census_run
-    document = json.loads((out / "report" / "auditor_report.json").read_text())
+    document = json.loads((out / "05_report" / "auditor_report.json").read_text())
     assert document["relations"] == [
         "absence counts some of the units school_statistics counts: each of its cells is at most the cell at the same "
         "coordinates in school_statistics",
@@ -49,7 +51,7 @@ def test_the_report_lists_the_relations_the_release_was_protected_with(census_ru
     assert protected_with["absence"] == protected_with["school_statistics"] == list(sorted(SCHOOL_STATISTICS))
     assert protected_with["ncmp_prevalence"] == ["ncmp_prevalence"]
     assert findings(out)["release attack"]["passed"]
-    assert sorted(p.name for p in (out / "releases").iterdir()) == [document["run"]["run_id"]]
+    assert sorted(p.name for p in (out / "06_history" / "releases").iterdir()) == [document["run"]["run_id"]]
 
 
 def test_the_audit_fails_a_release_protected_one_population_at_a_time(census_run, tmp_path):
@@ -58,16 +60,17 @@ def test_the_audit_fails_a_release_protected_one_population_at_a_time(census_run
     out, _ = census_run
     shutil.copytree(out, tmp_path / "run")
     paths = RunPaths(tmp_path / "run")
-    publications = [p for name in ("school_statistics",) for p in publications_of(name)]
+    config = load_run_config()
+    publications = config.publications_of(("school_statistics",))
     frames = staged_frames(paths.warehouse, ("pupils", "schools", "postcodes"))
-    release = build_release(frames, publications, 2025, "2026-spring", frames["schools"], frames["postcodes"])
+    release = build_release(frames, publications, Term.parse("2026-spring"), frames["schools"], frames["postcodes"])
     for population in release.groups:
         alone = release_table({population.name: release.parts[population.name]})
-        result = round_published(protect(alone, problem_policy(release.problem_of(population.name), None)))
+        result = round_published(protect(alone, config.problem_policy(release.problem_of(population.name).publications)))
         cells = population_cells(result.cells, alone, population.name, release.parts[population.name])
         for publication in population.publications:
             cells.write_parquet(paths.decisions(publication.name))
-            publish.fn(paths, publication.name, paths.root, 2025, "spring", None)
+            publish.fn(paths, config, publication.name, paths.root, Term.parse("2026-spring"))
     found = {f.check: f for f in attack_findings(paths)}
     assert not found["release attack"].passed
     assert found["release attack"].detail.startswith("4 hidden values narrowed below their protection")
@@ -86,9 +89,9 @@ def test_the_same_data_under_two_period_labels_gives_the_same_published_files(ce
     for name in ("absence", "attainment", "destinations", "ncmp_prevalence", "school_statistics"):
         columns = ["cell_id", "status", "display"]
         assert decisions(autumn, name).select(columns).equals(decisions(out, name).select(columns)), name
-    for path in (p for p in (out / "deliveries" / "publication").glob("pupils_by_*.csv") if not p.name.endswith(".meta.csv")):
+    for path in (p for p in (out / "04_deliveries" / "publication").glob("pupils_by_*.csv") if not p.name.endswith(".meta.csv")):
         spring, later = (pl.read_csv(p, infer_schema=False).drop("time_identifier")
-                         for p in (path, autumn / "deliveries" / "publication" / path.name))
+                         for p in (path, autumn / "04_deliveries" / "publication" / path.name))
         assert spring.equals(later), path.name
 
 
@@ -154,7 +157,7 @@ def test_the_audit_of_the_second_run_attacks_it_with_the_first(second_census, le
                                                           "which bounds it"}
     assert {"release": "current", "file": "pupils_by_looked_after", "area": context["district"],
             "filters": ["Looked after"]}.items() <= next(c for c in differencing.cells if c["area"] == context["district"]).items()
-    assert len(list((out / "releases").iterdir())) == len(list((out / "data" / "releases").iterdir())) == 2
+    assert len(list((out / "06_history" / "releases").iterdir())) == len(list((out / "06_history" / "counts").iterdir())) == 2
     audited = CliRunner().invoke(app, ["audit", str(out), "--public-key", str(ledger_public_key)])
     assert audited.exit_code == 0, audited.output
     assert "the values it narrowed" in " ".join(audited.output.split())
@@ -170,9 +173,9 @@ def test_a_pupil_counted_from_different_rows_stays_within_the_wider_population(c
     first = pupils.filter(pl.col("enrolment_status") == "C").head(1)
     twice = pl.concat([first.with_columns(pl.lit(None, pupils.schema["sessions_possible"]).alias("sessions_possible")),
                        first.with_columns(pl.lit("M").alias("enrolment_status")), pupils])
-    publications = [p for p in publications_of("school_statistics")]
-    before = build_release(frames, publications, 2025, "2026-spring", frames["schools"], frames["postcodes"])
-    after = build_release(frames | {"pupils": twice}, publications, 2025, "2026-spring", frames["schools"], frames["postcodes"])
+    publications = load_run_config().publications_of(("school_statistics",))
+    before = build_release(frames, publications, Term.parse("2026-spring"), frames["schools"], frames["postcodes"])
+    after = build_release(frames | {"pupils": twice}, publications, Term.parse("2026-spring"), frames["schools"], frames["postcodes"])
     assert after.rows["absence"].height == before.rows["absence"].height - 1  # the pupil's own row is not counted
     assert after.unplaced["absence"] == before.unplaced["absence"] + 1
     assert after.rows["school_statistics"].height == before.rows["school_statistics"].height
@@ -181,8 +184,8 @@ def test_a_pupil_counted_from_different_rows_stays_within_the_wider_population(c
 def test_a_relation_the_rows_contradict_stops_the_release_naming_it(census_run):
     out, _ = census_run
     frames = staged_frames(RunPaths(out).warehouse, ("pupils", "schools", "postcodes"))
-    publications = [p for p in publications_of("school_statistics")]
-    release = build_release(frames, publications, 2025, "2026-spring", frames["schools"], frames["postcodes"])
+    publications = load_run_config().publications_of(("school_statistics",))
+    release = build_release(frames, publications, Term.parse("2026-spring"), frames["schools"], frames["postcodes"])
     gone = release.rows["absence"][ROW][0]  # an absence pupil missing from the pupils on roll
     rows = dict(release.rows) | {"school_statistics": release.rows["school_statistics"].filter(pl.col(ROW) != gone)}
     with pytest.raises(ReleaseError, match="^absence counts some of the units school_statistics counts: each of its cells is "
@@ -195,11 +198,11 @@ def known_file(folder: Path, out: Path, cells: pl.DataFrame) -> Path:
     """An EES file of school-level pupil numbers by sex, as the DfE would publish from the same census, holding
     the true counts of the given cells of pupils_by_sex."""
     folder.mkdir(exist_ok=True)
-    ours = pl.read_csv(out / "deliveries" / "publication" / "pupils_by_sex.csv", infer_schema=False)
+    ours = pl.read_csv(out / "04_deliveries" / "publication" / "pupils_by_sex.csv", infer_schema=False)
     truth = cells.select(pl.col("area").alias("school_urn"), "sex", pl.col("value").cast(pl.String).alias("headcount"))
     rows = ours.drop("headcount").join(truth, on=["school_urn", "sex"])
     rows.write_csv(folder / "dfe_school_pupils.csv")
-    shutil.copy(out / "deliveries" / "publication" / "pupils_by_sex.meta.csv", folder / "dfe_school_pupils.meta.csv")
+    shutil.copy(out / "04_deliveries" / "publication" / "pupils_by_sex.meta.csv", folder / "dfe_school_pupils.meta.csv")
     return folder
 
 
@@ -215,7 +218,7 @@ def test_figures_already_published_elsewhere_are_shown_and_protected_around(cens
         pl.col("tables").list.contains("pupils_by_sex"))
     assert after.height == hidden.height > 0 and set(after["status"]) == {"published"}
     assert set(after["reason"]) == {"already published in dfe_school_pupils.csv"}
-    document = json.loads((run / "report" / "auditor_report.json").read_text())
+    document = json.loads((run / "05_report" / "auditor_report.json").read_text())
     assert document["known_published"] == [{"file": "dfe_school_pupils.csv", "publication": "school_statistics",
                                             "figures": hidden.height, "left_out": 0}]
     assert findings(run)["release attack"]["passed"]
@@ -230,7 +233,7 @@ def test_a_known_file_that_is_not_of_these_units_stops_the_run(census_run, small
     with pytest.raises(ReleaseError, match=r"dfe_school_pupils.csv: row 1 \(and 1 more\) is not this release's count of "
                                            "the same units, so the file is not about school_statistics's population"):
         census_return(small_clean, tmp_path / "run", "2026-spring", known_dir=known)
-    assert not (tmp_path / "run" / "deliveries").exists()
+    assert not (tmp_path / "run" / "04_deliveries").exists()
 
 
 def test_exports_of_another_term_are_one_line_naming_the_terms_they_cover(census_run):
@@ -238,7 +241,7 @@ def test_exports_of_another_term_are_one_line_naming_the_terms_they_cover(census
     frames = staged_frames(RunPaths(out).warehouse, ("early_years", "schools", "postcodes"))
     with pytest.raises(ReleaseError, match=r"^early_years: the exports hold no rows for 2026-autumn \(they cover 2025-autumn, "
                                            r"2026-spring, 2026-summer\); run for one of those with --period$"):
-        build_release(frames, list(publications_of("early_years")), 2026, "2026-autumn", frames["schools"], frames["postcodes"])
+        build_release(frames, load_run_config().publications_of(("early_years",)), Term.parse("2026-autumn"), frames["schools"], frames["postcodes"])
 
 
 def test_a_publication_with_no_units_this_term_is_published_empty_with_a_note(prefect_harness, health_key, small_clean, tmp_path):
@@ -250,9 +253,9 @@ def test_a_publication_with_no_units_this_term_is_published_empty_with_a_note(pr
     result = census_return(tmp_path / "input", tmp_path / "out", "2026-spring")
     attainment = next(p for p in result["publications"] if p["name"] == "attainment")
     assert attainment["cells"] == 0 and attainment["passed"]
-    data = pl.read_csv(tmp_path / "out" / "deliveries" / "publication" / "ks2_attainment_by_sex.csv", infer_schema=False)
+    data = pl.read_csv(tmp_path / "out" / "04_deliveries" / "publication" / "ks2_attainment_by_sex.csv", infer_schema=False)
     assert data.height == 0 and "pupil_count" in data.columns
-    document = json.loads((tmp_path / "out" / "report" / "auditor_report.json").read_text())
+    document = json.loads((tmp_path / "out" / "05_report" / "auditor_report.json").read_text())
     notes = next(t for t in document["tables"] if t["name"] == "attainment")["summary"]["notes"]
     assert notes == ["no units in 2026-spring: published empty"]
     assert all(f["passed"] for f in document["attack"])

@@ -141,7 +141,7 @@ def plain(parts: list[str]) -> str:
 @pytest.fixture(scope="module")
 def report(census_run) -> tuple[Path, dict]:
     out, _ = census_run
-    folder = out / "report"
+    folder = out / "05_report"
     return folder / "auditor_report.html", json.loads((folder / "auditor_report.json").read_text())
 
 

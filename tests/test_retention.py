@@ -23,20 +23,22 @@ import pytest
 from prefect.flows import load_flow_from_entrypoint
 from typer.testing import CliRunner
 
+from outputs.files import file_sha256
 from pipelines.cli import app
-from pipelines.flows import RETURNS
-from pipelines.housekeeping import purge_day, retention_purge, run_dirs
-from pipelines.io import file_sha256
-from pipelines.ledger import chain_problems, file_entries
-from pipelines.ingest import load_mapping
-from pipelines.purge import DEFAULT_RETENTION_POLICY, check_unchanged, landing_plan, load_retention_policy
-from pipelines.registry import RunPaths
-from pipelines.retention import RetentionError, Rule, csv_records, expired, undated
-from pipelines.warehouse import compact_warehouse
-from pipelines.schedule import ScheduleError, load_schedule
-from pipelines.serve import FLOWS, build_deployments, load as load_served_schedule
+from pipelines.flows.housekeeping import purge_day, retention_purge, run_dirs
+from pipelines.flows.returns import RETURNS
+from pipelines.flows.serve import FLOWS, build_deployments
+from pipelines.flows.serve import load as load_served_schedule
+from pipelines.flows.validate import run_validation
+from pipelines.governance.purge import check_unchanged, landing_plan
+from pipelines.governance.retention import csv_records, expired, undated
+from pipelines.store.ledger import chain_problems, file_entries
+from pipelines.store.warehouse import compact_warehouse
 from pipelines.synthetic.generate import generate
-from pipelines.validate import run_validation
+from schemas.catalog import RETENTION, RunPaths
+from schemas.config import load_mapping, load_retention_policy, load_schedule
+from schemas.specs.retention import RetentionError, Rule
+from schemas.specs.schedule import ScheduleError
 
 # The purge day. Under 25 years, last contact 2000-11-25 is kept through 2025-11-25 and deleted from 2025-11-26.
 TODAY = "2025-11-26"
@@ -89,7 +91,7 @@ def validated(tmp_path_factory) -> tuple[Path, Path]:
     edited(pupils, PUPIL_ROWS, "last_contact_date").write_csv(landing / "pupils.csv")
     early_years = pl.read_csv(landing / "early_years.csv", infer_schema=False)
     edited(early_years, EY_ROWS, "case_closed_date").write_csv(landing / "early_years.csv")
-    run_validation(landing, out / "validated", 2025, warehouse=RunPaths(out).warehouse)
+    run_validation(landing, out / "01_validated", 2025, warehouse=RunPaths(out).warehouse)
     with duckdb.connect(str(RunPaths(out).warehouse), read_only=True) as connection:
         for dataset, rows in (("pupils", PUPIL_ROWS), ("early_years", EY_ROWS)):
             staged = {r for (r,) in connection.execute(f"SELECT source_row FROM staging.{dataset}").fetchall()}
@@ -197,7 +199,7 @@ def test_csv_records_keep_every_other_byte():
     (('version = "2026.1"', 'versions = "2026.1"'), "versions"),
 ])
 def test_a_bad_policy_key_is_named_with_the_file(tmp_path, change, key):
-    text = DEFAULT_RETENTION_POLICY.read_text()
+    text = RETENTION.read_text()
     assert change[0] in text
     path = tmp_path / "retention.toml"
     path.write_text(text.replace(*change))
@@ -207,7 +209,7 @@ def test_a_bad_policy_key_is_named_with_the_file(tmp_path, change, key):
 
 
 def test_a_dataset_with_personal_data_left_out_is_refused(tmp_path):
-    text = DEFAULT_RETENTION_POLICY.read_text()
+    text = RETENTION.read_text()
     path = tmp_path / "retention.toml"
     path.write_text(text[:text.index("[datasets.ncmp]")])
     with pytest.raises(RetentionError, match=r"datasets\.ncmp: missing \(it holds personal data"):
@@ -249,7 +251,7 @@ def test_a_purge_deletes_exactly_the_expired_records_everywhere_and_records_coun
     assert after["quarantined"]["early_years"] == before["quarantined"]["early_years"] - {22}
     assert {15, 16, 19} <= after["staged"]["pupils"] and {17, 18} <= after["quarantined"]["pupils"]
     assert {23, 24} <= after["staged"]["early_years"]
-    report = pl.read_csv(out / "validated" / "quarantine" / "pupils.csv", infer_schema=False)["source_row"].cast(int)
+    report = pl.read_csv(out / "01_validated" / "quarantine" / "pupils.csv", infer_schema=False)["source_row"].cast(int)
     assert 14 not in report.to_list() and {17, 18} <= set(report)  # the analysts' quarantine file too
 
     # Landing: the expired records are gone and every other byte is as it was; no rule, no change.
@@ -266,12 +268,12 @@ def test_a_purge_deletes_exactly_the_expired_records_everywhere_and_records_coun
     assert after["ledger"] == entries
     body = entries[0]["body"]
     assert body["today"] == TODAY
-    assert body["policy"]["sha256"] == file_sha256(DEFAULT_RETENTION_POLICY)
+    assert body["policy"]["sha256"] == file_sha256(RETENTION)
     assert {d["dataset"]: (d["deleted"]["staging"], d["deleted"]["quarantine"], d["deleted"]["landing"])
             for d in body["datasets"]} == {"pupils": (3, 1, 4), "early_years": (1, 1, 2), "destinations": (0, 0, 0),
                                            "ncmp": (0, 0, 0)}
     assert body["landing_sha256"] == {n: file_sha256(landing / n) for n in ("pupils.csv", "early_years.csv")} | {
-        f"validated/quarantine/{n}": file_sha256(out / "validated" / "quarantine" / n) for n in ("pupils.csv", "early_years.csv")}
+        f"01_validated/quarantine/{n}": file_sha256(out / "01_validated" / "quarantine" / n) for n in ("pupils.csv", "early_years.csv")}
     ledger_text = RunPaths(out).ledger.read_text()
     assert len(people) > 20
     for value in people | {"2000-11-25", "2018-11-25"}:
@@ -295,7 +297,7 @@ def test_a_real_purge_may_not_run_ahead_and_errors_are_one_line(run_copy, tmp_pa
     bad_day = retention("--input", landing, "--out", out, "--today", "26/11/2025")
     assert bad_day.exit_code == 2 and "YYYY-MM-DD" in bad_day.output
     policy = tmp_path / "retention.toml"
-    policy.write_text(DEFAULT_RETENTION_POLICY.read_text().replace("years = 7", "yeers = 7"))
+    policy.write_text(RETENTION.read_text().replace("years = 7", "yeers = 7"))
     bad_key = retention("--input", landing, "--out", out, "--policy", policy, "--dry-run")
     assert bad_key.exit_code == 2
     assert bad_key.output.strip().splitlines() == [f"error: {policy}: datasets.early_years.yeers: unknown key "
@@ -400,7 +402,7 @@ def test_a_housekeeping_deployment_has_a_flow_and_no_term(tmp_path, extra, key, 
 
 def test_a_correction_to_an_expired_record_goes_with_it(run_copy, tmp_path):
     """audit.rectifications holds a record's key and old and new values, so it must not outlive the record."""
-    from pipelines.rectify import rectify
+    from pipelines.governance.rectify import rectify
 
     landing, out = run_copy
     with duckdb.connect(str(RunPaths(out).warehouse), read_only=True) as connection:

@@ -17,16 +17,16 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.ingest import load_mapping, read_export
-from pipelines.ledger import chain_problems, file_entries, warehouse_entries
-from pipelines.policies import load_extract, load_recipients
-from pipelines.rectify import reapply_rectifications
-from pipelines.registry import RunPaths, extract_spec
-from pipelines.sar import gather, search
-from pipelines.transforms.extract import extract_rows
-from pipelines.validation import validate_frame
-from pipelines.warehouse import load_validated, open_warehouse, staged_frames
-from schemas.calendar import parse_term_label
+from pipelines.governance.rectify import reapply_rectifications
+from pipelines.governance.sar import gather, search
+from pipelines.nodes.extract import extract_rows
+from pipelines.nodes.validation import validate_frame
+from pipelines.store.exports import read_export
+from pipelines.store.ledger import chain_problems, file_entries, warehouse_entries
+from pipelines.store.warehouse import load_validated, open_warehouse, staged_frames
+from schemas.calendar import Term
+from schemas.catalog import RunPaths, extract_spec
+from schemas.config import load_extract, load_mapping, load_recipients
 from schemas.contract import load_contract
 from schemas.rules import Period
 
@@ -76,7 +76,7 @@ def fresh_pupils_load(paths: RunPaths, inputs: Path, run_id: str, period: str, b
     if broken_upn:
         frame = frame.with_columns(pl.when(pl.col("upn") == broken_upn).then(pl.lit("31/02/2019"))
                                    .otherwise(pl.col("date_of_birth")).alias("date_of_birth"))
-    academic_year, _ = parse_term_label(period)
+    academic_year = Term.parse(period).academic_year
     contract = load_contract("pupils")
     validated = validate_frame(frame, contract, Period(academic_year))
     with open_warehouse(paths.warehouse) as connection:
@@ -93,7 +93,7 @@ def test_a_sar_by_upn_finds_the_pupil_in_staging_the_dfe_extract_and_the_statist
     assert records["pupils"][0]["surname"] == surname and records["pupils"][0]["date_of_birth"] == born.isoformat()
     staged_ey = query(run_copy, "SELECT count(*) FROM staging.early_years WHERE upn = ?", [upn])[0][0]
     assert len(records["early_years"]) == staged_ey > 0
-    dfe = next(d for d in document["deliveries"] if d["file"] == "deliveries/dfe/ey_census.csv")
+    dfe = next(d for d in document["deliveries"] if d["file"] == "04_deliveries/dfe/ey_census.csv")
     assert {row["UPN"] for row in dfe["rows"]} == {upn} and "UPN" in dfe["matched_on"]
     assert dfe["recipient"] == "dfe" and dfe["legal_basis"] and dfe["run"]["run_id"] == result["run_id"]
     assert [r["run_id"] for r in dfe["sent_in_runs"]] == [result["run_id"]]
@@ -115,14 +115,14 @@ def test_the_pseudonymised_ncmp_delivery_is_searched_with_the_key_or_reported_as
     upn = query(run_copy, "SELECT p.upn FROM staging.pupils p JOIN staging.ncmp n USING (upn) ORDER BY p.upn LIMIT 1")[0][0]
     document = gather(run_copy.root, search(upn, None, None))
     assert len(next(s for s in document["records"] if s["dataset"] == "ncmp")["rows"]) == 1
-    health = next(d for d in document["deliveries"] if d["file"] == "deliveries/health/ncmp_pseudonymised.csv")
+    health = next(d for d in document["deliveries"] if d["file"] == "04_deliveries/health/ncmp_pseudonymised.csv")
     assert [row["pseudo_id"] for row in health["rows"]] == [hmac.new(health_key, upn.encode(), hashlib.sha256).hexdigest()]
     assert health["matched_on"] == ["pseudo_id"] and "ncmp_prevalence" in {a["name"] for a in document["aggregate_only"]}
 
     monkeypatch.delenv("LARETURNS_KEY_HEALTH")
     keyless = gather(run_copy.root, search(upn, None, None))
     assert not [d for d in keyless["deliveries"] if d["recipient"] == "health"]
-    [unchecked] = [n for n in keyless["not_checked"] if n["file"] == "deliveries/health/ncmp_pseudonymised.csv"]
+    [unchecked] = [n for n in keyless["not_checked"] if n["file"] == "04_deliveries/health/ncmp_pseudonymised.csv"]
     assert "LARETURNS_KEY_HEALTH" in unchecked["reason"] and "could not be checked" in unchecked["reason"]
 
 
@@ -219,9 +219,8 @@ def test_an_extract_made_after_a_correction_carries_it(run_copy, census_run, tmp
     assert CliRunner().invoke(app, ["rectify", "--out", str(run_copy.root), str(corrections)]).exit_code == 0
     recipients = load_recipients()
     extract = load_extract(extract_spec("youth_support"), recipients)
-    academic_year, _ = parse_term_label(result["period"])
     rows = extract_rows(staged_frames(run_copy.warehouse, ("pupils",))["pupils"], extract,
-                        recipients["youth_support"].entitlement, academic_year, result["period"])
+                        recipients["youth_support"].entitlement, Term.parse(result["period"]))
     mine = rows.filter((pl.col("Surname") == surname) & (pl.col("DateOfBirth").cast(pl.String) == born.isoformat()))
     assert "Corrected" in mine["Forename"].to_list() and forename not in mine["Forename"].to_list()
     [sent] = [d for d in gather(run_copy.root, search(upn, None, None))["deliveries"] if d["recipient"] == "youth_support"]
@@ -259,7 +258,7 @@ def test_a_bad_correction_is_refused_naming_its_row_and_rule_and_nothing_is_appl
 
 def test_the_next_run_reloads_the_exports_and_still_delivers_the_correction(run_copy, small_clean, tmp_path):
     """The exports still hold the old value until the MIS is fixed; the flow re-applies recorded corrections."""
-    from pipelines.flows import youth_support_return
+    from pipelines.flows.returns import youth_support_return
 
     upn, surname, forename, born, _ = youth_support_pupil(run_copy)
     corrections = tmp_path / "corrections.csv"

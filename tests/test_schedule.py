@@ -17,10 +17,11 @@ from prefect.flows import load_flow_from_entrypoint
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.flows import RETURNS
-from pipelines.schedule import ScheduleError, census_dates, current_period, describe, load_schedule, next_runs
-from pipelines.serve import build_deployments
-from schemas.calendar import census_date
+from pipelines.flows.returns import RETURNS
+from pipelines.flows.serve import build_deployments
+from schemas.calendar import Term, current_term
+from schemas.config import load_schedule
+from schemas.specs.schedule import ScheduleError, census_dates, describe, next_runs
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -48,7 +49,7 @@ def test_next_census_day_after_1_september_2026(schedule, name, expected):
 def test_census_rules_agree_with_the_calendar_for_a_decade(schedule):
     for name, term in (("autumn-census", "autumn"), ("spring-census", "spring"), ("summer-census", "summer")):
         days = census_dates(spec(schedule, name), 10, dt.date(2025, 8, 31))
-        assert days == [census_date(year, term) for year in range(2025, 2035)], name
+        assert days == [Term(year, term).census_date for year in range(2025, 2035)], name
 
 
 def test_census_day_itself_is_not_next_and_runs_are_at_the_configured_hour_in_london(schedule):
@@ -68,14 +69,14 @@ def test_census_day_itself_is_not_next_and_runs_are_at_the_configured_hour_in_lo
     ("2027-05-20", "2027-summer"), ("2027-08-31", "2027-summer"),
 ])
 def test_period_of_a_run_on_a_day(on, period):
-    assert current_period(dt.date.fromisoformat(on)) == period
+    assert current_term(dt.date.fromisoformat(on)).label == period
 
 
 def test_period_of_a_scheduled_start_time_is_taken_in_london():
     # 23:30 UTC on 31 August is 00:30 BST on 1 September: the autumn term has begun.
-    assert current_period(dt.datetime(2026, 8, 31, 23, 30, tzinfo=dt.UTC)) == "2026-autumn"
-    assert current_period(dt.datetime(2027, 3, 31, 23, 30, tzinfo=dt.UTC)) == "2027-summer"
-    assert current_period(dt.datetime(2027, 1, 1, 0, 30, tzinfo=dt.UTC)) == "2027-spring"
+    assert current_term(dt.datetime(2026, 8, 31, 23, 30, tzinfo=dt.UTC)).label == "2026-autumn"
+    assert current_term(dt.datetime(2027, 3, 31, 23, 30, tzinfo=dt.UTC)).label == "2027-summer"
+    assert current_term(dt.datetime(2027, 1, 1, 0, 30, tzinfo=dt.UTC)).label == "2027-spring"
 
 
 GOOD = """
@@ -162,3 +163,22 @@ def test_serve_refuses_a_bad_config_in_one_line(tmp_path):
     missing = CliRunner().invoke(app, ["serve", "--root", str(tmp_path / "nowhere"), "--dry-run"],
                                  env={"COLUMNS": "300"})
     assert missing.exit_code == 2 and "not a folder" in missing.output
+
+
+@pytest.mark.parametrize(("label", "academic_year", "census", "start"), [
+    ("2025-autumn", 2025, dt.date(2025, 10, 2), dt.date(2025, 9, 1)),
+    ("2026-spring", 2025, dt.date(2026, 1, 15), dt.date(2026, 1, 1)),
+    ("2026-summer", 2025, dt.date(2026, 5, 21), dt.date(2026, 4, 1)),
+])
+def test_a_term_is_named_by_its_calendar_year_and_counted_in_its_academic_year(label, academic_year, census, start):
+    term = Term.parse(label)
+    assert (term.academic_year, term.label, str(term), term.census_date, term.start) == (academic_year, label, label,
+                                                                                         census, start)
+    assert Term.of(census) == Term.of(start) == term
+    assert Term.of(start - dt.timedelta(days=1)) < term
+
+
+@pytest.mark.parametrize("label", ["2026-winter", "26-spring", "spring-2026", "2026"])
+def test_a_term_label_that_is_not_one_is_one_line_naming_the_forms(label):
+    with pytest.raises(ValueError, match=f"^period {label!r}: expected YYYY-autumn, YYYY-spring or YYYY-summer$"):
+        Term.parse(label)

@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.validate import run_validation
-from pipelines.validation import Validated
-from pipelines.warehouse import ReconciliationError, WarehouseBusy, load_validated, open_warehouse
+from pipelines.flows.validate import run_validation
+from pipelines.nodes.validation import Validated
+from pipelines.store.warehouse import ReconciliationError, WarehouseBusy, load_validated, open_warehouse
 from schemas.contract import load_contract
 
 from .conftest import read_export
@@ -35,7 +35,7 @@ def validated_run(small_faulty, tmp_path_factory):
 
 def test_warehouse_file_reconciles_every_dataset(validated_run, small_faulty):
     faults = pl.read_csv(small_faulty / "faults.csv", infer_schema=False)
-    with duckdb.connect(str(validated_run / "data" / "warehouse.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(validated_run / "02_warehouse" / "warehouse.duckdb"), read_only=True) as db:
         runs = db.sql("SELECT dataset, rows_read, rows_staged, rows_quarantined FROM audit.runs").pl()
         assert sorted(runs["dataset"]) == sorted(DATASETS)
         for row in runs.iter_rows(named=True):
@@ -77,7 +77,7 @@ def test_data_docs_open_offline_and_hold_no_personal_data(validated_run, small_f
 
 
 def test_data_docs_never_show_failing_sample_values(tmp_path):
-    from pipelines.expectations import build_data_docs
+    from pipelines.assurance.expectations import build_data_docs
     from schemas.rules import Period
 
     contract = load_contract("ncmp")
@@ -125,7 +125,7 @@ def test_a_load_that_does_not_reconcile_is_rolled_back(tmp_path):
 def test_running_twice_keeps_one_staged_copy_and_both_run_records(tmp_path, small_clean):
     for _ in range(2):
         run_validation(small_clean, tmp_path / "out", 2025, datasets=("ncmp",))
-    with duckdb.connect(str(tmp_path / "out" / "data" / "warehouse.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(tmp_path / "out" / "02_warehouse" / "warehouse.duckdb"), read_only=True) as db:
         assert db.execute('SELECT count(*) FROM staging."ncmp"').fetchone()[0] == read_export(small_clean, "ncmp").height
         assert db.execute("SELECT count(DISTINCT run_id) FROM audit.runs").fetchone()[0] == 2
 
@@ -135,15 +135,15 @@ def test_a_relative_out_folder_works_as_the_demo_uses_it(tmp_path, small_clean, 
     result = CliRunner().invoke(app, ["validate", "--input", str(small_clean), "--out", "out/demo"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "demo" / "data_docs" / "index.html").exists()
-    assert (tmp_path / "out" / "demo" / "data" / "warehouse.duckdb").exists()
+    assert (tmp_path / "out" / "demo" / "02_warehouse" / "warehouse.duckdb").exists()
 
 
 @pytest.mark.parametrize("dataset", [d for d in DATASETS if load_contract(d).direct_identifiers])
 def test_great_expectations_never_sees_a_direct_identifier_except_as_a_key(small_clean, dataset):
-    from pipelines.expectations import suite_frame, unique_keys
-    from pipelines.ingest import load_mapping
-    from pipelines.ingest import read_export as read_raw
-    from pipelines.validation import validate_frame
+    from pipelines.assurance.expectations import suite_frame, unique_keys
+    from pipelines.nodes.validation import validate_frame
+    from pipelines.store.exports import read_export as read_raw
+    from schemas.config import load_mapping
     from schemas.rules import Period
 
     contract = load_contract(dataset)

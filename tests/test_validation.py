@@ -6,8 +6,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipelines.ingest import load_mapping, read_export
-from pipelines.validation import validate_frame
+from pipelines.nodes.validation import validate_frame
+from pipelines.store.exports import read_export
+from schemas.config import load_mapping
 from schemas.contract import load_contract
 from schemas.identifiers import upn_check_letter
 from schemas.rules import MAX_FIELD_CHARS, SOURCE_FIELDS, Period, compile_rules

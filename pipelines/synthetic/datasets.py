@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from schemas.calendar import TERMS, academic_year_end, term_label, term_start
+from schemas.calendar import TERMS, Term, academic_year_end
 from schemas.identifiers import NINO_UNALLOCATED_PREFIXES
 from schemas.lookups import codeset
 
@@ -257,8 +257,8 @@ def early_years_frame(ctx: Context, people: pl.DataFrame, providers: pl.DataFram
     )
     terms = pl.DataFrame({
         "term_name": list(TERMS),
-        "term": [term_label(ay, t) for t in TERMS],
-        "term_start": [term_start(ay, t) for t in TERMS],
+        "term": [Term(ay, t).label for t in TERMS],
+        "term_start": [Term(ay, t).start for t in TERMS],
         "term_order": [0, 1, 2],
         "term_weeks": [TERM_WEEKS[t] for t in TERMS],
     })

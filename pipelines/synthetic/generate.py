@@ -6,7 +6,6 @@ depends only on the seed and scale and memory is bounded by the largest LA, not 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.io import CsvAppender, staged_output, write_csv
+from outputs.files import CsvAppender, copy_folder, staged_output, write_csv
 from schemas.calendar import DEFAULT_ACADEMIC_YEAR
-from schemas.lookups import CODESETS_DIR
+from schemas.catalog import CODESETS_DIR, reference_folder
 
 from .datasets import DATASET_COLUMNS, la_datasets
 from .faults import FAULT_COLUMNS, inject
@@ -73,7 +72,7 @@ def generate(
             for writer in writers.values():
                 writer.close()
         summary.rows = {f"{name}.csv": writer.rows for name, writer in writers.items()}
-        _write_reference(staging / "reference", reference)
+        _write_reference(reference_folder(staging), reference)
         if fault_rate is not None:
             summary.faults = pl.concat(fault_lists).sort("file", "source_row")
             write_csv(summary.faults, staging / "faults.csv")
@@ -109,4 +108,4 @@ def _write_reference(folder: Path, reference: _Reference) -> None:
     write_csv(pl.concat(reference.schools), folder / "schools.csv")
     write_csv(pl.concat(reference.providers), folder / "early_years_providers.csv")
     write_csv(pl.concat(reference.geography), folder / "geography.csv")
-    shutil.copytree(CODESETS_DIR, folder / "codesets")
+    copy_folder(CODESETS_DIR, folder / "codesets")

@@ -13,7 +13,7 @@ from functools import cache
 import numpy as np
 import polars as pl
 
-from schemas.calendar import census_date
+from schemas.calendar import Term
 from schemas.identifiers import UPN_LETTERS, uln_check_digit, upn_check_letter
 from schemas.lookups import codeset, live_english_las
 
@@ -87,7 +87,7 @@ class Context:
 
     @property
     def census_day(self) -> dt.date:
-        return census_date(self.academic_year, "spring")
+        return Term(self.academic_year, "spring").census_date
 
 
 def nullable(values: np.ndarray, dtype: pl.DataType | None = None) -> pl.Series:

@@ -1,0 +1,291 @@
+"""Prefect flows: thin wiring of the pure nodes, the disclosure-control library, the stores and the writers.
+
+A return (school statistics, early years, destinations, health) is the publications and extracts whose specs
+name it (schemas/publications/, schemas/extracts/). Each return has its own flow; census_return runs them all
+on one validation of the exports. Either way the run ends the same: every recipient's folder is leak-scanned,
+gets its manifest, and the auditor report is written.
+
+Tasks pass data by reference (the warehouse, decision-record files, delivery folders), never as frames, so a
+regional deployment can run them on Dask workers over a shared file system. Task caching is off: hashing frames
+for the cache costs seconds and a return must be recomputed from its inputs anyway.
+
+Deliveries and the auditor report are written into a staging folder and moved into place only when every task
+has passed, the leak scan included: a run that fails leaves no delivery. The move and the ledger commit together,
+and a run recovers whatever an interrupted one left before it starts (pipelines/store/commit.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from disclosure_control.protect import ProtectionError
+from outputs.ees import district_geography, time_columns, write_publication
+from outputs.files import (copy_atomic, fault_point, read_json, restrict_new_files, write_csv_atomic,
+                           write_parquet_atomic)
+from outputs.manifest import write_manifests
+from outputs.report import run_result, write_report
+from pipelines.assurance.leakscan import leaks_by_recipient
+from pipelines.assurance.verify import release_attack
+from pipelines.flows.prefect_api import without_tracebacks
+from pipelines.flows.validate import new_run_id, run_validation
+from pipelines.governance.rectify import reapply_rectifications
+from pipelines.nodes.extract import extract_made, extract_rows
+from pipelines.nodes.protection import ProtectedRelease, protected_release
+from pipelines.nodes.publication import share_percents
+from pipelines.nodes.release import build_release
+from pipelines.store.commit import (record_delivery, record_run, recovered, run_folder_lock, run_record, run_started,
+                                    staged_delivery)
+from pipelines.store.history import archive_counts, earlier_run, keep_counts, known_files
+from pipelines.store.keys import ledger_signing_key, pseudonymisation_key
+from pipelines.store.warehouse import open_warehouse, staged_frames
+from schemas.calendar import Term, current_term
+from schemas.catalog import RETURN_NAMES, RunPaths, ValidationPaths, ees_files
+from schemas.config import load_access_group, load_run_config
+from schemas.specs.run import RunConfig
+
+PLACES = ("schools", "postcodes")  # reference datasets that place a unit in the area hierarchy
+
+
+class LeakFound(RuntimeError):
+    """An outbound file holds a direct identifier its recipient is not entitled to; nothing was delivered."""
+
+
+def stage(reads: tuple[str, ...], writes: tuple[str, ...], **options):
+    """A task declaring, by their names in the run folder's catalog (schemas/catalog.py RunPaths), what it reads
+    and what it writes; the names show as the task run's tags in the Prefect UI. Results are not persisted and
+    never cached: a return is recomputed from its inputs, and hashing frames would cost seconds."""
+    tags = [*(f"reads:{name}" for name in reads), *(f"writes:{name}" for name in writes)]
+    return task(cache_policy=NO_CACHE, persist_result=False, tags=tags, **options)
+
+
+@stage(reads=("inputs",), writes=("validated", "warehouse"))
+def validate_exports(input_dir: Path, paths: RunPaths, academic_year: int, run_id: str) -> dict:
+    run_validation(input_dir, paths.validated, academic_year, paths.warehouse, run_id=run_id)
+    return read_json(ValidationPaths(paths.validated).summary)
+
+
+@stage(reads=("warehouse",), writes=("warehouse",))
+def reapply_corrections(paths: RunPaths) -> int:
+    """Rectifications recorded earlier, applied again to the staging just reloaded from the exports (which still
+    hold the wrong values until the MIS is fixed), so every later extract reflects them."""
+    with open_warehouse(paths.warehouse) as connection:
+        return reapply_rectifications(connection)
+
+
+@stage(reads=("warehouse", "releases", "kept_counts", "known"), writes=("protected",))
+def protect_release(paths: RunPaths, config: RunConfig, returns: tuple[str, ...], term: Term,
+                    known_dir: Path | None) -> dict:
+    """Every publication of the run protected as one release (with what is already out): the decision records
+    per publication and the counts behind them; returns their summaries and the relations used."""
+    publications = config.publications_of(returns)
+    if not publications:
+        return ProtectedRelease({}, [], {}, [], [], []).summary()
+    frames = staged_frames(paths.warehouse, (*sorted({p.dataset for p in publications}), *PLACES))
+    release = build_release(frames, publications, term, frames["schools"], frames["postcodes"])
+    earlier = {problem.names: run for problem in release.problems if (run := earlier_run(paths, problem))}
+    time = tuple(pl.select(time_columns(term)).row(0))
+    la_code = district_geography(frames["schools"])["new_la_code"].unique().to_list()[0]
+    protected = protected_release(release, earlier, known_files(known_dir) if known_dir else [], config, time, la_code,
+                                  term)
+    for key, (inner, hierarchies) in protected.counts.items():
+        keep_counts(paths.protected, key, inner, hierarchies)
+    for name, cells in protected.decisions.items():
+        write_parquet_atomic(cells, paths.decisions(name))
+    return protected.summary()
+
+
+@stage(reads=("protected", "warehouse"), writes=("deliveries",), task_run_name="publish-{name}")
+def publish(paths: RunPaths, config: RunConfig, name: str, staging: Path, term: Term) -> list[Path]:
+    """One EES file pair per table (and the same table as Parquet, for analysts, if the recipient takes it)."""
+    publication = config.publications[name]
+    recipient = config.recipients[publication.recipient]
+    cells = pl.read_parquet(paths.decisions(name))
+    percents = share_percents(cells, publication, config.policy_of(publication)) if publication.share else None
+    places = staged_frames(paths.warehouse, PLACES)
+    return write_publication(RunPaths(staging).delivery(recipient.key), publication, recipient.formats, cells, places,
+                             term, percents)
+
+
+@stage(reads=("warehouse",), writes=("deliveries",), task_run_name="extract-{name}")
+def write_extract(paths: RunPaths, config: RunConfig, name: str, staging: Path, term: Term) -> dict:
+    """The record-level (or summary) extract as CSV in the recipient's column order; returns what was made."""
+    extract = config.extracts[name]
+    recipient = config.recipients[extract.recipient]
+    key = pseudonymisation_key(recipient.entitlement.key_id) if recipient.entitlement.pseudonymise else None
+    frame = staged_frames(paths.warehouse, (extract.dataset,))[extract.dataset]
+    rows = extract_rows(frame, extract, recipient.entitlement, term, key)
+    write_csv_atomic(rows, RunPaths(staging).delivered_file(recipient.key, name))
+    return extract_made(extract, rows.height)
+
+
+@stage(reads=("warehouse", "deliveries"), writes=())
+def leak_scan(paths: RunPaths, staging: Path) -> int:
+    """Every direct identifier staged from the inputs, looked for in every file about to go to any recipient."""
+    found = leaks_by_recipient(RunPaths(staging).deliveries, paths.warehouse)  # staging mirrors the run's layout
+    leaks = [leak for recipient_leaks in found.values() for leak in recipient_leaks]
+    if leaks:
+        raise LeakFound("; ".join(str(leak) for leak in leaks[:5]))
+    return len(found)
+
+
+def return_outputs(return_name: str, paths: RunPaths, config: RunConfig, staging: Path, term: Term) -> list[dict]:
+    """One return's statistics (protected already, with the whole release) and extracts, written into the staging
+    folder; returns the extracts made."""
+    for publication in config.publications_of((return_name,)):
+        publish(paths, config, publication.name, staging, term)
+    return [write_extract(paths, config, e.name, staging, term) for e in config.extracts_of(return_name)
+            if term.name in e.terms]
+
+
+@stage(reads=("protected", "deliveries", "releases", "kept_counts", "known"), writes=())
+def attack_release(paths: RunPaths, config: RunConfig, staging: Path, protections: list[dict],
+                   known_dir: Path | None) -> list[dict]:
+    """The independent intruder on the release about to be delivered (with the figures already public and the
+    earlier release): a protected cell it can narrow below its protection level stops the run."""
+    findings = release_attack(paths, RunPaths(staging).deliveries, [config.publications[p["name"]] for p in protections],
+                              {p["name"]: p["policy"] for p in protections}, known_dir)
+    failed = [f for f in findings if not f.passed]
+    if failed:
+        raise ProtectionError("; ".join(f"{f.check}: {f.detail}" for f in failed))
+    return [f.__dict__ for f in findings]
+
+
+@stage(reads=("deliveries",), writes=("releases",))
+def archive_release(staging: Path, run_id: str, protections: list[dict]) -> None:
+    """Copies of the published statistics as delivered, kept under the run's id in the history for the next run."""
+    for protection in protections:
+        source = RunPaths(staging).delivery(protection["recipient"])
+        kept = RunPaths(staging).release(run_id) / protection["recipient"]
+        for name in protection["files"]:
+            for delivered, copy in zip(ees_files(source, name), ees_files(kept, name), strict=True):
+                copy_atomic(delivered, copy)
+
+
+@stage(reads=("deliveries",), writes=("deliveries",))
+def manifests(config: RunConfig, staging: Path, run: dict, protections: list[dict]) -> list[dict]:
+    return write_manifests(RunPaths(staging).deliveries, config, run, protections)
+
+
+@stage(reads=("protected", "validated"), writes=("report",))
+def auditor_report(paths: RunPaths, config: RunConfig, staging: Path, run: dict, validation: dict, release: dict,
+                   attack: list[dict], extracts: list[dict], deliveries: list[dict]) -> Path:
+    decisions = {p["name"]: pl.read_parquet(paths.decisions(p["name"])) for p in release["protections"]}
+    write_report(RunPaths(staging).report, run, validation, ValidationPaths(paths.validated).data_docs_index.resolve(),
+                 release, attack, extracts, deliveries, decisions, config.publications)
+    return paths.report_files.html.resolve()
+
+
+@stage(reads=("protected",), writes=("kept_counts",))
+def archive_protected(paths: RunPaths, run_id: str, populations: list[str]) -> None:
+    archive_counts(paths, run_id, populations)
+
+
+@stage(reads=("inputs", "deliveries", "report", "protected"), writes=("ledger",))
+def record_in_ledger(paths: RunPaths, run: dict, staging: Path) -> dict:
+    """The run's ledger entry, written before the delivery moves into place (pipelines/store/commit.py): the inputs'
+    hashes, every config file's hash, and the hash of every file about to be delivered."""
+    return record_run(paths, run, staging)
+
+
+@stage(reads=(), writes=("ledger",))
+def record_delivered(paths: RunPaths, entry: dict) -> dict:
+    """The entry that closes the run's: its delivery is in place."""
+    return record_delivery(paths, entry)
+
+
+def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, returns: tuple[str, ...],
+            known_dir: Path | None = None) -> dict:
+    """Finish what an interrupted run left, validate once, protect the whole release, run the returns, then
+    leak-scan, attack, manifest and report every recipient's delivery, and commit it with its ledger entry."""
+    term = Term.parse(period)
+    paths, run_id = RunPaths(Path(out)), new_run_id()
+    restrict_new_files(paths.root, load_access_group())  # a scheduled run starts in a process of its own
+    without_tracebacks()
+    ledger_signing_key()  # a run that could not sign its ledger entry stops before any work, not after all of it
+    config = load_run_config(policy_file)  # every config parsed once, and a broken one refused before any work
+    with run_folder_lock(paths):
+        return delivered(Path(input_dir), paths, config, run_id, term, returns, known_dir)
+
+
+def delivered(input_dir: Path, paths: RunPaths, config: RunConfig, run_id: str, term: Term, returns: tuple[str, ...],
+              known_dir: Path | None) -> dict:
+    started, recovery = run_started(), recovered(paths)
+    validation = validate_exports(input_dir, paths, term.academic_year, run_id)
+    run = run_record(run_id, term.label, returns, started, recovery, reapply_corrections(paths))
+    release = protect_release(paths, config, returns, term, known_dir)
+    with staged_delivery(paths, run_id) as staging:
+        extracts = [e for name in returns for e in return_outputs(name, paths, config, staging, term)]
+        leak_scan(paths, staging)
+        attack = attack_release(paths, config, staging, release["protections"], known_dir)
+        archive_release(staging, run_id, release["protections"])
+        deliveries = manifests(config, staging, run, release["protections"])
+        report = auditor_report(paths, config, staging, run, validation, release, attack, extracts, deliveries)
+        archive_protected(paths, run_id, release["populations"])
+        fault_point("staged")
+        entry = record_in_ledger(paths, run, staging)
+        fault_point("pending")
+    fault_point("moved")
+    closing = record_delivered(paths, entry)
+    create_markdown_artifact(f"[Auditor report]({report.as_uri()}) for run {run_id} ({', '.join(returns)}); ledger entry "
+                             f"{closing['seq']}, SHA-256 {closing['entry_hash']}",
+                             key="auditor-report", description="lareturns auditor report")
+    return run_result(paths, run, report, entry, closing, release["protections"], deliveries)
+
+
+def run_period(period: str | None) -> str:
+    """The term a run reports on: as given, or (a scheduled run) the term of its scheduled start."""
+    return period or current_term(flow_run.scheduled_start_time).label
+
+
+# One flow per return. Each is a module-level function named as in RETURNS, because a scheduled run imports
+# its flow by name in a new process.
+@flow(name="census_return")
+def census_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                  known_dir: Path | None = None) -> dict:
+    """Every return on one validation of the exports: the whole census."""
+    return deliver(input_dir, out, run_period(period), policy_file, RETURN_NAMES, known_dir)
+
+
+@flow(name="school_statistics_return")
+def school_statistics_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                             known_dir: Path | None = None) -> dict:
+    """Pupils by characteristic, attainment and absence, for publication."""
+    return deliver(input_dir, out, run_period(period), policy_file, ("school_statistics",), known_dir)
+
+
+@flow(name="early_years_return")
+def early_years_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                       known_dir: Path | None = None) -> dict:
+    """Funding statistics, the termly provider headcount and (in spring) the DfE early years census."""
+    return deliver(input_dir, out, run_period(period), policy_file, ("early_years",), known_dir)
+
+
+@flow(name="destinations_return")
+def destinations_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                        known_dir: Path | None = None) -> dict:
+    """The NCCIS extract for the DfE and destination statistics."""
+    return deliver(input_dir, out, run_period(period), policy_file, ("destinations",), known_dir)
+
+
+@flow(name="health_return")
+def health_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                  known_dir: Path | None = None) -> dict:
+    """NCMP prevalence and the pseudonymised NCMP extract for the health body."""
+    return deliver(input_dir, out, run_period(period), policy_file, ("health",), known_dir)
+
+
+@flow(name="youth_support_return")
+def youth_support_return(input_dir: Path, out: Path, period: str | None = None, policy_file: Path | None = None,
+                         known_dir: Path | None = None) -> dict:
+    """Pupils aged 13 and over for youth support services, within each one's opt-out."""
+    return deliver(input_dir, out, run_period(period), policy_file, ("youth_support",), known_dir)
+
+
+RETURNS = {"census": census_return, "school_statistics": school_statistics_return, "early_years": early_years_return,
+           "destinations": destinations_return, "health": health_return, "youth_support": youth_support_return}

@@ -1,0 +1,236 @@
+"""Where everything is: every config file and spec folder lareturns reads, and the layout of a run folder with its
+stages in the order a run passes through them. The one module that knows paths; no other names one.
+
+A run folder (`lareturns run census --out RUN`):
+
+    01_validated/     quarantine/<dataset>.csv, data_docs/, validation.json      (restricted)
+    02_warehouse/     warehouse.duckdb: staged rows, quarantine, ledger         (restricted)
+    03_protected/     <publication>.decisions.parquet: each cell's decision     (restricted)
+    04_deliveries/    <recipient>/: the files each recipient receives, with its manifest
+    05_report/        the auditor report, and its restricted evidence file
+    06_history/       releases/<run_id>/: what each run published, for the next run's differencing attack;
+                      counts/<run_id>/: the counts they were protected from   (restricted)
+    ledger.jsonl      the signed, hash-chained copy of the warehouse's ledger
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMAS_DIR = Path(__file__).parent
+POLICIES_DIR = SCHEMAS_DIR / "policies"
+PUBLICATIONS_DIR = SCHEMAS_DIR / "publications"
+EXTRACTS_DIR = SCHEMAS_DIR / "extracts"
+CONTRACTS_DIR = SCHEMAS_DIR / "contracts"
+CODESETS_DIR = SCHEMAS_DIR / "codesets"
+DFE_LOOKUPS_DIR = SCHEMAS_DIR / "reference" / "dfe-lookups"
+DISCLOSURE_POLICY = POLICIES_DIR / "disclosure.toml"
+RECIPIENTS = POLICIES_DIR / "recipients.toml"
+ACCESS = POLICIES_DIR / "access.toml"
+RETENTION = POLICIES_DIR / "retention.toml"
+SCHEDULE = POLICIES_DIR / "schedule.toml"
+FILTERS = PUBLICATIONS_DIR / "filters.toml"
+CONFIG_DIRS = (POLICIES_DIR, PUBLICATIONS_DIR, EXTRACTS_DIR)
+DELIVERIES = "04_deliveries"  # also the prefix of a delivered file's name in the ledger and manifests
+# What a run reads from outside its folder, by the names its tasks declare (pipelines/flows/returns.py stage):
+OUTSIDE = {"inputs": "the landing folder of MIS exports", "known": "figures others publish (--known)"}
+RETURN_NAMES = ("school_statistics", "early_years", "destinations", "health", "youth_support")  # a spec's `return`
+
+
+@dataclass(frozen=True)
+class ValidationPaths:
+    """What a validation writes in its folder (a run's 01_validated/, or `lareturns validate --out`)."""
+
+    root: Path
+
+    @property
+    def quarantine(self) -> Path:
+        """The analysts' quarantine files, <dataset>.csv: the rejected rows' raw fields (restricted)."""
+        return self.root / "quarantine"
+
+    def quarantine_file(self, dataset: str) -> Path:
+        return self.quarantine / f"{dataset}.csv"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.root / "data_docs"
+
+    @property
+    def data_docs_index(self) -> Path:
+        return self.data_docs / "index.html"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "validation.json"
+
+    @property
+    def default_warehouse(self) -> Path:
+        """Where `lareturns validate` keeps the warehouse when none is given: as a run folder does."""
+        return RunPaths(self.root).warehouse
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def validated(self) -> Path:
+        return self.root / "01_validated"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "02_warehouse" / "warehouse.duckdb"
+
+    @property
+    def lock(self) -> Path:
+        """Held by the run or purge working in the folder."""
+        return self.root / ".lareturns.lock"
+
+    @property
+    def ledger(self) -> Path:
+        """The JSON-lines copy of the warehouse's hash-chained ledger (pipelines/store/ledger.py)."""
+        return self.root / "ledger.jsonl"
+
+    @property
+    def deliveries(self) -> Path:
+        return self.root / DELIVERIES
+
+    @property
+    def protected(self) -> Path:
+        """Each publication's cell decisions (read by the audit) and each population's counts, passed between tasks by
+        reference."""
+        return self.root / "03_protected"
+
+    def decisions(self, publication: str) -> Path:
+        return self.protected / f"{publication}.decisions.parquet"
+
+    def delivery(self, recipient: str) -> Path:
+        return self.deliveries / recipient
+
+    def delivered_file(self, recipient: str, name: str) -> Path:
+        """A recipient's extract or EES data file by its stem."""
+        return table_file(self.delivery(recipient), name)
+
+    @property
+    def report_files(self) -> ReportFiles:
+        return ReportFiles(self.report)
+
+    @property
+    def report(self) -> Path:
+        return self.root / "05_report"
+
+    @property
+    def releases(self) -> Path:
+        """Each run's published statistics as delivered, by run id (pipelines/store/history.py)."""
+        return self.root / "06_history" / "releases"
+
+    def release(self, run_id: str) -> Path:
+        return self.releases / run_id
+
+    @property
+    def kept_counts(self) -> Path:
+        """The counts each run's statistics were protected from, by run id: restricted, for differencing by the
+        next run."""
+        return self.root / "06_history" / "counts"
+
+    def counts(self, run_id: str) -> Path:
+        return self.kept_counts / run_id
+
+    def kept_decisions(self, run_id: str) -> Path:
+        """The decision records a run delivered with, for recovery to put back."""
+        return self.counts(run_id) / "decisions"
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """The auditor report (it may leave the building) and its evidence (restricted: hidden values)."""
+
+    folder: Path
+
+    @property
+    def json(self) -> Path:
+        return self.folder / "auditor_report.json"
+
+    @property
+    def html(self) -> Path:
+        return self.folder / "auditor_report.html"
+
+    @property
+    def evidence_json(self) -> Path:
+        return self.folder / f"{EVIDENCE}.json"
+
+    @property
+    def evidence_html(self) -> Path:
+        return self.folder / f"{EVIDENCE}.html"
+
+
+EVIDENCE = "auditor_evidence"
+MANIFEST = "manifest.json"  # in each recipient's delivery folder
+
+
+def table_file(folder: Path, name: str, suffix: str = ".csv") -> Path:
+    """A delivered table by its stem: <name>.csv (data or extract), <name>.meta.csv (its EES metadata), or
+    parquet/<name>.parquet."""
+    return folder / "parquet" / f"{name}{suffix}" if suffix == ".parquet" else folder / f"{name}{suffix}"
+
+
+def ees_files(folder: Path, name: str) -> tuple[Path, Path]:
+    """An EES data file and its metadata file, as the EES screener pairs them."""
+    return table_file(folder, name), table_file(folder, name, ".meta.csv")
+
+
+def counts_files(folder: Path, population: str) -> tuple[Path, Path]:
+    """A population's kept inner cells and its hierarchies."""
+    return folder / f"{population}.inner.parquet", folder / f"{population}.hierarchies.json"
+
+
+def reference_folder(out: Path) -> Path:
+    """Where `lareturns generate` writes the county's reference data (schools, providers, geography)."""
+    return out / "reference"
+
+
+def publication_spec(name: str) -> Path:
+    return PUBLICATIONS_DIR / f"{name}.toml"
+
+
+def publication_names() -> list[str]:
+    return sorted(p.stem for p in PUBLICATIONS_DIR.glob("*.toml") if p != FILTERS)
+
+
+def extract_spec(name: str) -> Path:
+    return EXTRACTS_DIR / f"{name}.toml"
+
+
+def extract_names() -> list[str]:
+    return sorted(p.stem for p in EXTRACTS_DIR.glob("*.toml"))
+
+
+def config_files() -> list[Path]:
+    """Every policy and spec file a run's outputs depend on (their hashes go in the ledger)."""
+    return sorted(p for folder in CONFIG_DIRS for p in folder.glob("*.toml"))
+
+
+def policy_file(name: str) -> Path:
+    """A disclosure policy named by a recipient (recipients.toml's `policy`)."""
+    return POLICIES_DIR / name
+
+
+def contract_file(dataset: str) -> Path:
+    return CONTRACTS_DIR / f"{dataset}.toml"
+
+
+def contract_names() -> list[str]:
+    return sorted(p.stem for p in CONTRACTS_DIR.glob("*.toml"))
+
+
+def codeset_file(name: str) -> Path:
+    return CODESETS_DIR / f"{name}.csv"
+
+
+def codeset_names() -> list[str]:
+    return sorted(p.stem for p in CODESETS_DIR.glob("*.csv"))
+
+
+def dfe_lookup_file(name: str) -> Path:
+    return DFE_LOOKUPS_DIR / f"{name}.csv"

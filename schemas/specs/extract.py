@@ -1,0 +1,95 @@
+"""Extract specs (schemas/extracts/*.toml): the rows and columns one recipient asked for, and what a recipient may
+have at record level (its entitlement, from recipients.toml). A spec asking for more than the entitlement is
+refused here, at load, so no extract is ever built with a field its recipient may not have."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.config import check_keys
+
+
+class ExtractError(ValueError):
+    """An extract spec that cannot be used, or asks for more than its recipient may have; names the key."""
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    """What one recipient may receive at record level (from recipients.toml)."""
+
+    fields: frozenset[str]  # in the clear
+    pseudonymise: frozenset[str] = frozenset()  # only as HMAC-SHA-256 pseudonyms under the recipient's key
+    generalise: tuple[tuple[str, str], ...] = ()  # field -> generalisation (deidentify.GENERALISATIONS)
+    key_id: str | None = None
+
+    def treatment(self, field: str) -> str | None:
+        return "pseudonym" if field in self.pseudonymise else dict(self.generalise).get(field)
+
+    def allows(self, field: str) -> bool:
+        return field in self.fields or self.treatment(field) is not None
+
+
+@dataclass(frozen=True)
+class Summary:
+    col_name: str
+    count_unique: str | None = None
+    sum: str | None = None
+
+
+@dataclass(frozen=True)
+class Extract:
+    name: str
+    title: str
+    return_name: str
+    recipient: str
+    dataset: str
+    unit: tuple[str, ...]
+    where: tuple[tuple[str, tuple[str, ...]], ...]
+    columns: tuple[tuple[str, str], ...] = ()  # (header, source field), in the recipient's order
+    by: tuple[str, ...] = ()
+    summaries: tuple[Summary, ...] = ()
+    terms: tuple[str, ...] = ("autumn", "spring", "summer")  # the census terms it is made in
+    opt_out: str | None = None  # a flag column: where it is set, only the `opt_out_keeps` fields are sent
+    opt_out_keeps: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> set[str]:
+        return ({s for _, s in self.columns} | set(self.by) | {s.count_unique or s.sum for s in self.summaries}
+                | {c for c, _ in self.where} | ({self.opt_out} if self.opt_out else set()))
+
+
+EXTRACT_KEYS = ("title", "return", "recipient", "dataset", "unit", "where", "columns", "by", "summaries", "terms",
+                "opt_out")
+
+
+def parse_extract(raw: dict, name: str) -> Extract:
+    check_keys(raw, "spec", EXTRACT_KEYS, ("title", "return", "recipient", "dataset", "unit"), ExtractError)
+    try:
+        summaries = tuple(Summary(s["col_name"], s.get("count_unique"), s.get("sum")) for s in raw.get("summaries", []))
+        opt_out = raw.get("opt_out", {})
+        extract = Extract(
+            name, raw["title"], raw["return"], raw["recipient"], raw["dataset"], tuple(raw["unit"]),
+            tuple((column, tuple(map(str, values))) for column, values in raw.get("where", {}).items()),
+            tuple((c["name"], c["source"]) for c in raw.get("columns", [])), tuple(raw.get("by", ())), summaries,
+            tuple(raw.get("terms", Extract.terms)), opt_out.get("flag"), tuple(opt_out.get("keep", ())))
+    except KeyError as error:
+        raise ExtractError(f"missing key {error.args[0]!r}") from None
+    if bool(extract.columns) == bool(extract.by):
+        raise ExtractError("give either columns (record level) or by and summaries (a summary)")
+    bad = [s.col_name for s in summaries if (s.count_unique is None) == (s.sum is None)]
+    if bad:
+        raise ExtractError(f"summaries.{bad[0]}: give exactly one of count_unique and sum")
+    unknown = sorted(set(extract.opt_out_keeps) - {s for _, s in extract.columns})
+    if unknown:
+        raise ExtractError(f"opt_out.keep: {unknown[0]!r} is not one of the extract's columns")
+    return extract
+
+
+def check_entitled(extract: Extract, entitlement: Entitlement) -> None:
+    """Refuse a spec that asks for a field its recipient may not have (in any form)."""
+    asked = [s for _, s in extract.columns] + list(extract.by)
+    refused = [s for s in asked if not entitlement.allows(s)]
+    if refused:
+        raise ExtractError(f"columns: {refused[0]!r} is not among recipient {extract.recipient!r}'s fields")
+    if extract.by and any(entitlement.treatment(s) for s in extract.by):
+        raise ExtractError("by: a summary groups by fields the recipient may have in the clear only")

@@ -1,0 +1,146 @@
+"""Publication specs (schemas/publications/*.toml and filters.toml): what a publication counts, where and by which
+characteristics, parsed once with every key checked. Pure: no frame is touched here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from schemas.config import check_keys
+
+AREA = "area"  # the geography dimension of every published table: Total (the LA), a district code or a URN
+GEOGRAPHIES = ("school", "school_district", "residence")
+
+
+class PublicationError(ValueError):
+    """A publication spec that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A characteristic as published: an EES filter column whose values are labels, never codes."""
+
+    name: str  # EES filter column (harmonised name)
+    source: str  # staged or derived column
+    label: str
+    codeset: str | None = None
+    label_column: str = "publication_label"
+    labels: tuple[tuple[str, str], ...] = ()  # value -> label, after the code set's label_column if any
+    missing: str = "Unclassified"
+    part_of: tuple[str, str] | None = None  # (filter, label): the categories other than missing count exactly
+    # the units in that category of that filter
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    name: str  # EES file stem
+    filters: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """An additive quantity published beside the count (funded hours): shown only where the count is."""
+
+    col_name: str
+    source: str
+    label: str
+    unit: str = ""
+    dp: int = 0
+
+
+@dataclass(frozen=True)
+class Publication:
+    name: str
+    title: str
+    return_name: str  # the return (flow) that produces it
+    recipient: str  # who receives it (schemas/policies/recipients.toml), under whose disclosure policy
+    dataset: str
+    geography: str  # "school" or "residence"
+    area_source: str  # the column that places a unit: a school URN or a home postcode
+    unit: tuple[str, ...]  # columns naming one unit: each is counted once (first row kept)
+    where: tuple[tuple[str, tuple[str, ...]], ...]  # column -> allowed values ("{period}" is the run's term)
+    indicator: str
+    indicator_label: str
+    tables: tuple[PublishedTable, ...]
+    share: str | None = None  # a filter whose rows also get their percentage of that filter's Total
+    share_label: str = ""
+    measures: tuple[Measure, ...] = ()
+
+    @property
+    def filters(self) -> tuple[Filter, ...]:
+        return tuple({f.name: f for t in self.tables for f in t.filters}.values())
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return (AREA, *(f.name for f in self.filters))
+
+
+def _filter(name: str, raw: dict) -> Filter:
+    check_keys(raw, f"filters.{name}", FILTER_KEYS, ("label",), PublicationError)
+    part_of = raw.get("part_of")
+    if part_of is not None and (not isinstance(part_of, dict) or set(part_of) != {"filter", "label"}):
+        raise PublicationError(f"filters.{name}.part_of: a table with exactly the keys filter and label")
+    return Filter(name, raw.get("source", name), raw["label"], raw.get("codeset"),
+                  raw.get("label_column", "publication_label"), tuple((str(k), str(v)) for k, v in raw.get("labels", {}).items()),
+                  raw.get("missing", "Unclassified"), (part_of["filter"], str(part_of["label"])) if part_of else None)
+
+
+def parse_filters(raw: dict) -> dict[str, Filter]:
+    filters = {key: _filter(key, spec) for key, spec in raw.items()}
+    for name, spec in filters.items():
+        if spec.part_of and spec.part_of[0] not in filters:
+            raise PublicationError(f"filters.{name}.part_of.filter: {spec.part_of[0]!r} is not a filter")
+    return filters
+
+
+FILTER_KEYS = ("source", "label", "codeset", "label_column", "labels", "missing", "part_of")
+PUBLICATION_KEYS = ("title", "return", "recipient", "dataset", "geography", "unit", "where", "indicator", "tables",
+                    "share", "measures")
+
+
+def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publication:
+    check_keys(raw, "spec", PUBLICATION_KEYS, ("title", "return", "recipient", "dataset", "geography", "unit",
+                                                "indicator", "tables"), PublicationError)
+    try:
+        tables = []
+        for table in raw["tables"]:
+            unknown = [f for f in table["filters"] if f not in filters]
+            if unknown:
+                raise PublicationError(f"tables.{table['name']}.filters: {unknown[0]!r} is not in filters.toml")
+            tables.append(PublishedTable(table["name"], tuple(filters[f] for f in table["filters"])))
+        geography = raw["geography"]
+        if geography.get("kind") not in GEOGRAPHIES:
+            raise PublicationError(f"geography.kind: {geography.get('kind')!r} is not one of {', '.join(GEOGRAPHIES)}")
+        share = raw.get("share")
+        if share is not None and share["filter"] not in filters:
+            raise PublicationError(f"share.filter: {share['filter']!r} is not in filters.toml")
+        measures = tuple(Measure(m["col_name"], m["source"], m["label"], m.get("unit", ""), int(m.get("dp", 0)))
+                         for m in raw.get("measures", []))
+        return Publication(
+            name, raw["title"], raw["return"], raw["recipient"], raw["dataset"], geography["kind"], geography["source"], tuple(raw["unit"]),
+            tuple((column, tuple(map(str, values))) for column, values in raw.get("where", {}).items()),
+            raw["indicator"]["col_name"], raw["indicator"]["label"], tuple(tables),
+            share["filter"] if share else None, share["label"] if share else "", measures)
+    except KeyError as error:
+        raise PublicationError(f"missing key {error.args[0]!r}") from None
+
+
+# The characteristics a publication may count that no export holds: made by pipelines/nodes/characteristics.py
+# (its DERIVED and DERIVED_TOGETHER, which a test holds equal to this list) from the staged columns.
+DERIVED_COLUMNS = ("ks2_rwm_expected", "persistent_absence", "academic_age", "two_year_basis_group", "funded_hours",
+                   "bmi", "bmi_centile", "bmi_category")
+
+
+def checked_columns(publication: Publication, dataset_columns: Iterable[str]) -> Publication:
+    """Every column the spec counts by (its area, unit, conditions, filters and measures) must be a column of its
+    dataset or a derived characteristic, so a misspelt column fails at load, not in the middle of a run."""
+    known = set(dataset_columns) | set(DERIVED_COLUMNS)
+    used = [("geography.source", publication.area_source), *(("unit", c) for c in publication.unit),
+            *((f"where.{c}", c) for c, _ in publication.where),
+            *((f"filters.{f.name}.source", f.source) for f in publication.filters),
+            *((f"measures.{m.col_name}.source", m.source) for m in publication.measures)]
+    for key, column in used:
+        if column not in known:
+            raise PublicationError(f"{key}: {column!r} is not a column of {publication.dataset} or a derived "
+                                   "characteristic")
+    return publication
