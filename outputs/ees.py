@@ -27,14 +27,15 @@ LAD_COLUMNS = ("lad_code", "lad_name")
 SCHOOL_COLUMNS = ("school_urn", "school_name", "school_laestab")
 META_COLUMNS = ("col_name", "col_type", "label", "indicator_grouping", "indicator_unit", "indicator_dp",
                 "filter_hint", "filter_grouping_column")
-SHARE = "percent"
+PERCENT = "percent"  # the share column of rounding.percentages, named by the publication in its files
 
 
-def time_columns(term: Term) -> list[pl.Expr]:
-    """A single term is published against its academic year (YYYYZZ) with a term identifier."""
+def time_columns(term: Term, time: str) -> list[pl.Expr]:
+    """The academic year (YYYYZZ), with the term's identifier (a census count) or "Academic year" (a measure the
+    DfE publishes by year)."""
     year = term.academic_year
-    return [pl.lit(f"{year}{(year + 1) % 100:02d}").alias("time_period"),
-            pl.lit(f"{term.name.capitalize()} term").alias("time_identifier")]
+    identifier = "Academic year" if time == "academic_year" else f"{term.name.capitalize()} term"
+    return [pl.lit(f"{year}{(year + 1) % 100:02d}").alias("time_period"), pl.lit(identifier).alias("time_identifier")]
 
 
 def district_geography(places: pl.DataFrame) -> pl.DataFrame:
@@ -83,7 +84,8 @@ def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publicatio
     percents: cell_id, percent (from rounding.percentages), when the publication has a share filter."""
     mine = cells.filter(pl.col("tables").list.contains(table.name))
     if percents is not None:
-        mine = mine.join(percents.select("cell_id", SHARE), on="cell_id", how="left")
+        mine = mine.join(percents.select("cell_id", pl.col(PERCENT).alias(publication.share_column)), on="cell_id",
+                         how="left")
     shown = pl.col("status").is_in(list(SHOWN))
     levels = geography.filter(pl.col("node").is_in(mine[AREA].implode()))["geographic_level"].unique().to_list()
     columns = [*LA_COLUMNS, *LAD_COLUMNS, *(SCHOOL_COLUMNS if LEVELS[2] in levels else ())]
@@ -92,10 +94,10 @@ def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publicatio
         mine.rename({AREA: "node"}).join(geography, on="node", how="left", validate="m:1")
         .with_columns(pl.col("geographic_level").replace_strict({lvl: i for i, lvl in enumerate(LEVELS)}).alias("__level"))
         .sort("__level", "lad_code", *(["school_urn"] if LEVELS[2] in levels else []), *filters, nulls_last=False)
-        .select(*time_columns(term), "geographic_level",
+        .select(*time_columns(term, publication.time), "geographic_level",
                 pl.lit("E92000001").alias("country_code"), pl.lit("England").alias("country_name"),
                 *columns, *filters, pl.col("display").alias(publication.indicator),
-                *([pl.col(SHARE)] if percents is not None else []),
+                *([pl.col(publication.share_column)] if percents is not None else []),
                 *[pl.when(shown).then(pl.col(m.col_name).round(m.dp).cast(pl.String)).otherwise(pl.col("display")).alias(m.col_name)
                   for m in publication.measures])
     )
@@ -110,7 +112,7 @@ def ees_meta(table: PublishedTable, publication: Publication) -> pl.DataFrame:
     rows = [_meta_row(f.name, "Filter", f.label) for f in table.filters]
     rows.append(_meta_row(publication.indicator, "Indicator", publication.indicator_label, dp="0"))
     if publication.share:
-        rows.append(_meta_row(SHARE, "Indicator", publication.share_label, unit="%", dp="1"))
+        rows.append(_meta_row(publication.share_column, "Indicator", publication.share_label, unit="%", dp="1"))
     rows += [_meta_row(m.col_name, "Indicator", m.label, unit=m.unit, dp=str(m.dp)) for m in publication.measures]
     return pl.DataFrame(rows).select(META_COLUMNS)
 

@@ -24,6 +24,7 @@ REQUIRED_DATA = ["time_period", "time_identifier", "geographic_level", "country_
 REQUIRED_META = ["col_name", "col_type", "label", "indicator_grouping", "indicator_unit", "indicator_dp",
                  "filter_hint", "filter_grouping_column"]
 TERM_IDENTIFIERS = {"Autumn term", "Spring term", "Summer term"}
+ACADEMIC_YEAR = {"Academic year"}  # another group: a file holds one or the other (precheck_time_id_mix)
 LEVEL_COLUMNS = {
     "National": [],
     "Regional": ["region_code", "region_name"],
@@ -55,6 +56,23 @@ def screen(data_path: Path) -> list[str]:
     return failures
 
 
+def outside_dictionary(data_path: Path) -> list[str]:
+    """The file's filter and indicator names, and its filter values, that the DfE data dictionary does not hold
+    (data-dictionary.csv: the harmonised names the EES API expects): each an entry naming the column."""
+    dictionary = dfe_lookup("data-dictionary")
+    meta = text_csv(data_path.with_name(data_path.name.removesuffix(".csv") + ".meta.csv"))
+    data = text_csv(data_path)
+    out = []
+    for name, kind in meta.select("col_name", "col_type").iter_rows():
+        known = dictionary.filter((pl.col("col_name") == name) & (pl.col("col_type") == kind))
+        if known.is_empty():
+            out.append(f"{kind.lower()} {name}")
+        elif kind == "Filter":
+            items = set(known["filter_item"].to_list()) | {"Total"}
+            out += [f"filter {name} value {value!r}" for value in sorted(set(data[name]) - items)]
+    return out
+
+
 def _meta(data: pl.DataFrame, meta: pl.DataFrame) -> list[str]:
     out = []
     if meta["label"].is_duplicated().any() or (meta["label"] == "").any():
@@ -83,8 +101,8 @@ def _meta(data: pl.DataFrame, meta: pl.DataFrame) -> list[str]:
 def _time(data: pl.DataFrame) -> list[str]:
     out = []
     identifiers = set(data["time_identifier"])
-    if not identifiers <= TERM_IDENTIFIERS:
-        out.append(f"time_identifier values {identifiers - TERM_IDENTIFIERS}")
+    if not (identifiers <= TERM_IDENTIFIERS or identifiers <= ACADEMIC_YEAR):
+        out.append(f"time_identifier values {sorted(identifiers)} are not of one group")
     for period in set(data["time_period"]):
         if not re.fullmatch(r"\d{6}", period) or int(period[4:]) != (int(period[2:4]) + 1) % 100:
             out.append(f"time_period {period!r} is not a 6-digit academic year")

@@ -84,8 +84,8 @@ def test_a_hand_edited_suppressed_cell_is_caught_even_with_a_forged_manifest(run
     data = pl.read_csv(folder / "pupils_by_sex.csv", infer_schema=False)
     edited = data.with_columns(
         pl.when((pl.col("school_urn") == primary["area"]) & (pl.col("sex") == primary["sex"]))
-        .then(pl.lit(str(primary["value"]))).otherwise(pl.col("headcount")).alias("headcount"))
-    assert (edited["headcount"] != data["headcount"]).sum() == 1
+        .then(pl.lit(str(primary["value"]))).otherwise(pl.col("pupil_count")).alias("pupil_count"))
+    assert (edited["pupil_count"] != data["pupil_count"]).sum() == 1
     edited.write_csv(folder / "pupils_by_sex.csv")
     manifest = json.loads((folder / "manifest.json").read_text())
     for entry in manifest["files"]:
@@ -190,10 +190,10 @@ def swap_two_publication_files(paths: RunPaths) -> None:
 def edit_a_published_count(paths: RunPaths) -> None:
     target = paths.delivery("publication") / "pupils_by_sex.csv"
     data = pl.read_csv(target, infer_schema=False)
-    shown = data["headcount"].str.contains(r"^\d+$")
+    shown = data["pupil_count"].str.contains(r"^\d+$")
     row = int(shown.arg_true()[0])
-    data = data.with_columns(pl.when(pl.int_range(pl.len()) == row).then(pl.lit(str(int(data["headcount"][row]) + 1)))
-                             .otherwise(pl.col("headcount")).alias("headcount"))
+    data = data.with_columns(pl.when(pl.int_range(pl.len()) == row).then(pl.lit(str(int(data["pupil_count"][row]) + 1)))
+                             .otherwise(pl.col("pupil_count")).alias("pupil_count"))
     data.write_csv(target)
 
 
@@ -202,7 +202,7 @@ def remove_a_file(paths: RunPaths) -> None:
 
 
 def add_a_file(paths: RunPaths) -> None:
-    (paths.delivery("publication") / "extra.csv").write_text("time_period,headcount\n202526,7\n")
+    (paths.delivery("publication") / "extra.csv").write_text("time_period,pupil_count\n202526,7\n")
 
 
 def edit_the_ledger(paths: RunPaths) -> None:

@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from disclosure_control.protect import ProtectionError
-from outputs.ees import district_geography, time_columns, write_publication
+from outputs.ees import district_geography, write_publication
 from outputs.files import (copy_atomic, fault_point, read_json, restrict_new_files, write_csv_atomic,
                            write_parquet_atomic)
 from outputs.manifest import write_manifests
@@ -89,10 +89,8 @@ def protect_release(paths: RunPaths, config: RunConfig, returns: tuple[str, ...]
     frames = staged_frames(paths.warehouse, (*sorted({p.dataset for p in publications}), *PLACES))
     release = build_release(frames, publications, term, frames["schools"], frames["postcodes"])
     earlier = {problem.names: run for problem in release.problems if (run := earlier_run(paths, problem))}
-    time = tuple(pl.select(time_columns(term)).row(0))
     la_code = district_geography(frames["schools"])["new_la_code"].unique().to_list()[0]
-    protected = protected_release(release, earlier, known_files(known_dir) if known_dir else [], config, time, la_code,
-                                  term)
+    protected = protected_release(release, earlier, known_files(known_dir) if known_dir else [], config, la_code, term)
     for key, (inner, hierarchies) in protected.counts.items():
         keep_counts(paths.protected, key, inner, hierarchies)
     for name, cells in protected.decisions.items():

@@ -17,7 +17,7 @@ from disclosure_control.protect import protect
 from disclosure_control.release import release_table
 from disclosure_control.rounding import round_published
 from disclosure_control.table import CELL_ID, TableSet
-from outputs.ees import area_nodes
+from outputs.ees import area_nodes, time_columns
 from pipelines.nodes.release import (KnownFile, Problem, Release, earlier_release_of, empty_cells, file_coordinates,
                                      known_figures, nestings, publication_summary, shown_cells)
 from schemas.calendar import Term
@@ -52,7 +52,7 @@ class ProtectedRelease:
 
 
 def protected_release(release: Release, earlier: dict[tuple, EarlierRun], known: list[KnownFile], config: RunConfig,
-                      time: tuple[str, str], la_code: str, term: Term) -> ProtectedRelease:
+                      la_code: str, term: Term) -> ProtectedRelease:
     release = release.with_earlier({name: counts for run in earlier.values() if run.counts
                                     for name, counts in run.counts.items()})
     decisions, protections, counts, used = {}, [], {}, []
@@ -63,6 +63,7 @@ def protected_release(release: Release, earlier: dict[tuple, EarlierRun], known:
             publication = known_file.publication(list(problem.publications))
             if publication is not None:
                 population = release.population_of(publication.name).name
+                time = tuple(pl.select(time_columns(term, publication.time)).row(0))
                 table, figures, left_out = known_figures(table, population, known_file, publication, time, la_code,
                                                          area_nodes(known_file.data))
                 public |= {cell: known_file.name for cell in figures[CELL_ID].to_list()}

@@ -65,10 +65,18 @@ class Publication:
     share: str | None = None  # a filter whose rows also get their percentage of that filter's Total
     share_label: str = ""
     measures: tuple[Measure, ...] = ()
+    time: str = "term"  # what its files' time columns name: the run's term, or its academic year
 
     @property
     def filters(self) -> tuple[Filter, ...]:
         return tuple({f.name: f for t in self.tables for f in t.filters}.values())
+
+    @property
+    def share_column(self) -> str:
+        """The share's indicator name: the count's, with _percent for _count (pupil_count, pupil_percent), as the
+        DfE data dictionary pairs them; else the dictionary's plain percentage."""
+        stem = self.indicator.removesuffix("_count")
+        return f"{stem}_percent" if stem != self.indicator else "percentage"
 
     @property
     def dimensions(self) -> tuple[str, ...]:
@@ -95,7 +103,10 @@ def parse_filters(raw: dict) -> dict[str, Filter]:
 
 FILTER_KEYS = ("source", "label", "codeset", "label_column", "labels", "missing", "part_of")
 PUBLICATION_KEYS = ("title", "return", "recipient", "dataset", "geography", "unit", "where", "indicator", "tables",
-                    "share", "measures")
+                    "share", "measures", "time")
+# A term's census count is published against its term; what is measured once a year (key stage 2 results, NCMP
+# measurements, destinations) against its academic year, as the DfE publishes them.
+TIMES = ("term", "academic_year")
 
 
 def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publication:
@@ -114,13 +125,16 @@ def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publi
         share = raw.get("share")
         if share is not None and share["filter"] not in filters:
             raise PublicationError(f"share.filter: {share['filter']!r} is not in filters.toml")
+        if raw.get("time", "term") not in TIMES:
+            raise PublicationError(f"time: {raw['time']!r} is not one of {', '.join(TIMES)}")
         measures = tuple(Measure(m["col_name"], m["source"], m["label"], m.get("unit", ""), int(m.get("dp", 0)))
                          for m in raw.get("measures", []))
         return Publication(
             name, raw["title"], raw["return"], raw["recipient"], raw["dataset"], geography["kind"], geography["source"], tuple(raw["unit"]),
             tuple((column, tuple(map(str, values))) for column, values in raw.get("where", {}).items()),
             raw["indicator"]["col_name"], raw["indicator"]["label"], tuple(tables),
-            share["filter"] if share else None, share["label"] if share else "", measures)
+            share["filter"] if share else None, share["label"] if share else "", measures,
+            raw.get("time", "term"))
     except KeyError as error:
         raise PublicationError(f"missing key {error.args[0]!r}") from None
 
