@@ -199,8 +199,8 @@ def known_file(folder: Path, out: Path, cells: pl.DataFrame) -> Path:
     the true counts of the given cells of pupils_by_sex."""
     folder.mkdir(exist_ok=True)
     ours = pl.read_csv(out / "04_deliveries" / "publication" / "pupils_by_sex.csv", infer_schema=False)
-    truth = cells.select(pl.col("area").alias("school_urn"), "sex", pl.col("value").cast(pl.String).alias("headcount"))
-    rows = ours.drop("headcount").join(truth, on=["school_urn", "sex"])
+    truth = cells.select(pl.col("area").alias("school_urn"), "sex", pl.col("value").cast(pl.String).alias("pupil_count"))
+    rows = ours.drop("pupil_count").join(truth, on=["school_urn", "sex"])
     rows.write_csv(folder / "dfe_school_pupils.csv")
     shutil.copy(out / "04_deliveries" / "publication" / "pupils_by_sex.meta.csv", folder / "dfe_school_pupils.meta.csv")
     return folder

@@ -370,10 +370,13 @@ class KnownFile:
     indicators: tuple[str, ...]
 
     def publication(self, publications: list[Publication]) -> Publication | None:
-        """The publication whose units and categories the file counts: the one whose count it reports, with
-        every filter it has; None when none does; refused when several do."""
-        matches = [p for p in publications if p.indicator in self.indicators
-                   and set(self.filters) <= {f.name for f in p.filters}]
+        """The publication whose units and categories the file counts: the one whose count it reports, with a
+        table of exactly the file's filters (or, failing that, with every filter it has: the file is a margin of
+        its tables); None when none does; refused when several do. Publications share the data dictionary's
+        indicator names (pupil_count), so the filters tell them apart."""
+        counting = [p for p in publications if p.indicator in self.indicators]
+        matches = [p for p in counting if any({f.name for f in t.filters} == set(self.filters) for t in p.tables)] or [
+            p for p in counting if set(self.filters) <= {f.name for f in p.filters}]
         if len(matches) > 1:
             raise ReleaseError(f"{self.name}: its figures could be of {' or '.join(p.name for p in matches)}; "
                                "keep one such file per publication")
