@@ -288,6 +288,16 @@ def prior_notes(prior: Prior, suppressed: set[int], kept: set[int], narrowed: di
     return notes
 
 
+MAGNITUDE_DP = 2  # amounts (pounds, hours) are shown to the penny or hundredth, rounded half away from zero
+
+
+def shown_value(table: TableSet) -> pl.Expr:
+    """A published cell as its file shows it: a count as a whole number, an amount rounded (never truncated)."""
+    if table.magnitude:
+        return pl.col(VALUE).round(MAGNITUDE_DP, mode="half_away_from_zero").cast(pl.String)
+    return pl.col(VALUE).cast(pl.Int64).cast(pl.String)
+
+
 def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], structural_ids: set[int],
               checked: pl.DataFrame, policy: Policy, prior: Prior, kept: set[int], narrowed: dict[str, set[int]],
               protected: set[int], protected_against_both: set[int] | None) -> pl.DataFrame:
@@ -334,7 +344,7 @@ def decisions(table: TableSet, primary: pl.DataFrame, suppressed: set[int], stru
             .otherwise(pl.col("reason")),
             display=pl.when(pl.col("status").is_in(list(SUPPRESSED))).then(pl.lit(symbol[SYMBOL_KEY[Status.PRIMARY]]))
             .when(pl.col("status") == Status.STRUCTURAL_ZERO).then(pl.lit(symbol[SYMBOL_KEY[Status.STRUCTURAL_ZERO]]))
-            .otherwise(pl.col(VALUE).cast(pl.Int64).cast(pl.String)),
+            .otherwise(shown_value(table)),
         )
         .join(checked.select(CELL_ID, "lower", "upper", "exact", "safe"), on=CELL_ID, how="left")
         .with_columns(protected=pl.col(CELL_ID).is_in(list(protected)),

@@ -232,7 +232,12 @@ def from_microdata(frame: pl.DataFrame, tables: list[TableSpec], hierarchies: di
     dimensions = list(_all_dimensions(tables))
     _check_dimensions(frame, dimensions + [c for c in (magnitude, contributor) if c])
     frame = frame.with_columns(pl.col(d).cast(pl.String) for d in dimensions)
-    amount = pl.col(magnitude).cast(pl.Float64) if magnitude else pl.lit(1, dtype=pl.Int64)
+    if magnitude:
+        amounts = frame[magnitude].cast(pl.Float64, strict=False)
+        if amounts.null_count() or (amounts < 0).any():
+            raise TableError(f"column {magnitude!r} must hold a non-negative amount in every row")
+        frame = frame.with_columns(amounts)
+    amount = pl.col(magnitude) if magnitude else pl.lit(1, dtype=pl.Int64)
     base = frame.group_by(dimensions).agg((amount.sum() if magnitude else pl.len().cast(pl.Int64)).alias(VALUE))
     table_set = build(tables, base, hierarchies, complete=len(tables) == 1)
     if contributor is None:

@@ -182,7 +182,10 @@ def protect(
     table: Annotated[Path, typer.Argument(help="CSV of microdata (one row per person) or of base cells (with --value).")],
     dims: Annotated[str, typer.Option(help="Comma-separated dimension columns, e.g. school,ethnicity,sex.")],
     out: Annotated[Path, typer.Option(help="CSV to write: every cell, totals included, with value and status.")],
-    value: Annotated[str | None, typer.Option(help="Count column of a frequency table of base cells.")] = None,
+    value: Annotated[str | None, typer.Option(help="Count column of a frequency table of base cells; with --contributor, "
+                                                    "the amount column of a magnitude table (decimals allowed).")] = None,
+    contributor: Annotated[str | None, typer.Option(help="With --value: the column naming who contributes each amount "
+                                                         "(one row per contribution), for dominance and p%.")] = None,
     hierarchy: Annotated[list[str] | None, typer.Option(help="dim=FILE: JSON mapping each parent to its children, root Total.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Policy TOML (default: schemas/policies/disclosure.toml).")] = None,
     threshold: Annotated[int | None, typer.Option(help="Override the policy's frequency threshold.")] = None,
@@ -209,7 +212,12 @@ def protect(
         unknown = [d for d in hierarchies if d not in dimensions]
         if unknown:
             raise ValueError(f"--hierarchy names {unknown[0]!r}, which is not in --dims")
-        if value:
+        if contributor and not value:
+            raise ValueError("--contributor needs --value, the amount each contributor gives")
+        if contributor:
+            model = from_microdata(frame, [TableSpec(table.stem, tuple(dimensions))], hierarchies, magnitude=value,
+                                   contributor=contributor)
+        elif value:
             model = from_frequencies(frame, dimensions, value, hierarchies, name=table.stem)
         else:
             model = from_microdata(frame, [TableSpec(table.stem, tuple(dimensions))], hierarchies)
@@ -218,7 +226,8 @@ def protect(
         raise fail(str(error)) from None
     cells = result.cells
     write_csv_atomic(cells.select(*dimensions, pl.col("display").alias("value"), "status"), out)
-    write_csv_atomic(cells.select(*dimensions, pl.col("value").alias("count"), "status", "rule", "reason", "lower", "upper",
+    write_csv_atomic(cells.select(*dimensions, pl.col("value").alias("amount" if contributor else "count"), "status", "rule",
+                                  "reason", "lower", "upper",
                                   "exact", "safe"), out.with_name(f"{out.stem}.decisions.csv"))
     summary = result.summary()
     report = Table(title=f"Protected {table.name}: {summary['cells']:,} cells (policy {rules.version}, method {summary['method']})")

@@ -101,3 +101,49 @@ def test_a_magnitude_rule_on_a_table_of_counts_is_refused_naming_the_key(tmp_pat
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"error: {rule.split(' ')[0]}: applies to magnitude tables" in " ".join(result.output.split())
     assert not (tmp_path / "out.csv").exists()
+
+
+FUNDING = """district,provider,funding
+D1,p1,9000.25
+D1,p2,500
+D1,p3,300
+D1,p4,199.75
+D2,p5,1234.565
+D3,p6,5000
+D3,p7,4700
+D3,p8,300.5
+D4,p9,2500.125
+D4,p10,2500
+D4,p11,2500
+D4,p12,2500
+"""
+
+
+def test_a_magnitude_table_gets_dominance_and_p_percent_with_amounts_rounded_not_truncated(tmp_path):
+    """Funding by district, providers as contributors: D1 has a dominant provider, D2 a single one, D3 two large
+    ones who could each estimate the other within 10% (p%), D4 four alike. The amounts keep their pence."""
+    (tmp_path / "funding.csv").write_text(FUNDING)
+    (tmp_path / "policy.toml").write_text('threshold = 3\ndominance = { n = 1, k = 80 }\np_percent = 10\nversion = "m"\n')
+    result = run(tmp_path / "funding.csv", "--dims", "district", "--value", "funding", "--contributor", "provider",
+                 "--policy", tmp_path / "policy.toml", "--out", tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    shown = pl.read_csv(tmp_path / "out.csv", infer_schema=False)
+    assert shown.rows() == [("Total", "31235.19", "published"), ("D1", "c", "primary"), ("D2", "c", "primary"),
+                            ("D3", "c", "primary"), ("D4", "10000.13", "published")]  # 10000.125, half away from zero
+    decided = pl.read_csv(tmp_path / "out.decisions.csv", infer_schema=False)
+    assert dict(decided.select("district", "rule").rows()) == {"Total": None, "D1": "dominance+p_percent",
+                                                               "D2": "dominance+p_percent", "D3": "p_percent", "D4": None}
+    assert "PASSED" in result.output
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--contributor", "provider"], "error: --contributor needs --value, the amount each contributor gives"),
+    (["--value", "funding", "--contributor", "provider", "--bad"], None),
+])
+def test_magnitude_options_are_refused_in_one_line(tmp_path, args, expected):
+    (tmp_path / "funding.csv").write_text(FUNDING.replace("300.5", "three hundred") if expected is None else FUNDING)
+    result = run(tmp_path / "funding.csv", "--dims", "district", "--out", tmp_path / "out.csv",
+                 *[a for a in args if a != "--bad"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line == (expected or "error: column 'funding' must hold a non-negative amount in every row")
