@@ -98,7 +98,8 @@ def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publicatio
                 pl.lit("E92000001").alias("country_code"), pl.lit("England").alias("country_name"),
                 *columns, *filters, pl.col("display").alias(publication.indicator),
                 *([pl.col(publication.share_column)] if percents is not None else []),
-                *[pl.when(shown).then(pl.col(m.col_name).round(m.dp, mode="half_away_from_zero").cast(pl.String)).otherwise(pl.col("display")).alias(m.col_name)
+                *[pl.when(shown).then(pl.col(m.col_name).round(m.dp, mode="half_away_from_zero").cast(pl.String))
+                  .otherwise(pl.col("display")).alias(m.col_name)
                   for m in publication.measures])
     )
 
