@@ -183,12 +183,24 @@ def test_the_early_years_census_and_headcount_reconcile_with_the_staged_term(cen
     out, _ = census_run
     census = pl.read_csv(out / "04_deliveries" / "dfe" / "ey_census.csv", infer_schema=False)
     assert census.columns == [c["name"] for c in EXTRACTS["ey_census"]["columns"]]
-    headcount = pl.read_csv(out / "04_deliveries" / "ey_funding" / "ey_provider_headcount.csv")
+    headcount = pl.read_csv(out / "04_deliveries" / "ey_funding" / "ey_provider_headcount.csv").filter(
+        pl.col("provider_type").is_in(["PVI", "CM"]))  # the settings the early years census covers
     assert headcount["children"].sum() == census.height  # one census row per child and provider
     hours = census.select(pl.col("FundedHours").cast(pl.Float64) * pl.col("FundedWeeks").cast(pl.Float64)).sum().item()
     assert headcount["funded_hours"].sum() == pytest.approx(hours)
-    raw = pl.read_csv(small_clean / "early_years.csv", infer_schema=False).filter(pl.col("term") == "2026-spring")
+    raw = pl.read_csv(small_clean / "early_years.csv", infer_schema=False).filter(
+        (pl.col("term") == "2026-spring") & pl.col("provider_type").is_in(["PVI", "CM"]))
     assert 0.9 * raw.height <= census.height <= raw.height
+
+
+def test_the_early_years_census_holds_no_school_based_provision(census_run, small_clean):
+    """Nursery classes in schools and maintained nursery schools are counted by the school census: none of their
+    children is in the early years census, though the exports hold them."""
+    out, _ = census_run
+    census = pl.read_csv(out / "04_deliveries" / "dfe" / "ey_census.csv", infer_schema=False)
+    raw = pl.read_csv(small_clean / "early_years.csv", infer_schema=False).filter(pl.col("term") == "2026-spring")
+    assert set(raw["provider_type"]) >= {"SCH", "MNS"}
+    assert set(census["ProviderType"]) == {"PVI", "CM"}
 
 
 def test_an_independent_attack_on_the_whole_release_narrows_no_protected_cell(census_run):
