@@ -1,11 +1,12 @@
 """Where everything is: every config file and spec folder lareturns reads, and the layout of a run folder with its
-stages in the order a run passes through them. The one module that knows paths; no other names one.
+stages in the order a run passes through them, and the files in them. The one module that knows paths
+(tests/test_layout.py finds no path joined from a literal elsewhere).
 
 A run folder (`lareturns run census --out RUN`):
 
     01_validated/     quarantine/<dataset>.csv, data_docs/, validation.json      (restricted)
     02_warehouse/     warehouse.duckdb: staged rows, quarantine, ledger         (restricted)
-    03_protected/     <publication>.decisions.parquet: each cell's decision     (restricted)
+    03_protected/     <publication>.decisions.parquet and each population's counts  (restricted)
     04_deliveries/    <recipient>/: the files each recipient receives, with its manifest
     05_report/        the auditor report, and its restricted evidence file
     06_history/       releases/<run_id>/: what each run published, for the next run's differencing attack;
@@ -103,7 +104,11 @@ class RunPaths:
         return self.root / "03_protected"
 
     def decisions(self, publication: str) -> Path:
-        return self.protected / f"{publication}.decisions.parquet"
+        return self.protected / f"{publication}{DECISIONS}"
+
+    def decision_files(self) -> list[Path]:
+        """Every publication's decision records in the folder, in name order."""
+        return sorted(self.protected.glob(f"*{DECISIONS}"))
 
     def delivery(self, recipient: str) -> Path:
         return self.deliveries / recipient
@@ -133,6 +138,11 @@ class RunPaths:
         """The counts each run's statistics were protected from, by run id: restricted, for differencing by the
         next run."""
         return self.root / "06_history" / "counts"
+
+    def earlier_layout(self) -> list[str]:
+        """The places a run folder had before its stages were numbered, that are here: such a folder's ledger and
+        history would be misread (its entries name deliveries/ and releases/), so runs and purges refuse it."""
+        return [name for name in ("data", "validated", "deliveries", "report", "releases") if (self.root / name).exists()]
 
     def counts(self, run_id: str) -> Path:
         return self.kept_counts / run_id
@@ -166,6 +176,7 @@ class ReportFiles:
 
 
 EVIDENCE = "auditor_evidence"
+DECISIONS = ".decisions.parquet"
 MANIFEST = "manifest.json"  # in each recipient's delivery folder
 
 
@@ -173,6 +184,11 @@ def table_file(folder: Path, name: str, suffix: str = ".csv") -> Path:
     """A delivered table by its stem: <name>.csv (data or extract), <name>.meta.csv (its EES metadata), or
     parquet/<name>.parquet."""
     return folder / "parquet" / f"{name}{suffix}" if suffix == ".parquet" else folder / f"{name}{suffix}"
+
+
+def meta_file(data_file: Path) -> Path:
+    """The EES metadata file beside a data file."""
+    return data_file.with_name(f"{data_file.stem}.meta.csv")
 
 
 def ees_files(folder: Path, name: str) -> tuple[Path, Path]:

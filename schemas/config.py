@@ -92,31 +92,45 @@ def checked_references(spec, error: type[ValueError], recipients: dict | None = 
     return spec
 
 
-def load_publication(path: Path) -> Publication:
-    from schemas.contract import load_contract
-    from schemas.specs.publication import PublicationError, checked_columns, parse_filters, parse_publication
+def load_filters(folder: Path) -> dict:
+    from schemas.specs.publication import PublicationError, parse_filters
 
-    filters = loaded(path.parent / catalog.FILTERS.name, parse_filters, PublicationError)
+    return loaded(folder / catalog.FILTERS.name, parse_filters, PublicationError)
+
+
+def load_publication(path: Path, recipients: dict[str, Recipient] | None = None, filters: dict | None = None
+                     ) -> Publication:
+    from schemas.contract import load_contract
+    from schemas.specs.publication import PublicationError, checked_columns, parse_publication
+
+    filters = filters if filters is not None else load_filters(path.parent)
 
     def parsed(raw: dict) -> Publication:
-        publication = checked_references(parse_publication(raw, filters, path.stem), PublicationError)
+        publication = checked_references(parse_publication(raw, filters, path.stem), PublicationError, recipients)
         return checked_columns(publication, load_contract(publication.dataset).column_names)
     return loaded(path, parsed, PublicationError)
 
 
 def load_extract(path: Path, recipients: dict[str, Recipient]) -> Extract:
     """An extract spec, refused at load if it asks for more than its recipient may have."""
+    from schemas.contract import load_contract
     from schemas.specs.extract import ExtractError, check_entitled, parse_extract
+    from schemas.specs.publication import DERIVED_COLUMNS
 
     def parsed(raw: dict) -> Extract:
         extract = checked_references(parse_extract(raw, path.stem), ExtractError, recipients)
+        known = set(load_contract(extract.dataset).column_names) | set(DERIVED_COLUMNS)
+        for key, column in extract.columns_used:
+            if column not in known:
+                raise ExtractError(f"{key}: {column!r} is not a column of {extract.dataset} or a derived characteristic")
         check_entitled(extract, recipients[extract.recipient].entitlement)
         return extract
     return loaded(path, parsed, ExtractError)
 
 
-def load_publications() -> list[Publication]:
-    return [load_publication(catalog.publication_spec(name)) for name in catalog.publication_names()]
+def load_publications(recipients: dict[str, Recipient] | None = None) -> list[Publication]:
+    recipients, filters = recipients or load_recipients(), load_filters(catalog.PUBLICATIONS_DIR)
+    return [load_publication(catalog.publication_spec(name), recipients, filters) for name in catalog.publication_names()]
 
 
 def load_extracts(recipients: dict[str, Recipient]) -> list[Extract]:
@@ -128,10 +142,14 @@ def load_run_config(policy_file: Path | None = None) -> RunConfig:
     disclosure policies (the run's, or each recipient's)."""
     from schemas.specs.run import RunConfig
 
+    from outputs.files import file_sha256
+
+    hashes = {f"{p.parent.name}/{p.name}": file_sha256(p) for p in catalog.config_files()}  # what this run reads
     recipients = load_recipients()
     files = {r.policy for r in recipients.values()} | ({policy_file} if policy_file else set())
-    return RunConfig(recipients, {p.name: p for p in load_publications()}, {e.name: e for e in load_extracts(recipients)},
-                     {f: load_disclosure_policy(f) for f in sorted(files)}, policy_file)
+    return RunConfig(recipients, {p.name: p for p in load_publications(recipients)},
+                     {e.name: e for e in load_extracts(recipients)}, {f: load_disclosure_policy(f) for f in sorted(files)},
+                     policy_file, hashes)
 
 
 class AccessError(ValueError):

@@ -82,6 +82,33 @@ def test_the_names_specs_may_use_are_those_the_nodes_make():
     assert set(GENERALISATION_NAMES) == set(GENERALISATIONS)
 
 
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda t: t.replace("flag =", "flg =", 1), "opt_out.flg: unknown key (expected flag, keep)"),
+    (lambda t: re.sub(r"where = \{ (\w+)", r"where = { \1x", t, count=1), "is not a column of pupils"),
+    (lambda t: re.sub(r'name = "(\w+)", source = "', r'name = "\1", sorce = "', t, count=1), "unknown key (expected name, source)"),
+])
+def test_an_extract_specs_nested_tables_and_columns_are_checked_at_load(tmp_path, edit, expected):
+    """A misspelt opt-out flag would send every young person's data: it is an error, never ignored."""
+    spec = tmp_path / "youth_support.toml"
+    spec.write_text(edit((EXTRACTS_DIR / "youth_support.toml").read_text()))
+    with pytest.raises(ExtractError, match=re.escape(expected)):
+        load_extract(spec, load_recipients())
+
+
+def test_a_publications_nested_key_and_an_extracts_term_are_checked_at_load(tmp_path):
+    folder = tmp_path / "publications"
+    folder.mkdir()
+    shutil.copy(PUBLICATIONS_DIR / "filters.toml", folder / "filters.toml")
+    (folder / "absence.toml").write_text((PUBLICATIONS_DIR / "absence.toml").read_text().replace(
+        'label = "Number of pupils"', 'lable = "Number of pupils"'))
+    with pytest.raises(PublicationError, match=r"absence.toml: indicator.lable: unknown key"):
+        load_publication(folder / "absence.toml")
+    spec = tmp_path / "ey_census.toml"
+    spec.write_text((EXTRACTS_DIR / "ey_census.toml").read_text().replace('terms = ["spring"]', 'terms = ["sprng"]'))
+    with pytest.raises(ExtractError, match=r"ey_census.toml: terms: 'sprng' is not one of autumn, spring, summer"):
+        load_extract(spec, load_recipients())
+
+
 def test_an_extract_specs_return_is_checked_at_load(tmp_path):
     spec = tmp_path / "nccis.toml"
     spec.write_text(re.sub(r'return = "[a-z_]+"', 'return = "destination"', (EXTRACTS_DIR / "nccis.toml").read_text(), count=1))

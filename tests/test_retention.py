@@ -30,7 +30,7 @@ from pipelines.flows.returns import RETURNS
 from pipelines.flows.serve import FLOWS, build_deployments
 from pipelines.flows.serve import load as load_served_schedule
 from pipelines.flows.validate import run_validation
-from pipelines.governance.purge import check_unchanged, landing_plan
+from pipelines.governance.purge import check_unchanged, landing_plan, purge
 from pipelines.governance.retention import csv_records, expired, undated
 from pipelines.store.ledger import chain_problems, file_entries
 from pipelines.store.warehouse import compact_warehouse
@@ -455,3 +455,12 @@ def test_a_purge_killed_after_its_commit_has_its_rewrites_put_in_place_by_the_ne
     assert all(file_sha256(landing / name) == digest for name, digest in rewritten.items())
     assert f"put in place the rewrite of {sorted(rewritten)[0]} that an interrupted purge recorded" in again.stdout
     assert not list(landing.glob(".*.partial")) and not chain_problems(file_entries(RunPaths(out).ledger))
+
+
+def test_a_run_folder_of_the_earlier_layout_is_refused_in_one_line(tmp_path):
+    """Its ledger names deliveries/ and releases/: purging it as if it were new would miss its records."""
+    (tmp_path / "landing").mkdir()
+    for name in ("data", "deliveries"):
+        (tmp_path / "out" / name).mkdir(parents=True)
+    with pytest.raises(RetentionError, match=r"a run folder of lareturns' earlier layout \(it has data/, deliveries/\)"):
+        purge(tmp_path / "landing", tmp_path / "out", dt.date(2026, 12, 1), dry_run=True)

@@ -31,6 +31,8 @@ import polars as pl
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from schemas.catalog import meta_file
+
 TOTAL = "Total"
 LEVELS = {"Local authority": 0, "Local authority district": 1, "School": 2}
 WITNESS_ROUNDS = 8
@@ -51,7 +53,7 @@ class PublishedFile:
     @classmethod
     def read(cls, path, rounding_base: int | None = None, indicator: str | None = None, low: str = "low") -> "PublishedFile":
         data = pl.read_csv(path, infer_schema=False).with_columns(pl.all().fill_null(""))
-        meta = pl.read_csv(path.with_name(path.stem + ".meta.csv"), infer_schema=False)
+        meta = pl.read_csv(meta_file(path), infer_schema=False)
         filters = tuple(meta.filter(pl.col("col_type") == "Filter")["col_name"].to_list())
         return cls(path.stem, data, filters, indicator or meta.filter(pl.col("col_type") == "Indicator")["col_name"][0],
                    rounding_base, low)

@@ -10,14 +10,15 @@ names the file, column, kind and count, never the value.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from pipelines.store.warehouse import staged_datasets, staged_frames
-from schemas.config import load_extracts, load_recipients
 from schemas.contract import load_contract
+from schemas.specs.extract import Extract
 from schemas.specs.recipient import Recipient
 
 SCANNED = ("upn", "former_upn", "uln", "child_id", "person_id", "ni_number", "nass_number", "parent_ni_number",
@@ -94,19 +95,21 @@ def staged_identifiers(warehouse: Path) -> pl.DataFrame:
     return identifier_values(list(staged_frames(warehouse, people).values()))
 
 
-def entitled_columns(recipient: Recipient) -> set[str]:
+def entitled_columns(recipient: Recipient, extracts: Iterable[Extract]) -> set[str]:
     """Output columns that hold a field the recipient may have in the clear (an extract's UPN for the DfE): the
     scan skips them."""
-    return {column for e in load_extracts(load_recipients()) if e.recipient == recipient.key for column, field in e.columns
+    return {column for e in extracts if e.recipient == recipient.key for column, field in e.columns
             if field in recipient.entitlement.fields and recipient.entitlement.treatment(field) is None}
 
 
-def leaks_by_recipient(deliveries: Path, warehouse: Path) -> dict[str, list[Leak]]:
-    """recipient -> what the scan found in its delivery folder (empty: nothing), the identifiers read once."""
+def leaks_by_recipient(deliveries: Path, warehouse: Path, recipients: dict[str, Recipient],
+                       extracts: list[Extract]) -> dict[str, list[Leak]]:
+    """recipient -> what the scan found in its delivery folder (empty: nothing), the identifiers read once; the
+    entitlements are those of the configs the caller loaded (a run's own, or the audit's)."""
     identifiers, found = staged_identifiers(warehouse), {}
-    for recipient in load_recipients().values():
+    for recipient in recipients.values():
         folder = deliveries / recipient.key
         if folder.exists():
             files = sorted(p for p in folder.rglob("*") if p.is_file())
-            found[recipient.key] = scan(files, identifiers, entitled_columns(recipient))
+            found[recipient.key] = scan(files, identifiers, entitled_columns(recipient, extracts))
     return found

@@ -30,7 +30,7 @@ from pipelines.store.keys import ledger_public_key
 from pipelines.store.ledger import chain_problems, file_entries, signature_problems, warehouse_entries
 from pipelines.store.warehouse import open_warehouse
 from schemas.catalog import RunPaths, publication_names, publication_spec, table_file
-from schemas.config import load_publication
+from schemas.config import load_extracts, load_publication, load_recipients
 from schemas.specs.publication import AREA, Publication
 
 UNREADABLE = (ValueError, KeyError, TypeError, OSError, pl.exceptions.PolarsError, RuntimeError)  # a finding, not a traceback
@@ -251,8 +251,10 @@ def attack_findings(paths: RunPaths, known_dir: Path | None = None) -> list[Find
 
 
 def leak_findings(paths: RunPaths) -> list[Finding]:
+    recipients = load_recipients()
+    found = leaks_by_recipient(paths.deliveries, paths.warehouse, recipients, load_extracts(recipients))
     return [Finding(f"leak scan of {recipient}", not leaks, "; ".join(map(str, leaks[:3])) or "no identifier")
-            for recipient, leaks in leaks_by_recipient(paths.deliveries, paths.warehouse).items()]
+            for recipient, leaks in found.items()]
 
 
 def anchor_findings(paths: RunPaths, expected: str | None) -> list[Finding]:

@@ -52,6 +52,10 @@ from schemas.specs.run import RunConfig
 PLACES = ("schools", "postcodes")  # reference datasets that place a unit in the area hierarchy
 
 
+class RunFolderError(ValueError):
+    """A run folder this version cannot continue."""
+
+
 class LeakFound(RuntimeError):
     """An outbound file holds a direct identifier its recipient is not entitled to; nothing was delivered."""
 
@@ -78,7 +82,7 @@ def reapply_corrections(paths: RunPaths) -> int:
         return reapply_rectifications(connection)
 
 
-@stage(reads=("warehouse", "releases", "kept_counts", "known"), writes=("protected",))
+@stage(reads=("warehouse", "ledger", "releases", "kept_counts", "known"), writes=("protected",))
 def protect_release(paths: RunPaths, config: RunConfig, returns: tuple[str, ...], term: Term,
                     known_dir: Path | None) -> dict:
     """Every publication of the run protected as one release (with what is already out): the decision records
@@ -123,9 +127,10 @@ def write_extract(paths: RunPaths, config: RunConfig, name: str, staging: Path, 
 
 
 @stage(reads=("warehouse", "deliveries"), writes=())
-def leak_scan(paths: RunPaths, staging: Path) -> int:
+def leak_scan(paths: RunPaths, config: RunConfig, staging: Path) -> int:
     """Every direct identifier staged from the inputs, looked for in every file about to go to any recipient."""
-    found = leaks_by_recipient(RunPaths(staging).deliveries, paths.warehouse)  # staging mirrors the run's layout
+    found = leaks_by_recipient(RunPaths(staging).deliveries, paths.warehouse, config.recipients,  # staging mirrors
+                               list(config.extracts.values()))  # the run's layout
     leaks = [leak for recipient_leaks in found.values() for leak in recipient_leaks]
     if leaks:
         raise LeakFound("; ".join(str(leak) for leak in leaks[:5]))
@@ -141,7 +146,7 @@ def return_outputs(return_name: str, paths: RunPaths, config: RunConfig, staging
             if term.name in e.terms]
 
 
-@stage(reads=("protected", "deliveries", "releases", "kept_counts", "known"), writes=())
+@stage(reads=("protected", "deliveries", "ledger", "releases", "kept_counts", "known"), writes=())
 def attack_release(paths: RunPaths, config: RunConfig, staging: Path, protections: list[dict],
                    known_dir: Path | None) -> list[dict]:
     """The independent intruder on the release about to be delivered (with the figures already public and the
@@ -184,14 +189,14 @@ def archive_protected(paths: RunPaths, run_id: str, populations: list[str]) -> N
     archive_counts(paths, run_id, populations)
 
 
-@stage(reads=("inputs", "deliveries", "report", "protected"), writes=("ledger",))
-def record_in_ledger(paths: RunPaths, run: dict, staging: Path) -> dict:
+@stage(reads=("warehouse", "deliveries", "report", "protected"), writes=("warehouse", "ledger"))
+def record_in_ledger(paths: RunPaths, config: RunConfig, run: dict, staging: Path) -> dict:
     """The run's ledger entry, written before the delivery moves into place (pipelines/store/commit.py): the inputs'
     hashes, every config file's hash, and the hash of every file about to be delivered."""
-    return record_run(paths, run, staging)
+    return record_run(paths, run, staging, config.config_hashes)
 
 
-@stage(reads=(), writes=("ledger",))
+@stage(reads=("warehouse",), writes=("warehouse", "ledger"))
 def record_delivered(paths: RunPaths, entry: dict) -> dict:
     """The entry that closes the run's: its delivery is in place."""
     return record_delivery(paths, entry)
@@ -207,6 +212,9 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
     without_tracebacks()
     ledger_signing_key()  # a run that could not sign its ledger entry stops before any work, not after all of it
     config = load_run_config(policy_file)  # every config parsed once, and a broken one refused before any work
+    if paths.earlier_layout():
+        raise RunFolderError(f"{paths.root}: a run folder of lareturns' earlier layout (it has "
+                             f"{', '.join(n + '/' for n in paths.earlier_layout())}); run into a new folder")
     with run_folder_lock(paths):
         return delivered(Path(input_dir), paths, config, run_id, term, returns, known_dir)
 
@@ -219,14 +227,14 @@ def delivered(input_dir: Path, paths: RunPaths, config: RunConfig, run_id: str, 
     release = protect_release(paths, config, returns, term, known_dir)
     with staged_delivery(paths, run_id) as staging:
         extracts = [e for name in returns for e in return_outputs(name, paths, config, staging, term)]
-        leak_scan(paths, staging)
+        leak_scan(paths, config, staging)
         attack = attack_release(paths, config, staging, release["protections"], known_dir)
         archive_release(staging, run_id, release["protections"])
         deliveries = manifests(config, staging, run, release["protections"])
         report = auditor_report(paths, config, staging, run, validation, release, attack, extracts, deliveries)
         archive_protected(paths, run_id, release["populations"])
         fault_point("staged")
-        entry = record_in_ledger(paths, run, staging)
+        entry = record_in_ledger(paths, config, run, staging)
         fault_point("pending")
     fault_point("moved")
     closing = record_delivered(paths, entry)

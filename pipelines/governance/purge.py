@@ -111,8 +111,9 @@ def landing_plan(folder: Path, spec: SourceSpec, rule: Rule, today: dt.date) -> 
 def quarantine_report_plans(paths: RunPaths, rules, today: dt.date) -> list[LandingPlan]:
     """The analysts' quarantine files (01_validated/quarantine/<dataset>.csv) hold the rejected rows' raw fields, so
     expired rows leave them too; they are CSVs with the export's columns, purged like a landing file."""
-    folder = ValidationPaths(paths.validated).quarantine
-    plans = (landing_plan(folder, SourceSpec(rule.dataset, f"{rule.dataset}.csv"), rule, today) for rule in rules)
+    quarantine = ValidationPaths(paths.validated)
+    plans = (landing_plan(quarantine.quarantine, SourceSpec(rule.dataset, quarantine.quarantine_file(rule.dataset).name),
+                          rule, today) for rule in rules)
     return [plan for plan in plans if plan is not None]
 
 
@@ -204,6 +205,10 @@ def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, pol
     policy = load_retention_policy(policy_path)
     check_day(today, dry_run, actual_today or england_today())
     paths = RunPaths(Path(out))
+    if paths.earlier_layout():
+        raise RetentionError(f"{out}: a run folder of lareturns' earlier layout (it has "
+                             f"{', '.join(n + '/' for n in paths.earlier_layout())}); purge it with the version that "
+                             "wrote it, or move its records into a new run")
     if not paths.warehouse.is_file():
         raise RetentionError(f"{out}: no warehouse here ({paths.warehouse.relative_to(paths.root)}); give the output "
                              "folder of a validation or a return")

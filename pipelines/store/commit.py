@@ -36,7 +36,7 @@ from pipelines.store.keys import ledger_signing_key
 from pipelines.store.ledger import (append, chain_problems, completed_file_copy, file_entries, signature_problems,
                                     warehouse_entries)
 from pipelines.store.warehouse import open_warehouse, run_inputs
-from schemas.catalog import RunPaths, config_files
+from schemas.catalog import RunPaths
 
 ACCUMULATE = (RunPaths(Path()).releases.as_posix(),)  # each run's copies of what it published are added, never replaced
 CLOSING_KINDS = ("delivered", "abandoned")
@@ -69,12 +69,13 @@ def run_record(run_id: str, period: str, returns: tuple[str, ...], started: str,
             "corrections_reapplied": corrections_reapplied}
 
 
-def record_run(paths: RunPaths, run: dict, staging: Path) -> dict:
+def record_run(paths: RunPaths, run: dict, staging: Path, configs: dict[str, str]) -> dict:
     """The run's entry, before the delivery moves into place: the inputs' hashes, every config file's hash, the
-    hash of every file about to be delivered and of the decision records the audit reads."""
+    hash of every file about to be delivered and of the decision records the audit reads. configs: each config
+    file's hash as the run loaded it."""
     with open_warehouse(paths.warehouse) as connection:
         return append(connection, paths.ledger, "run", run | {"inputs": run_inputs(connection, run["run_id"]),
-                                                             "config": config_hashes(), "outputs": output_hashes(staging),
+                                                             "config": configs, "outputs": output_hashes(staging),
                                                              "decisions": decision_hashes(paths)})
 
 
@@ -82,10 +83,6 @@ def record_delivery(paths: RunPaths, entry: dict) -> dict:
     """The entry that closes a run's: its delivery is in place."""
     with open_warehouse(paths.warehouse) as connection:
         return append(connection, paths.ledger, "delivered", {"run_id": entry["body"]["run_id"], "run_entry": entry["seq"]})
-
-
-def config_hashes() -> dict[str, str]:
-    return {f"{p.parent.name}/{p.name}": file_sha256(p) for p in config_files()}
 
 
 def output_hashes(root: Path) -> dict[str, str]:
@@ -98,7 +95,7 @@ def output_hashes(root: Path) -> dict[str, str]:
 def decision_hashes(paths: RunPaths) -> dict[str, str]:
     """Each publication's decision records -> SHA-256: the records the audit's attack reads, which each run
     rewrites in place (they are not staged with the delivery)."""
-    return {p.relative_to(paths.root).as_posix(): file_sha256(p) for p in sorted(paths.protected.glob("*.decisions.parquet"))}
+    return {p.relative_to(paths.root).as_posix(): file_sha256(p) for p in paths.decision_files()}
 
 
 def _runs(entries: list[dict], closed_by: tuple[str, ...], closed: bool) -> list[dict]:
@@ -226,7 +223,7 @@ def restored_decisions(paths: RunPaths) -> list[str]:
     if not all((copies / Path(f).name).is_file() and file_sha256(copies / Path(f).name) == h for f, h in recorded.items()):
         return [f"the decision records are not run {entry['body']['run_id']}'s and its copies are missing or changed: "
                 "the next run replaces them"]
-    for path in paths.protected.glob("*.decisions.parquet"):
+    for path in paths.decision_files():
         if path.relative_to(paths.root).as_posix() not in recorded:
             path.unlink()
     for name in recorded:

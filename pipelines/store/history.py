@@ -22,7 +22,7 @@ from pipelines.nodes.protection import EarlierRun
 from pipelines.nodes.release import KnownFile, Problem
 from pipelines.store.commit import delivered_runs
 from pipelines.store.ledger import file_entries
-from schemas.catalog import DELIVERIES, RunPaths, counts_files, table_file
+from schemas.catalog import DELIVERIES, RunPaths, counts_files, ees_files, meta_file, table_file
 
 
 class HistoryError(ValueError):
@@ -46,7 +46,7 @@ class EarlierRelease:
 def earlier_release(paths: RunPaths, tables: list[tuple[str, str]], before: str | None = None) -> EarlierRelease | None:
     """The newest run (before the run `before`, if given) whose delivery completed with every one of these
     (recipient, table) files, if its copies are kept: they must be the files its ledger entry records."""
-    wanted = [f"{DELIVERIES}/{recipient}/{t}{suffix}" for recipient, t in tables for suffix in (".csv", ".meta.csv")]
+    wanted = [f"{DELIVERIES}/{recipient}/{f.name}" for recipient, t in tables for f in ees_files(Path(), t)]
     entries = delivered_runs(file_entries(paths.ledger))
     runs = [e.get("body", {}).get("run_id") for e in entries]
     if before is not None:
@@ -73,8 +73,8 @@ def known_files(folder: Path) -> list[KnownFile]:
     if not folder.is_dir():
         raise HistoryError(f"{folder}: no such folder of published files")
     found = []
-    for path in sorted(p for p in folder.glob("*.csv") if not p.name.endswith(".meta.csv")):
-        meta_path = path.with_name(path.stem + ".meta.csv")
+    for path in sorted(p for p in folder.glob("*.csv") if not p.stem.endswith(".meta")):  # not x.meta.csv
+        meta_path = meta_file(path)
         if not meta_path.is_file():
             raise HistoryError(f"{path}: no {meta_path.name} beside it, so its filters and indicators are unknown")
         meta = read_csv_text(meta_path)
@@ -133,5 +133,5 @@ def archive_counts(paths: RunPaths, run_id: str, populations: list[str]) -> None
         for work, kept in zip(counts_files(paths.protected, population), counts_files(paths.counts(run_id), population),
                               strict=True):
             copy_atomic(work, kept)
-    for path in sorted(paths.protected.glob("*.decisions.parquet")):
+    for path in paths.decision_files():
         copy_atomic(path, paths.kept_decisions(run_id) / path.name)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.calendar import TERMS
 from schemas.config import check_keys
+from schemas.specs.publication import nested_tables
 
 
 class ExtractError(ValueError):
@@ -53,6 +55,14 @@ class Extract:
     opt_out_keeps: tuple[str, ...] = ()
 
     @property
+    def columns_used(self) -> list[tuple[str, str]]:
+        """(key, column) for every staged column the spec reads, for the check at load."""
+        return [*(("unit", c) for c in self.unit), *((f"where.{c}", c) for c, _ in self.where),
+                *((f"columns.{h}", s) for h, s in self.columns), *(("by", c) for c in self.by),
+                *((f"summaries.{s.col_name}", s.count_unique or s.sum) for s in self.summaries),
+                *([("opt_out.flag", self.opt_out)] if self.opt_out else [])]
+
+    @property
     def sources(self) -> set[str]:
         return ({s for _, s in self.columns} | set(self.by) | {s.count_unique or s.sum for s in self.summaries}
                 | {c for c, _ in self.where} | ({self.opt_out} if self.opt_out else set()))
@@ -62,8 +72,20 @@ EXTRACT_KEYS = ("title", "return", "recipient", "dataset", "unit", "where", "col
                 "opt_out")
 
 
+EXTRACT_NESTED = {  # a nested table's allowed and required keys: a misspelt opt-out flag would send everything
+    "columns": (("name", "source"), ("name", "source")),
+    "summaries": (("col_name", "count_unique", "sum"), ("col_name",)),
+    "opt_out": (("flag", "keep"), ("flag", "keep")),
+}
+
+
 def parse_extract(raw: dict, name: str) -> Extract:
     check_keys(raw, "spec", EXTRACT_KEYS, ("title", "return", "recipient", "dataset", "unit"), ExtractError)
+    for key, table in nested_tables(raw, EXTRACT_NESTED):
+        check_keys(table, key, *EXTRACT_NESTED[key.split("[")[0]], ExtractError)
+    bad_terms = [t for t in raw.get("terms", ()) if t not in TERMS]
+    if bad_terms:
+        raise ExtractError(f"terms: {bad_terms[0]!r} is not one of {', '.join(TERMS)}")
     try:
         summaries = tuple(Summary(s["col_name"], s.get("count_unique"), s.get("sum")) for s in raw.get("summaries", []))
         opt_out = raw.get("opt_out", {})

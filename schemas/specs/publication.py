@@ -107,11 +107,32 @@ PUBLICATION_KEYS = ("title", "return", "recipient", "dataset", "geography", "uni
 # A term's census count is published against its term; what is measured once a year (key stage 2 results, NCMP
 # measurements, destinations) against its academic year, as the DfE publishes them.
 TIMES = ("term", "academic_year")
+PUBLICATION_NESTED = {  # a nested table's allowed and required keys: a misspelt one is an error, never ignored
+    "geography": (("kind", "source"), ("kind", "source")),
+    "indicator": (("col_name", "label"), ("col_name", "label")),
+    "share": (("filter", "label"), ("filter", "label")),
+    "tables": (("name", "filters"), ("name", "filters")),
+    "measures": (("col_name", "source", "label", "unit", "dp"), ("col_name", "source", "label")),
+}
+
+
+def nested_tables(raw: dict, nested: dict) -> list[tuple[str, dict]]:
+    """Each nested table of a spec by its key (a list's items as key[i]); a value that is not a table is refused
+    by the caller's key check as a table with no keys."""
+    found = []
+    for key in nested:
+        value = raw.get(key)
+        items = [(f"{key}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else \
+            [] if value is None else [(key, value)]
+        found += [(where, v if isinstance(v, dict) else {}) for where, v in items]
+    return found
 
 
 def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publication:
     check_keys(raw, "spec", PUBLICATION_KEYS, ("title", "return", "recipient", "dataset", "geography", "unit",
                                                 "indicator", "tables"), PublicationError)
+    for key, table in nested_tables(raw, PUBLICATION_NESTED):
+        check_keys(table, key, *PUBLICATION_NESTED[key.split("[")[0]], PublicationError)
     try:
         tables = []
         for table in raw["tables"]:

@@ -27,6 +27,7 @@ class RunConfig:
     extracts: dict[str, Extract]
     policies: dict[Path, Policy]  # every policy file a publication may be protected under
     policy_file: Path | None = None  # the run's own, for all its statistics (--policy)
+    config_hashes: dict[str, str] | None = None  # each policy and spec file's SHA-256 as loaded, for the ledger
 
     def publications_of(self, returns: Iterable[str]) -> list[Publication]:
         wanted = set(returns)

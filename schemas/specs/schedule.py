@@ -86,9 +86,7 @@ class Schedule:
 
 def parse_schedule(raw: dict, returns: Collection[str],
                    housekeeping: Collection[str] | None = None) -> tuple[Deployment, ...]:
-    unknown = [key for key in raw if key not in ("timezone", "deployments")]
-    if unknown:
-        raise ScheduleError(f"{unknown[0]}: unknown key (expected timezone and [deployments.<name>] tables)")
+    check_keys(raw, "", ("timezone", "deployments"), (), ScheduleError)
     timezone = _timezone("timezone", raw.get("timezone", ENGLAND))
     deployments = raw.get("deployments")
     if not isinstance(deployments, dict) or not deployments:
