@@ -40,6 +40,18 @@ def check_keys(raw: dict, where: str, allowed: Iterable[str], required: Iterable
         raise error(f"{prefix}{missing[0]}: missing")
 
 
+def check_nested_keys(raw: dict, nested: dict[str, tuple[tuple[str, ...], tuple[str, ...]]],
+                      error: type[Exception]) -> None:
+    """check_keys on each nested table of a spec (a list's items as key[i]), nested: key -> (allowed, required).
+    A value that is not a table is checked as an empty one, so its required keys are reported missing."""
+    for key, (allowed, required) in nested.items():
+        value = raw.get(key)
+        items = [(f"{key}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else \
+            [] if value is None else [(key, value)]
+        for where, table in items:
+            check_keys(table if isinstance(table, dict) else {}, where, allowed, required, error)
+
+
 def read_parsed(path: Path, parse: Callable[[str], Parsed], kind: str, errors: tuple[type[Exception], ...]) -> Parsed:
     """A text file parsed, any failure one ValueError naming the file."""
     try:

@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.calendar import TERMS
-from schemas.config import check_keys
-from schemas.specs.publication import nested_tables
+from schemas.config import check_keys, check_nested_keys
 
 
 class ExtractError(ValueError):
@@ -81,8 +80,7 @@ EXTRACT_NESTED = {  # a nested table's allowed and required keys: a misspelt opt
 
 def parse_extract(raw: dict, name: str) -> Extract:
     check_keys(raw, "spec", EXTRACT_KEYS, ("title", "return", "recipient", "dataset", "unit"), ExtractError)
-    for key, table in nested_tables(raw, EXTRACT_NESTED):
-        check_keys(table, key, *EXTRACT_NESTED[key.split("[")[0]], ExtractError)
+    check_nested_keys(raw, EXTRACT_NESTED, ExtractError)
     bad_terms = [t for t in raw.get("terms", ()) if t not in TERMS]
     if bad_terms:
         raise ExtractError(f"terms: {bad_terms[0]!r} is not one of {', '.join(TERMS)}")

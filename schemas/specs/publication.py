@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from schemas.config import check_keys
+from schemas.config import check_keys, check_nested_keys
 
 AREA = "area"  # the geography dimension of every published table: Total (the LA), a district code or a URN
 GEOGRAPHIES = ("school", "school_district", "residence")
@@ -116,23 +116,10 @@ PUBLICATION_NESTED = {  # a nested table's allowed and required keys: a misspelt
 }
 
 
-def nested_tables(raw: dict, nested: dict) -> list[tuple[str, dict]]:
-    """Each nested table of a spec by its key (a list's items as key[i]); a value that is not a table is refused
-    by the caller's key check as a table with no keys."""
-    found = []
-    for key in nested:
-        value = raw.get(key)
-        items = [(f"{key}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else \
-            [] if value is None else [(key, value)]
-        found += [(where, v if isinstance(v, dict) else {}) for where, v in items]
-    return found
-
-
 def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publication:
     check_keys(raw, "spec", PUBLICATION_KEYS, ("title", "return", "recipient", "dataset", "geography", "unit",
                                                 "indicator", "tables"), PublicationError)
-    for key, table in nested_tables(raw, PUBLICATION_NESTED):
-        check_keys(table, key, *PUBLICATION_NESTED[key.split("[")[0]], PublicationError)
+    check_nested_keys(raw, PUBLICATION_NESTED, PublicationError)
     try:
         tables = []
         for table in raw["tables"]:
