@@ -24,9 +24,10 @@ os.environ.setdefault("LARETURNS_LEDGER_KEY", secrets.token_hex(32))
 
 from bench.harness import Measurement, emit, peak_rss_mb  # noqa: E402
 from pipelines.flows.returns import census_return  # noqa: E402
+from pipelines.flows.validate import run_validation  # noqa: E402
 from pipelines.synthetic.generate import generate  # noqa: E402
 from pipelines.synthetic.plan import plan_las  # noqa: E402
-from pipelines.flows.validate import run_validation  # noqa: E402
+from schemas.calendar import Term  # noqa: E402
 
 
 def largest_la() -> tuple[str, int, int]:
@@ -50,7 +51,7 @@ def main(scale: str, work: Path) -> None:
     result = census_return(inputs, work / "run", "2026-spring")
     seconds = time.perf_counter() - started
     started = time.perf_counter()
-    validated = run_validation(inputs, work / "baseline", 2025)
+    validated = run_validation(inputs, work / "baseline", Term(2025, "spring"))
     baseline = time.perf_counter() - started
     rows = sum(r.reconciliation.rows_read for r in validated.results)
     if extra:  # linear in pupils, each LA paying the flow's fixed start-up again: on the safe side

@@ -43,7 +43,7 @@ def main(scale: str, work: Path) -> None:
         generate(data, seed=1, scale=scale)
     warehouse = work / "warehouse.duckdb"
     if not warehouse.exists():
-        run_validation(data, work / "01_validated", 2025, warehouse)
+        run_validation(data, work / "01_validated", Term(2025, "spring"), warehouse)
     config = load_run_config()
     publications = config.publications_of(RETURN_NAMES)
     frames = staged_frames(warehouse, (*sorted({p.dataset for p in publications}), "schools", "postcodes"))

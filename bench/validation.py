@@ -20,6 +20,7 @@ from bench.harness import Measurement, emit, peak_rss_mb, timed
 from pipelines.nodes.validation import validate_frame
 from pipelines.store.exports import read_export
 from pipelines.synthetic.generate import generate
+from schemas.calendar import Term
 from schemas.config import load_mapping
 from schemas.contract import Column, Contract, RuleSpec, load_contract
 from schemas.identifiers import NASS_PATTERN, NINO_PATTERN, POSTCODE_PATTERN, ULN_PATTERN, UPN_LETTERS, UPN_PATTERN
@@ -27,7 +28,7 @@ from schemas.lookups import codeset
 from schemas.rules import DATE_FORMATS, FLAG_VALUES, Period, allowed_codes, known_la_codes
 
 DATASETS = ("pupils", "early_years", "destinations", "ncmp")
-PERIOD = Period(2025)
+PERIOD = Period(Term(2025, "spring"))
 SQL_FORMATS = {"urn": r"^\d{6,7}$", "laestab": r"^\d{7}$", "eligibility_code": r"^\d{11}$", "nino": NINO_PATTERN,
                "nass": NASS_PATTERN, "postcode": POSTCODE_PATTERN, "upn": UPN_PATTERN, "uln": ULN_PATTERN}
 

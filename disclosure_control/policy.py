@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from schemas.config import check_keys  # the one key check of every config, pure
+from schemas.keys import check_keys  # the one key check of every config; imports nothing
 
 METHODS = ("fast", "optimal")
 ZERO_HANDLING = ("publish", "suppress")

@@ -109,7 +109,7 @@ def _nesting_facts(table: TableSet, parts: dict[str, TableSet], nesting: Nesting
     cells = table.cells.filter(pl.col(POPULATION).is_in([nesting.inner, nesting.outer])
                                & pl.all_horizontal([pl.col(d) == ROOT for d in others] or [pl.lit(True)]))
     lonely = cells.group_by(shared).agg(pl.col(POPULATION).n_unique().alias("n")).filter(pl.col("n") == 1).sort(shared)
-    rows, bounds = [], []
+    rows = []
     for coordinates in lonely.select(shared).iter_rows(named=True):
         small = table.under(coordinates | {POPULATION: nesting.inner})
         if not len(small):

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas.calendar import DEFAULT_ACADEMIC_YEAR
+from schemas.calendar import DEFAULT_ACADEMIC_YEAR, DEFAULT_CENSUS, Term
 from schemas.catalog import RunPaths, ValidationPaths
 
 LAYOUT = RunPaths(Path())  # a run folder's places, relative, for messages and help
@@ -33,6 +33,14 @@ AUDIT_CELLS_SHOWN = 50
 def fail(message: str) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code=2)
+
+
+def checked_term(period: str) -> Term:
+    """The term a --period label names, refused in one line before any work starts."""
+    try:
+        return Term.parse(period)
+    except ValueError as error:
+        raise fail(str(error)) from None
 
 
 @app.callback()
@@ -84,7 +92,8 @@ def generate(
 def validate(
     input: Annotated[Path, typer.Option("--input", help="Folder holding the MIS exports.")],
     out: Annotated[Path, typer.Option(help="Folder for the quarantine files, Data Docs and validation.json.")],
-    academic_year: Annotated[int, typer.Option(help="Start year of the academic year the exports belong to.")] = DEFAULT_ACADEMIC_YEAR,
+    period: Annotated[str, typer.Option(help="Census term the exports belong to, such as 2026-spring: dates are checked "
+                                              "against its census day and academic year.")] = DEFAULT_CENSUS,
     warehouse: Annotated[Path | None, typer.Option(help=f"DuckDB file (default: OUT/{LAYOUT.warehouse}).")] = None,
     mapping: Annotated[Path | None, typer.Option(help="TOML column-mapping config for your MIS vendor's exports.")] = None,
 ) -> None:
@@ -94,8 +103,9 @@ def validate(
     from pipelines.store.warehouse import ReconciliationError, WarehouseBusy
     from schemas.specs.mapping import MappingError
 
+    term = checked_term(period)
     try:
-        run = run_validation(input, out, academic_year, warehouse, mapping)
+        run = run_validation(input, out, term, warehouse, mapping)
     except (FileProblem, MappingError, WarehouseBusy, ReconciliationError) as error:
         raise fail(str(error)) from None
     table = Table(title=f"Validation run {run.run_id}")
@@ -138,6 +148,8 @@ def run(
 
     if return_name not in RETURNS:
         raise fail(f"no return {return_name!r}; choose one of {', '.join(RETURNS)}")
+    if period is not None:
+        checked_term(period)
     try:
         with prefect_api(), console.status(f"running {return_name} for {period or 'the current term'} (Prefect logs below)"):
             result = RETURNS[return_name](input, out, period, policy, known_published)
@@ -349,12 +361,12 @@ def retention(
     from pipelines.store.exports import FileProblem
     from pipelines.store.keys import MissingKey
     from pipelines.store.warehouse import WarehouseBusy
-    from schemas.calendar import england_today
+    from schemas.calendar import england_day
     from schemas.specs.mapping import MappingError
     from schemas.specs.retention import RetentionError
 
     try:
-        day = parse_day(today) if today else england_today()
+        day = parse_day(today) if today else england_day()
         result = purge(input, out, day, dry_run, policy, mapping=mapping)
     except (RetentionError, FileProblem, MappingError, WarehouseBusy, OSError, RunFolderBusy, MissingKey) as error:
         raise fail(str(error)) from None

@@ -19,6 +19,7 @@ TERMS = ("autumn", "spring", "summer")  # in their order in the academic year (a
 TERM_START_MONTHS = {"autumn": 9, "spring": 1, "summer": 4}
 ENGLAND = "Europe/London"
 DEFAULT_ACADEMIC_YEAR = 2025  # 2025/26, the spring 2026 census: the demo county's year and the commands' default
+DEFAULT_CENSUS = "2026-spring"  # the demo county's census term (DEFAULT_ACADEMIC_YEAR's spring term)
 _CENSUS_MONTH_AND_THURSDAY = {"autumn": (10, 1), "spring": (1, 3), "summer": (5, 3)}
 
 
@@ -68,19 +69,20 @@ class Term:
         return self.label
 
 
-def current_term(on: dt.date | dt.datetime | None = None) -> Term:
-    """The term a run on this day reports on. on: a date in England; an aware datetime (a flow run's scheduled
-    start, in UTC) is first converted to Europe/London, so a run at 00:30 BST on 1 September is autumn; default
-    today in England. 2026-10-01 is 2026-autumn (2026/27), 2027-01-21 is 2027-spring (also 2026/27)."""
+def england_day(on: dt.date | dt.datetime | None = None) -> dt.date:
+    """The day in England: of a date, itself; of an aware datetime (a flow run's scheduled start, in UTC), its
+    day in Europe/London, so 23:30 UTC on 31 August in summer time is 1 September; default today."""
     if on is None:
         on = dt.datetime.now(ZoneInfo(ENGLAND))
     if isinstance(on, dt.datetime):
         on = (on.astimezone(ZoneInfo(ENGLAND)) if on.tzinfo is not None else on).date()
-    return Term.of(on)
+    return on
 
 
-def england_today() -> dt.date:
-    return dt.datetime.now(ZoneInfo(ENGLAND)).date()
+def current_term(on: dt.date | dt.datetime | None = None) -> Term:
+    """The term a run on this day in England (england_day) reports on: a run at 00:30 BST on 1 September is
+    autumn. 2026-10-01 is 2026-autumn (2026/27), 2027-01-21 is 2027-spring (also 2026/27)."""
+    return Term.of(england_day(on))
 
 
 def age_reference_date(academic_year: int) -> dt.date:

@@ -1,5 +1,5 @@
-"""Reading config: every policy and spec file is loaded by a load_* here, with the one key check (check_keys) that
-every parser uses, so an unknown key (a typo) and a missing one are each an error naming the file and the key,
+"""Reading config: every policy and spec file is loaded by a load_* here, and every parser uses the one key check
+(schemas.keys), so an unknown key (a typo) and a missing one are each an error naming the file and the key,
 and no misspelt rule is silently ignored. A spec's references (its return, recipient, dataset and the columns it
 counts) are checked at load, like dbt's ref(), so a spec that names something missing fails before any run.
 
@@ -10,11 +10,12 @@ that loads none (--help) starts without them.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from schemas import catalog
+from schemas.keys import check_keys
 
 if TYPE_CHECKING:
     from disclosure_control.policy import Policy
@@ -27,29 +28,6 @@ if TYPE_CHECKING:
     from schemas.specs.schedule import Schedule
 
 Parsed = TypeVar("Parsed")
-
-
-def check_keys(raw: dict, where: str, allowed: Iterable[str], required: Iterable[str], error: type[Exception]) -> None:
-    """where: the table's key in its file ("" for the file's top level)."""
-    allowed, required, prefix = tuple(allowed), tuple(required), f"{where}." if where else ""
-    unknown = [k for k in raw if k not in allowed]
-    if unknown:
-        raise error(f"{prefix}{unknown[0]}: unknown key (expected {', '.join(allowed)})")
-    missing = [k for k in required if k not in raw]
-    if missing:
-        raise error(f"{prefix}{missing[0]}: missing")
-
-
-def check_nested_keys(raw: dict, nested: dict[str, tuple[tuple[str, ...], tuple[str, ...]]],
-                      error: type[Exception]) -> None:
-    """check_keys on each nested table of a spec (a list's items as key[i]), nested: key -> (allowed, required).
-    A value that is not a table is checked as an empty one, so its required keys are reported missing."""
-    for key, (allowed, required) in nested.items():
-        value = raw.get(key)
-        items = [(f"{key}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else \
-            [] if value is None else [(key, value)]
-        for where, table in items:
-            check_keys(table if isinstance(table, dict) else {}, where, allowed, required, error)
 
 
 def read_parsed(path: Path, parse: Callable[[str], Parsed], kind: str, errors: tuple[type[Exception], ...]) -> Parsed:
@@ -152,9 +130,8 @@ def load_extracts(recipients: dict[str, Recipient]) -> list[Extract]:
 def load_run_config(policy_file: Path | None = None) -> RunConfig:
     """Every config a run uses, each file parsed once: recipients, publication and extract specs, and the
     disclosure policies (the run's, or each recipient's)."""
-    from schemas.specs.run import RunConfig
-
     from outputs.files import file_sha256
+    from schemas.specs.run import RunConfig
 
     hashes = {f"{p.parent.name}/{p.name}": file_sha256(p) for p in catalog.config_files()}  # what this run reads
     recipients = load_recipients()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from schemas import catalog
-from schemas.config import check_keys
+from schemas.keys import check_keys
 from schemas.lookups import codeset_names
 
 COLUMN_TYPES = {"text", "code", "code_list", "date", "int", "decimal", "flag"}

@@ -38,15 +38,19 @@ FORMULA_START = r"^[=+\-@\t\r]"  # what a spreadsheet reads as the start of a fo
 
 @dataclass(frozen=True)
 class Period:
-    """What dates in a contract are measured against: an academic year and its census day."""
+    """What dates in a contract are measured against: the run's term, so an autumn run checks admissions against
+    the October census day and a spring run against the January one, and the term's academic year."""
 
-    academic_year: int
-    census_term: str = "spring"
+    term: Term
+
+    @property
+    def academic_year(self) -> int:
+        return self.term.academic_year
 
     @property
     def anchors(self) -> dict[str, dt.date]:
         return {
-            "census": Term(self.academic_year, self.census_term).census_date,
+            "census": self.term.census_date,
             "year_start": Term(self.academic_year, "autumn").start,
             "year_end": academic_year_end(self.academic_year),
         }

@@ -1,6 +1,6 @@
 """An EES open-data screener for the tests, after eesyscreener's checks (data-standards.md 6.5).
 
-Written from the standard, independently of outputs/ees.py: it reads the files as an uploader would and
+Written from the standard, independently of pipelines/nodes/ees.py and outputs/ees.py: it reads the files as an uploader would and
 returns the failures, each naming the check. Geography and harmonised values are checked against the DfE's
 own lookups.
 """

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from pipelines.nodes.validation import validate_frame
 from pipelines.store.exports import FileProblem, read_export
+from schemas.calendar import Term
 from schemas.config import load_mapping
 from schemas.contract import load_contract
 from schemas.rules import Period
@@ -210,7 +211,7 @@ def test_ragged_rows_nul_bytes_and_huge_fields_are_quarantined_and_blank_lines_s
     export = read_export(only_pupils(tmp_path, text), load_mapping(None)["pupils"])
     assert export.blank_lines == 3 and export.frame.height == 10
     assert export.frame["source_row"].to_list() == [1, 2, 3, 4, *range(6, 12)]  # numbered as in the file
-    result = validate_frame(export.frame, load_contract("pupils"), Period(2025))
+    result = validate_frame(export.frame, load_contract("pupils"), Period(Term(2025, "spring")))
     reasons = dict(result.quarantine.select("source_row", "rule_ids").iter_rows())
     assert {row: set(ids.split(";")) & {"PUP-ROW-FIELDS", "PUP-ROW-NUL", "PUP-ROW-LENGTH"} for row, ids in reasons.items()} == {
         1: {"PUP-ROW-FIELDS"}, 2: {"PUP-ROW-FIELDS"}, 3: {"PUP-ROW-NUL"}, 4: {"PUP-ROW-LENGTH"}}
@@ -234,5 +235,5 @@ def test_typed_parquet_and_excel_cells_are_read_as_the_contracts_text(tmp_path, 
         mapping.write_text(f'[pupils]\nfile = "{name}"\n')
         frame = read_export(folder, load_mapping(mapping)["pupils"]).frame
         assert frame.drop("source_fields").equals(text.drop("source_fields")), name
-        result = validate_frame(frame, load_contract("pupils"), Period(2025))
-        assert result.quarantine.height == validate_frame(text, load_contract("pupils"), Period(2025)).quarantine.height == 0
+        result = validate_frame(frame, load_contract("pupils"), Period(Term(2025, "spring")))
+        assert result.quarantine.height == validate_frame(text, load_contract("pupils"), Period(Term(2025, "spring"))).quarantine.height == 0

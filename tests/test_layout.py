@@ -44,10 +44,25 @@ def test_prefect_is_imported_only_where_flows_run_or_its_api_is_used():
     assert {path for path, text in sources(*PACKAGES).items() if "prefect" in imported(text)} == set(PREFECT_MODULES)
 
 
+def project_modules(text: str) -> set[str]:
+    """The project's modules a source imports, by full name."""
+    found = set()
+    for node in ast.walk(ast.parse(text)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+        found |= {n for n in names if n.split(".")[0] in PACKAGES}
+    return found
+
+
 def test_the_disclosure_control_library_touches_no_store_and_no_file():
     for path, text in sources("disclosure_control").items():
         assert not imported(text) & {"pipelines", "prefect", "duckdb", "great_expectations", "outputs"}, path
+        assert project_modules(text) <= {"schemas.keys"}, path  # of the app, only the dependency-free key check
         assert not re.search(r"\bopen\(|\.write_(csv|parquet|text|bytes)\(|\.read_(csv|parquet|text|bytes)\(", text), path
+
+
+def test_the_one_key_check_imports_nothing_of_the_project():
+    assert not project_modules((ROOT / "schemas/keys.py").read_text(encoding="utf-8"))
 
 
 def status_literals(text: str) -> list[int]:

@@ -35,6 +35,7 @@ from pipelines.governance.retention import csv_records, expired, undated
 from pipelines.store.ledger import chain_problems, file_entries
 from pipelines.store.warehouse import compact_warehouse
 from pipelines.synthetic.generate import generate
+from schemas.calendar import Term
 from schemas.catalog import RETENTION, RunPaths
 from schemas.config import load_mapping, load_retention_policy, load_schedule
 from schemas.specs.retention import RetentionError, Rule
@@ -91,7 +92,7 @@ def validated(tmp_path_factory) -> tuple[Path, Path]:
     edited(pupils, PUPIL_ROWS, "last_contact_date").write_csv(landing / "pupils.csv")
     early_years = pl.read_csv(landing / "early_years.csv", infer_schema=False)
     edited(early_years, EY_ROWS, "case_closed_date").write_csv(landing / "early_years.csv")
-    run_validation(landing, out / "01_validated", 2025, warehouse=RunPaths(out).warehouse)
+    run_validation(landing, out / "01_validated", Term(2025, "spring"), warehouse=RunPaths(out).warehouse)
     with duckdb.connect(str(RunPaths(out).warehouse), read_only=True) as connection:
         for dataset, rows in (("pupils", PUPIL_ROWS), ("early_years", EY_ROWS)):
             staged = {r for (r,) in connection.execute(f"SELECT source_row FROM staging.{dataset}").fetchall()}

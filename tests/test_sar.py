@@ -76,11 +76,11 @@ def fresh_pupils_load(paths: RunPaths, inputs: Path, run_id: str, period: str, b
     if broken_upn:
         frame = frame.with_columns(pl.when(pl.col("upn") == broken_upn).then(pl.lit("31/02/2019"))
                                    .otherwise(pl.col("date_of_birth")).alias("date_of_birth"))
-    academic_year = Term.parse(period).academic_year
+    term = Term.parse(period)
     contract = load_contract("pupils")
-    validated = validate_frame(frame, contract, Period(academic_year))
+    validated = validate_frame(frame, contract, Period(term))
     with open_warehouse(paths.warehouse) as connection:
-        load_validated(connection, run_id, contract, validated, raw.path.name, raw.sha256, frame.height, academic_year)
+        load_validated(connection, run_id, contract, validated, raw.path.name, raw.sha256, frame.height, term)
 
 
 def test_a_sar_by_upn_finds_the_pupil_in_staging_the_dfe_extract_and_the_statistics(run_copy, census_run):

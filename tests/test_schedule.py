@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from pipelines.flows.returns import RETURNS
 from pipelines.flows.serve import build_deployments
-from schemas.calendar import Term, current_term
+from schemas.calendar import Term, current_term, england_day
 from schemas.config import load_schedule
 from schemas.specs.schedule import ScheduleError, census_dates, describe, next_runs
 
@@ -77,6 +77,14 @@ def test_period_of_a_scheduled_start_time_is_taken_in_london():
     assert current_term(dt.datetime(2026, 8, 31, 23, 30, tzinfo=dt.UTC)).label == "2026-autumn"
     assert current_term(dt.datetime(2027, 3, 31, 23, 30, tzinfo=dt.UTC)).label == "2027-summer"
     assert current_term(dt.datetime(2027, 1, 1, 0, 30, tzinfo=dt.UTC)).label == "2027-spring"
+
+
+def test_the_purge_day_of_a_scheduled_start_is_its_day_in_england():
+    """The one conversion the terms, the purge and the CLI share: a purge scheduled at 00:30 BST purges as of
+    that day in England, not the UTC day before; in winter the two agree."""
+    assert england_day(dt.datetime(2026, 8, 31, 23, 30, tzinfo=dt.UTC)) == dt.date(2026, 9, 1)
+    assert england_day(dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC)) == dt.date(2026, 12, 31)
+    assert england_day(dt.date(2026, 3, 29)) == dt.date(2026, 3, 29)
 
 
 GOOD = """

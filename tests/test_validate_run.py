@@ -18,6 +18,7 @@ from pipelines.cli import app
 from pipelines.flows.validate import run_validation
 from pipelines.nodes.validation import Validated
 from pipelines.store.warehouse import ReconciliationError, WarehouseBusy, load_validated, open_warehouse
+from schemas.calendar import Term
 from schemas.contract import load_contract
 
 from .conftest import read_export
@@ -83,7 +84,7 @@ def test_data_docs_never_show_failing_sample_values(tmp_path):
     contract = load_contract("ncmp")
     staged = pl.DataFrame({c: ["R"] * 5 for c in contract.column_names}).with_columns(
         pl.Series("ethnicity", ["SECRETCODE1"] * 5), pl.Series("height_cm", [1.0] * 5), pl.Series("weight_kg", [20.0] * 5))
-    outcome = build_data_docs([(contract, staged, 1000)], tmp_path / "docs", "run", Period(2025))
+    outcome = build_data_docs([(contract, staged, 1000)], tmp_path / "docs", "run", Period(Term(2025, "spring")))
     assert outcome["ncmp"]["success"] is False
     html = "\n".join(p.read_text(encoding="utf-8") for p in (tmp_path / "docs").rglob("*.html"))
     assert "SECRETCODE1" not in html and "SECRETCODE1" not in json.dumps(outcome)
@@ -124,7 +125,7 @@ def test_a_load_that_does_not_reconcile_is_rolled_back(tmp_path):
 
 def test_running_twice_keeps_one_staged_copy_and_both_run_records(tmp_path, small_clean):
     for _ in range(2):
-        run_validation(small_clean, tmp_path / "out", 2025, datasets=("ncmp",))
+        run_validation(small_clean, tmp_path / "out", Term(2025, "spring"), datasets=("ncmp",))
     with duckdb.connect(str(tmp_path / "out" / "02_warehouse" / "warehouse.duckdb"), read_only=True) as db:
         assert db.execute('SELECT count(*) FROM staging."ncmp"').fetchone()[0] == read_export(small_clean, "ncmp").height
         assert db.execute("SELECT count(DISTINCT run_id) FROM audit.runs").fetchone()[0] == 2
@@ -147,7 +148,8 @@ def test_great_expectations_never_sees_a_direct_identifier_except_as_a_key(small
     from schemas.rules import Period
 
     contract = load_contract(dataset)
-    staged = validate_frame(read_raw(small_clean, load_mapping(None)[dataset]).frame, contract, Period(2025)).staged
+    raw = read_raw(small_clean, load_mapping(None)[dataset]).frame
+    staged = validate_frame(raw, contract, Period(Term(2025, "spring"))).staged
     sent = set(suite_frame(contract, staged).columns)
     assert sent & set(contract.direct_identifiers) <= set(unique_keys(contract))
     assert not sent & {"surname", "forename", "postcode", "date_of_birth", "address_line1", "email", "phone"}

@@ -8,12 +8,13 @@ import pytest
 
 from pipelines.nodes.validation import validate_frame
 from pipelines.store.exports import read_export
+from schemas.calendar import Term
 from schemas.config import load_mapping
 from schemas.contract import load_contract
 from schemas.identifiers import upn_check_letter
 from schemas.rules import MAX_FIELD_CHARS, SOURCE_FIELDS, Period, compile_rules
 
-PERIOD = Period(2025)
+PERIOD = Period(Term(2025, "spring"))
 DATASETS = ["pupils", "early_years", "destinations", "ncmp"]
 LA_000_UPN = pl.select(upn_check_letter(pl.lit("000200124001")) + "000200124001").item()  # checksum-valid, LA 000
 BAD_TEXT = {"date": "not a date", "int": "lots", "decimal": "n/a", "flag": "MAYBE"}
@@ -202,3 +203,13 @@ def test_text_a_spreadsheet_would_run_as_a_formula_is_quarantined(small_clean, c
     tag = next(c.tag for c in contract.columns if c.name == column)
     assert result.quarantine["rule_ids"][0].split(";") == [f"PUP-{tag}-{'FORMAT' if column == 'phone' else 'FORMULA'}"]
     assert value not in result.quarantine["messages"][0]
+
+
+def test_dates_are_checked_against_the_census_day_of_the_term_being_validated(small_clean):
+    """A pupil admitted in November is on roll for the January census but was not yet there on the October one:
+    an autumn run quarantines the row, a spring run of the same academic year stages it."""
+    rows = raw_rows(small_clean, "pupils").head(1).with_columns(admission_date=pl.lit("2025-11-03"))
+    autumn = validate_frame(rows, load_contract("pupils"), Period(Term(2025, "autumn")))
+    spring = validate_frame(rows, load_contract("pupils"), Period(Term(2025, "spring")))
+    assert autumn.quarantine["rule_ids"].to_list() == ["PUP-ADMISSION-DATE-RANGE"]
+    assert spring.quarantine.height == 0 and spring.staged.height == 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -23,7 +22,7 @@ from outputs.files import restrict_new_files
 from pipelines.flows.prefect_api import without_tracebacks
 from pipelines.governance.purge import purge
 from pipelines.governance.retention import parse_day
-from schemas.calendar import ENGLAND
+from schemas.calendar import england_day
 from schemas.catalog import RunPaths
 from schemas.config import load_access_group
 from schemas.specs.retention import RetentionError
@@ -46,7 +45,7 @@ def purge_day(today: str | None) -> dt.date:
     """As given, or the day the run was scheduled for in England (a late run purges as of its own day)."""
     if today:
         return parse_day(today)
-    return flow_run.scheduled_start_time.astimezone(ZoneInfo(ENGLAND)).date()
+    return england_day(flow_run.scheduled_start_time)
 
 
 @task(**TASK, task_run_name="purge-{out.name}")

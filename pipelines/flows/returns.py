@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from disclosure_control.protect import ProtectionError
-from outputs.ees import district_geography, write_publication
+from outputs.ees import write_publication
 from outputs.files import (copy_atomic, fault_point, read_json, restrict_new_files, write_csv_atomic,
                            write_parquet_atomic)
 from outputs.manifest import write_manifests
@@ -35,6 +35,7 @@ from pipelines.assurance.verify import release_attack
 from pipelines.flows.prefect_api import without_tracebacks
 from pipelines.flows.validate import new_run_id, run_validation
 from pipelines.governance.rectify import reapply_rectifications
+from pipelines.nodes.ees import district_geography, ees_tables
 from pipelines.nodes.extract import extract_made, extract_rows
 from pipelines.nodes.protection import ProtectedRelease, protected_release
 from pipelines.nodes.publication import share_percents
@@ -69,8 +70,8 @@ def stage(reads: tuple[str, ...], writes: tuple[str, ...], **options):
 
 
 @stage(reads=("inputs",), writes=("validated", "warehouse"))
-def validate_exports(input_dir: Path, paths: RunPaths, academic_year: int, run_id: str) -> dict:
-    run_validation(input_dir, paths.validated, academic_year, paths.warehouse, run_id=run_id)
+def validate_exports(input_dir: Path, paths: RunPaths, term: Term, run_id: str) -> dict:
+    run_validation(input_dir, paths.validated, term, paths.warehouse, run_id=run_id)
     return read_json(ValidationPaths(paths.validated).summary)
 
 
@@ -110,8 +111,8 @@ def publish(paths: RunPaths, config: RunConfig, name: str, staging: Path, term: 
     cells = pl.read_parquet(paths.decisions(name))
     percents = share_percents(cells, publication, config.policy_of(publication)) if publication.share else None
     places = staged_frames(paths.warehouse, PLACES)
-    return write_publication(RunPaths(staging).delivery(recipient.key), publication, recipient.formats, cells, places,
-                             term, percents)
+    tables = ees_tables(publication, cells, places, term, percents)
+    return write_publication(RunPaths(staging).delivery(recipient.key), tables, recipient.formats)
 
 
 @stage(reads=("warehouse",), writes=("deliveries",), task_run_name="extract-{name}")
@@ -222,7 +223,7 @@ def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, r
 def delivered(input_dir: Path, paths: RunPaths, config: RunConfig, run_id: str, term: Term, returns: tuple[str, ...],
               known_dir: Path | None) -> dict:
     started, recovery = run_started(), recovered(paths)
-    validation = validate_exports(input_dir, paths, term.academic_year, run_id)
+    validation = validate_exports(input_dir, paths, term, run_id)
     run = run_record(run_id, term.label, returns, started, recovery, reapply_corrections(paths))
     release = protect_release(paths, config, returns, term, known_dir)
     with staged_delivery(paths, run_id) as staging:

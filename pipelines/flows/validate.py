@@ -19,6 +19,7 @@ from pipelines.assurance.expectations import build_data_docs
 from pipelines.nodes.validation import Validated, validate_frame
 from pipelines.store.exports import FileProblem, RawExport, export_path, read_export
 from pipelines.store.warehouse import Reconciliation, load_validated, open_warehouse, previous_row_count
+from schemas.calendar import Term
 from schemas.catalog import ValidationPaths
 from schemas.config import load_mapping
 from schemas.contract import load_contract
@@ -55,7 +56,7 @@ class DatasetResult:
 @dataclass
 class ValidationRun:
     run_id: str
-    academic_year: int
+    term: Term
     results: list[DatasetResult]
     not_found: list[str]
     warehouse: Path
@@ -77,14 +78,14 @@ def read_exports(folder: Path, mapping: Path | None, datasets: tuple[str, ...]) 
 def run_validation(
     input_dir: Path,
     out: Path,
-    academic_year: int,
+    term: Term,
     warehouse: Path | None = None,
     mapping: Path | None = None,
     datasets: tuple[str, ...] = EXPORT_DATASETS,
     run_id: str | None = None,
 ) -> ValidationRun:
     run_id = run_id or new_run_id()
-    period = Period(academic_year)
+    period = Period(term)
     warehouse = warehouse or ValidationPaths(out).default_warehouse
     exports, not_found = read_exports(input_dir, mapping, datasets)
     checked = [(raw, validate_frame(raw.frame, load_contract(raw.dataset), period)) for raw in exports]
@@ -95,14 +96,15 @@ def run_validation(
                                    ValidationPaths(staging).data_docs, run_id, period)
         for raw, validated in checked:  # the warehouse is written last: anything failing above leaves it as it was
             reconciliation = load_validated(connection, run_id, load_contract(raw.dataset), validated, raw.path.name,
-                                            raw.sha256, raw.frame.height, academic_year)
+                                            raw.sha256, raw.frame.height, term)
             write_csv(validated.quarantine, ValidationPaths(staging).quarantine_file(raw.dataset))
             results.append(DatasetResult(raw.dataset, raw.path.name, validated, reconciliation, raw.ignored_columns,
                                          outcomes.get(raw.dataset, {}), raw.blank_lines))
-        report = {"run_id": run_id, "academic_year": academic_year, "datasets": [r.summary() for r in results],
+        report = {"run_id": run_id, "period": term.label, "academic_year": term.academic_year,
+                  "datasets": [r.summary() for r in results],
                   "not_found": not_found, "warehouse": str(warehouse)}
         write_text_atomic(ValidationPaths(staging).summary, json.dumps(report, indent=2, default=str))
-    return ValidationRun(run_id, academic_year, results, not_found, warehouse, out)
+    return ValidationRun(run_id, term, results, not_found, warehouse, out)
 
 
 def top_rules(validated: Validated, n: int = 3) -> str:

@@ -38,7 +38,7 @@ from pipelines.store.ledger import append, completed_file_copy
 from pipelines.store.warehouse import (compact_warehouse, delete_rows, open_warehouse, quarantined_row_keys,
                                        rectification_keys, staged_row_keys, staged_values_of, table_exists, transaction)
 from schemas import catalog
-from schemas.calendar import england_today
+from schemas.calendar import england_day
 from schemas.catalog import RunPaths, ValidationPaths
 from schemas.config import load_mapping, load_retention_policy
 from schemas.contract import load_contract
@@ -203,7 +203,7 @@ def purge(input_dir: Path, out: Path, today: dt.date, dry_run: bool = False, pol
     """Delete (dry_run: count) the records expired on `today` from the run's warehouse and the landing folder."""
     policy_path = policy_path or catalog.RETENTION
     policy = load_retention_policy(policy_path)
-    check_day(today, dry_run, actual_today or england_today())
+    check_day(today, dry_run, actual_today or england_day())
     paths = RunPaths(Path(out))
     if paths.earlier_layout():
         raise RetentionError(f"{out}: a run folder of lareturns' earlier layout (it has "

@@ -22,9 +22,9 @@ from outputs.files import read_csv_text
 from pipelines.nodes.validation import SOURCE_ROW, validate_frame
 from pipelines.store import ledger
 from pipelines.store.keys import ledger_signing_key
-from pipelines.store.warehouse import (loaded_academic_year, next_rectification_id, open_warehouse,
-                                       record_rectification, recorded_corrections, set_staged_value, staged_rows,
-                                       staged_rows_with, staged_tables, transaction)
+from pipelines.store.warehouse import (loaded_term, next_rectification_id, open_warehouse, record_rectification,
+                                       recorded_corrections, set_staged_value, staged_rows, staged_rows_with,
+                                       staged_tables, transaction)
 from schemas.contract import Column, Contract, ContractError, contract_names, load_contract
 from schemas.rules import Period, normalised, typed
 
@@ -147,11 +147,11 @@ def rows_with_key(connection: duckdb.DuckDBPyConnection, contract: Contract, key
 
 
 def loaded_period(connection: duckdb.DuckDBPyConnection, dataset: str) -> Period:
-    """The academic year the staged rows were validated for: a correction is checked by the same rules."""
-    year = loaded_academic_year(connection, dataset)
-    if year is None:
+    """The term the staged rows were validated for: a correction is checked by the same rules."""
+    term = loaded_term(connection, dataset)
+    if term is None:
         raise _Refused("RECT-DATASET", f"no run has loaded {dataset!r} into this warehouse")
-    return Period(year)
+    return Period(term)
 
 
 def peers(connection: duckdb.DuckDBPyConnection, contract: Contract, candidate: pl.DataFrame, column: str) -> pl.DataFrame:

@@ -17,7 +17,7 @@ from disclosure_control.protect import protect
 from disclosure_control.release import release_table
 from disclosure_control.rounding import round_published
 from disclosure_control.table import CELL_ID, TableSet
-from outputs.ees import area_nodes, time_columns
+from pipelines.nodes.ees import area_nodes, time_columns
 from pipelines.nodes.release import (KnownFile, Problem, Release, earlier_release_of, empty_cells, file_coordinates,
                                      known_figures, nestings, publication_summary, shown_cells)
 from schemas.calendar import Term

@@ -19,6 +19,7 @@ import polars as pl
 
 from outputs.files import partial_path, put_in_place
 from pipelines.nodes.validation import SOURCE_ROW, Validated
+from schemas.calendar import Term
 from schemas.contract import Contract
 
 DUCKDB_TYPES = {"date": "DATE", "int": "BIGINT", "decimal": "DOUBLE", "flag": "BOOLEAN"}
@@ -29,8 +30,10 @@ CREATE TABLE IF NOT EXISTS audit.runs (
     run_id VARCHAR NOT NULL, dataset VARCHAR NOT NULL, source_file VARCHAR NOT NULL, file_sha256 VARCHAR NOT NULL,
     rows_read BIGINT NOT NULL, rows_staged BIGINT NOT NULL, rows_quarantined BIGINT NOT NULL,
     rows_with_warnings BIGINT NOT NULL, academic_year INTEGER NOT NULL, loaded_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (run_id, dataset)
+    term VARCHAR, PRIMARY KEY (run_id, dataset)
 );
+-- a warehouse written before the term was recorded: its loads were validated against the spring census day
+ALTER TABLE audit.runs ADD COLUMN IF NOT EXISTS term VARCHAR;
 CREATE TABLE IF NOT EXISTS audit.quarantine (
     run_id VARCHAR NOT NULL, dataset VARCHAR NOT NULL, source_file VARCHAR NOT NULL, source_row BIGINT NOT NULL,
     rule_ids VARCHAR NOT NULL, messages VARCHAR NOT NULL, raw_row JSON NOT NULL
@@ -108,7 +111,7 @@ def load_validated(
     source_file: str,
     file_sha256: str,
     rows_read: int,
-    academic_year: int,
+    term: Term,
 ) -> Reconciliation:
     """Replace the dataset's staged rows with this run's, append its quarantine and its line in audit.runs."""
     dataset = contract.dataset
@@ -138,9 +141,10 @@ def load_validated(
                 f"{source_file}: {rows_read} rows read but {in_staging} staged + {in_quarantine} quarantined; nothing was loaded"
             )
         connection.execute(
-            "INSERT INTO audit.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, dataset, source_file, file_sha256, rows_read, in_staging, in_quarantine, warned, academic_year,
-             dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+            "INSERT INTO audit.runs (run_id, dataset, source_file, file_sha256, rows_read, rows_staged, rows_quarantined, "
+            "rows_with_warnings, academic_year, loaded_at, term) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, dataset, source_file, file_sha256, rows_read, in_staging, in_quarantine, warned, term.academic_year,
+             dt.datetime.now(dt.UTC).replace(tzinfo=None), term.label],
         )
         connection.execute("COMMIT")
     except BaseException:
@@ -243,11 +247,15 @@ def set_staged_value(connection: duckdb.DuckDBPyConnection, dataset: str, source
     connection.execute(f"UPDATE staging.{quoted(dataset)} SET {quoted(column)} = ? WHERE {SOURCE_ROW} = ?", [value, source_row])
 
 
-def loaded_academic_year(connection: duckdb.DuckDBPyConnection, dataset: str) -> int | None:
-    """The academic year the dataset's latest load was validated for; None if no run loaded it."""
-    rows = connection.execute("SELECT academic_year FROM audit.runs WHERE dataset = ? ORDER BY loaded_at DESC LIMIT 1",
-                              [dataset]).fetchall()
-    return rows[0][0] if rows else None
+def loaded_term(connection: duckdb.DuckDBPyConnection, dataset: str) -> Term | None:
+    """The term the dataset's latest load was validated for (a load from before terms were recorded was checked
+    against its academic year's spring census); None if no run loaded it."""
+    rows = connection.execute("SELECT academic_year, term FROM audit.runs WHERE dataset = ? ORDER BY loaded_at DESC "
+                              "LIMIT 1", [dataset]).fetchall()
+    if not rows:
+        return None
+    academic_year, label = rows[0]
+    return Term.parse(label) if label else Term(academic_year, "spring")
 
 
 def next_rectification_id(connection: duckdb.DuckDBPyConnection) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.calendar import TERMS
-from schemas.config import check_keys, check_nested_keys
+from schemas.keys import check_keys, check_nested_keys
 
 
 class ExtractError(ValueError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas.config import check_keys
 from schemas.contract import contract_names, load_contract
+from schemas.keys import check_keys
 
 ENCODINGS = ("auto", "utf-8", "utf-8-sig", "cp1252")
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from schemas.config import check_keys, check_nested_keys
+from schemas.keys import check_keys, check_nested_keys
 
 AREA = "area"  # the geography dimension of every published table: Total (the LA), a district code or a URN
 GEOGRAPHIES = ("school", "school_district", "residence")

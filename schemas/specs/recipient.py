@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas import catalog
-from schemas.config import check_keys
+from schemas.keys import check_keys
 from schemas.specs.extract import Entitlement
 
 LEVELS = ("aggregate", "record")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from schemas.config import check_keys
+from schemas.keys import check_keys
 
 MAX_YEARS = 120  # longer than any retention schedule in use (care records: 75 years from birth); more is a typo
 RULE_KEYS = ("date_column", "years", "basis")

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrulestr
 
 from schemas.calendar import ENGLAND, TERMS, Term
-from schemas.config import check_keys
+from schemas.keys import check_keys
 
 ANCHOR = dt.datetime(2020, 1, 1)  # Prefect's implicit DTSTART for a rule without one
 RULE_PARTS = ("FREQ", "INTERVAL", "BYMONTH", "BYMONTHDAY", "BYDAY", "BYSETPOS", "WKST")
