@@ -7,12 +7,14 @@ anyone can re-hash the files against it.
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import polars as pl
 
 from outputs.files import file_sha256, write_text_atomic
 from schemas.catalog import MANIFEST
+from schemas.specs.layout import LAYOUTS
 from schemas.specs.run import RunConfig
 
 
@@ -28,7 +30,15 @@ def file_entry(folder: Path, path: Path) -> dict:
         entry["rows"] = csv_rows(path)
     elif path.suffix == ".parquet":
         entry["rows"] = pl.scan_parquet(path).select(pl.len()).collect().item()
+    elif path.suffix == ".xml":
+        entry["records"] = xml_records(path)
     return entry
+
+
+def xml_records(path: Path) -> int:
+    """The people's records in a DfE XML return (YoungPersonsRecord, PupilChild: schemas/specs/layout.py)."""
+    records = {layout.record for layout in LAYOUTS.values()}
+    return sum(1 for _, element in ET.iterparse(path) if element.tag in records)
 
 
 def manifest(folder: Path, recipient: dict, run: dict, suppression: dict | None = None) -> dict:

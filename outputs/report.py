@@ -96,8 +96,10 @@ def report_html(document: dict) -> str:
                     [[c["cell"], c["status"], c["rule"], c["lower"], c["upper"]] for c in table["suppressed"]])
             + "</details>")
     sections.append("<h2>Extracts</h2>" + _rows(
-        ["extract", "title", "recipient", "rows"],
-        [[e["name"], e["title"], e["recipient"], e["rows"]] for e in document["extracts"]]))
+        ["extract", "title", "recipient", "rows", "receiver's queries"],
+        [[e["name"], e["title"], e["recipient"], e["rows"],
+          ", ".join(f"{rule}: {n}" for rule, n in e.get("queries", {}).items()) or "none"]
+         for e in document["extracts"]]))
     for delivery in document["deliveries"]:
         sections.append(
             f"<h2>Delivery to {html.escape(delivery['name'])}</h2><p>Legal basis: {html.escape(delivery['legal_basis'])}. "

@@ -65,18 +65,29 @@ class Term:
         month, n = _CENSUS_MONTH_AND_THURSDAY[self.name]
         return nth_thursday(self.calendar_year, month, n)
 
+    @property
+    def census_month_end(self) -> dt.date:
+        """The last day of the census day's month: the month end a monthly return made for the term reports
+        (NCCIS's PeriodEnd)."""
+        day = self.census_date
+        return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+
     def __str__(self) -> str:
         return self.label
 
 
-def england_day(on: dt.date | dt.datetime | None = None) -> dt.date:
-    """The day in England: of a date, itself; of an aware datetime (a flow run's scheduled start, in UTC), its
-    day in Europe/London, so 23:30 UTC on 31 August in summer time is 1 September; default today."""
+def england_time(on: dt.datetime | None = None) -> dt.datetime:
+    """The time in England (Europe/London, naive): of an aware datetime (a run's start, a flow run's scheduled
+    start, in UTC), as a clock in England showed it; of a naive one, itself; default now."""
     if on is None:
         on = dt.datetime.now(ZoneInfo(ENGLAND))
-    if isinstance(on, dt.datetime):
-        on = (on.astimezone(ZoneInfo(ENGLAND)) if on.tzinfo is not None else on).date()
-    return on
+    return (on.astimezone(ZoneInfo(ENGLAND)) if on.tzinfo is not None else on).replace(tzinfo=None)
+
+
+def england_day(on: dt.date | dt.datetime | None = None) -> dt.date:
+    """The day in England: of a date, itself; of a datetime, its day in England (england_time), so 23:30 UTC on
+    31 August in summer time is 1 September; default today."""
+    return on if isinstance(on, dt.date) and not isinstance(on, dt.datetime) else england_time(on).date()
 
 
 def current_term(on: dt.date | dt.datetime | None = None) -> Term:

@@ -26,6 +26,7 @@ EXTRACTS_DIR = SCHEMAS_DIR / "extracts"
 CONTRACTS_DIR = SCHEMAS_DIR / "contracts"
 CODESETS_DIR = SCHEMAS_DIR / "codesets"
 DFE_LOOKUPS_DIR = SCHEMAS_DIR / "reference" / "dfe-lookups"
+FORMATS_DIR = SCHEMAS_DIR / "formats"  # the XML schemas of the DfE returns, written from their specifications
 DISCLOSURE_POLICY = POLICIES_DIR / "disclosure.toml"
 RECIPIENTS = POLICIES_DIR / "recipients.toml"
 ACCESS = POLICIES_DIR / "access.toml"
@@ -113,9 +114,9 @@ class RunPaths:
     def delivery(self, recipient: str) -> Path:
         return self.deliveries / recipient
 
-    def delivered_file(self, recipient: str, name: str) -> Path:
-        """A recipient's extract or EES data file by its stem."""
-        return table_file(self.delivery(recipient), name)
+    def delivered_file(self, recipient: str, name: str, suffix: str = ".csv") -> Path:
+        """A recipient's extract or EES data file by its stem (an XML return: suffix .xml)."""
+        return table_file(self.delivery(recipient), name, suffix)
 
     @property
     def report_files(self) -> ReportFiles:
@@ -178,6 +179,11 @@ class ReportFiles:
 EVIDENCE = "auditor_evidence"
 DECISIONS = ".decisions.parquet"
 MANIFEST = "manifest.json"  # in each recipient's delivery folder
+
+
+def format_schema(layout: str) -> Path:
+    """The XML schema of a DfE layout (nccis_xml: formats/nccis.xsd)."""
+    return FORMATS_DIR / f"{layout.removesuffix('_xml')}.xsd"
 
 
 def table_file(folder: Path, name: str, suffix: str = ".csv") -> Path:

@@ -30,7 +30,11 @@ FORMAT_CHECKS = {
     "laestab": ("FORMAT", lambda c: c.str.contains(r"^\d{7}$"), "is not a LAESTAB (7 digits)"),
     "eligibility_code": ("FORMAT", lambda c: c.str.contains(r"^\d{11}$"), "is not an eligibility code (11 digits)"),
     "phone": ("FORMAT", lambda c: c.str.contains(r"^\+?[0-9][0-9 ()-]{8,18}[0-9]$"), "is not a phone number"),
+    "la_code": ("LA", lambda c: c.is_in([*known_la_codes(), *NCCIS_AREA_CODES]),
+                "is not an LA code (an English LA's 3 digits, or 000 abroad, 001 Wales, 002 Scotland, 003 elsewhere "
+                "in the UK, 004 unknown)"),
 }
+NCCIS_AREA_CODES = ("000", "001", "002", "003", "004")  # NCCIS's LEAType codes for places outside English LAs
 SOURCE_FIELDS = "source_fields"  # set by ingest: how many fields a CSV row had, where not as many as the header
 MAX_FIELD_CHARS = 4_000  # far beyond any MIS field; a longer one is a broken export or an attack, never a value
 FORMULA_START = r"^[=+\-@\t\r]"  # what a spreadsheet reads as the start of a formula (OWASP CSV injection)

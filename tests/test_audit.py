@@ -55,13 +55,13 @@ def test_an_untouched_run_passes_every_check_and_a_changed_byte_fails_it(run_cop
     passed = CliRunner().invoke(app, ["audit", str(run_copy.root), "--public-key", str(ledger_public_key)])
     assert passed.exit_code == 0, passed.output
     assert "all" in passed.output and "checks passed" in passed.output
-    target = run_copy.deliveries / "dfe" / "nccis.csv"
+    target = run_copy.deliveries / "dfe" / "nccis.xml"
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit of one byte
     target.write_bytes(bytes(data))
     tampered = CliRunner().invoke(app, ["audit", str(run_copy.root), "--public-key", str(ledger_public_key)])
     assert tampered.exit_code == 1
-    assert "FAIL" in tampered.output and "04_deliveries/dfe/nccis.csv" in tampered.output
+    assert "FAIL" in tampered.output and "04_deliveries/dfe/nccis.xml" in tampered.output
 
 
 @pytest.mark.parametrize("recipient", ["publication", "health", "ey_funding"])

@@ -8,6 +8,7 @@ import hmac
 import json
 import re
 import tomllib
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import duckdb
@@ -37,7 +38,8 @@ def expected_files(recipient: str) -> set[str]:
     files = {f"{t}{suffix}" for t in tables for suffix in (".csv", ".meta.csv")}
     if recipient == "publication":
         files |= {f"parquet/{t}.parquet" for t in tables}
-    return files | {f"{name}.csv" for name, spec in EXTRACTS.items() if spec["recipient"] == recipient}
+    return files | {f"{name}{'.xml' if spec.get('layout') else '.csv'}" for name, spec in EXTRACTS.items()
+                    if spec["recipient"] == recipient}
 
 # The EES files' filter and indicator names the DfE data dictionary has no entry for: the dictionary has no
 # harmonised filter for a yes/no characteristic (persistent absence, KS2 expected standard, DAF, looked after),
@@ -78,6 +80,10 @@ def test_every_delivery_exists_and_matches_its_manifest(census_run):
         assert on_disk == set(listed)
         for name, entry in listed.items():
             assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"]
+            if name.endswith(".xml"):  # a DfE XML return counts its people's records
+                root = ET.fromstring((folder / name).read_bytes())
+                assert entry["records"] == sum(len(root.findall(f".//{tag}")) for tag in RECORDS) > 0
+                continue
             rows = pl.read_parquet(folder / name).height if name.endswith(".parquet") else len((folder / name).read_text().splitlines()) - 1
             assert entry["rows"] == rows
         assert manifest["recipient"]["recipient"] == recipient and manifest["run"]["run_id"] == result["run_id"]
@@ -123,7 +129,22 @@ def test_ees_names_outside_the_dfe_data_dictionary_are_only_the_known_gaps(censu
     assert found == DICTIONARY_GAPS
 
 
+RECORDS = ("YoungPersonsRecord", "PupilChild")  # a person's record in the DfE's XML returns
+
+
+def xml_record_cells(element: ET.Element, prefix: str = "") -> list[tuple[str, str]]:
+    return [pair for child in element for pair in (
+        xml_record_cells(child, f"{prefix}{child.tag}/") if len(child) else [(f"{prefix}{child.tag}", child.text)])]
+
+
 def cells_as_text(path: Path) -> dict[str, set[str]]:
+    """Each column's values; in an XML return, each record item's (named by its path in the record)."""
+    if path.suffix == ".xml":
+        cells: dict[str, set[str]] = {}
+        for record in (r for tag in RECORDS for r in ET.fromstring(path.read_bytes()).iter(tag)):
+            for column, value in xml_record_cells(record):
+                cells.setdefault(column, set()).add(value)
+        return cells
     frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
     return {c: set(frame[c].cast(pl.String).drop_nulls()) for c in frame.columns}
 
@@ -135,7 +156,7 @@ def test_no_direct_identifier_reaches_a_recipient_not_entitled_to_it(census_run,
     assert not any(v in report for values in known.values() for v in values)
     recipients = tomllib.loads((PUBLICATIONS_DIR.parent / "policies" / "recipients.toml").read_text())
     for path in (out / "04_deliveries").rglob("*"):
-        if path.suffix not in (".csv", ".parquet"):
+        if path.suffix not in (".csv", ".parquet", ".xml"):
             continue
         spec = EXTRACTS.get(path.stem, {})
         by_law = {c["name"] for c in spec.get("columns", []) if c["source"] in recipients[spec["recipient"]]["fields"]}
@@ -145,8 +166,9 @@ def test_no_direct_identifier_reaches_a_recipient_not_entitled_to_it(census_run,
             for kind, ids in known.items():
                 assert not values & ids, f"{path.name}: {column} holds {kind}"
     parents = known["parent_ni_number"] | known["parent_nass_number"] | known["parent_name"]
-    for path in (out / "04_deliveries" / "dfe").glob("*.csv"):
+    for path in [*(out / "04_deliveries" / "dfe").glob("*.csv"), *(out / "04_deliveries" / "dfe").glob("*.xml")]:
         assert not any(values & parents for values in cells_as_text(path).values()), path.name
+    assert (out / "04_deliveries" / "dfe" / "ey_census.xml").exists()
 
 
 def test_the_health_extract_holds_keyed_pseudonyms_and_generalised_fields_only(census_run, small_clean, health_key):
@@ -179,28 +201,42 @@ def test_youth_support_gets_pupils_aged_13_and_over_and_only_name_address_and_bi
     assert opted["Surname"].null_count() == 0 and opted["DateOfBirth"].null_count() == 0
 
 
+def ey_census_children(out) -> tuple[ET.Element, pl.DataFrame]:
+    """The delivered early years census read back as the DfE would: the document, and one row per PupilChild
+    (its setting's URN and type, and the child's items as text)."""
+    root = ET.fromstring((out / "04_deliveries" / "dfe" / "ey_census.xml").read_bytes())
+    rows = [{"URN": setting.findtext("EstablishmentCharacteristics/URN"),
+             "ProviderType": setting.findtext("EstablishmentCharacteristics/ProviderType"),
+             **{item.tag: item.text for item in child}}
+            for setting in root.iterfind("Establishment") for child in setting.iterfind("PupilChildren/PupilChild")]
+    return root, pl.DataFrame(rows)
+
+
 def test_the_early_years_census_and_headcount_reconcile_with_the_staged_term(census_run, small_clean):
     out, _ = census_run
-    census = pl.read_csv(out / "04_deliveries" / "dfe" / "ey_census.csv", infer_schema=False)
-    assert census.columns == [c["name"] for c in EXTRACTS["ey_census"]["columns"]]
+    _, census = ey_census_children(out)
     headcount = pl.read_csv(out / "04_deliveries" / "ey_funding" / "ey_provider_headcount.csv").filter(
         pl.col("provider_type").is_in(["PVI", "CM"]))  # the settings the early years census covers
-    assert headcount["children"].sum() == census.height  # one census row per child and provider
-    hours = census.select(pl.col("FundedHours").cast(pl.Float64) * pl.col("FundedWeeks").cast(pl.Float64)).sum().item()
-    assert headcount["funded_hours"].sum() == pytest.approx(hours)
+    assert headcount["children"].sum() == census.height  # one PupilChild per child and provider
+    assert headcount["provider_urn"].n_unique() == census["URN"].n_unique()  # an Establishment per funded setting
     raw = pl.read_csv(small_clean / "early_years.csv", infer_schema=False).filter(
         (pl.col("term") == "2026-spring") & pl.col("provider_type").is_in(["PVI", "CM"]))
     assert 0.9 * raw.height <= census.height <= raw.height
+    weekly = census.select(sum(pl.col(c).cast(pl.Float64).fill_null(0) for c in ("FundedHours", "ExtendedHours",
+                                                                                  "ExpandedHours"))).to_series()
+    assert weekly.sum() == pytest.approx(raw["funded_hours_per_week"].cast(pl.Float64).sum(), abs=0.01 * raw.height)
 
 
 def test_the_early_years_census_holds_no_school_based_provision(census_run, small_clean):
     """Nursery classes in schools and maintained nursery schools are counted by the school census: none of their
     children is in the early years census, though the exports hold them."""
     out, _ = census_run
-    census = pl.read_csv(out / "04_deliveries" / "dfe" / "ey_census.csv", infer_schema=False)
+    _, census = ey_census_children(out)
     raw = pl.read_csv(small_clean / "early_years.csv", infer_schema=False).filter(pl.col("term") == "2026-spring")
     assert set(raw["provider_type"]) >= {"SCH", "MNS"}
     assert set(census["ProviderType"]) == {"PVI", "CM"}
+    school_based = raw.filter(pl.col("provider_type").is_in(["SCH", "MNS"]))["provider_urn"]
+    assert not set(census["URN"]) & set(school_based)
 
 
 def test_an_independent_attack_on_the_whole_release_narrows_no_protected_cell(census_run):

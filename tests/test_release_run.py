@@ -83,16 +83,18 @@ def test_the_audit_fails_a_release_protected_one_population_at_a_time(census_run
 
 def test_the_same_data_under_two_period_labels_gives_the_same_published_files(census_run, small_clean, tmp_path):
     """Autumn 2025 and spring 2026 are both 2025/26: every publication not limited to the run's term is the same.
-    An autumn run checks admissions against the October census day, so the pupils admitted since are given an
-    October admission date here: the same pupils are staged under both labels."""
+    An autumn run checks admissions against the October census day, and NCCIS dates against October's month end,
+    so what happened since is dated at the October census here: the same people are staged under both labels."""
     out, _ = census_run
     autumn, inputs = tmp_path / "autumn", tmp_path / "inputs"
     shutil.copytree(small_clean, inputs)
     october = Term.parse("2025-autumn").census_date.isoformat()
     pupils = pl.read_csv(inputs / "pupils.csv", infer_schema=False)
-    admitted = pl.col("admission_date")
-    pupils.with_columns(pl.when(admitted > october).then(pl.lit(october)).otherwise(admitted).alias("admission_date")
-                        ).write_csv(inputs / "pupils.csv")
+    capped = lambda c: pl.when(pl.col(c) > october).then(pl.lit(october)).otherwise(pl.col(c)).alias(c)  # noqa: E731
+    pupils.with_columns(capped("admission_date")).write_csv(inputs / "pupils.csv")
+    tracked = pl.read_csv(inputs / "destinations.csv", infer_schema=False)  # NCCIS: nothing verified after the month
+    tracked.with_columns(capped(c) for c in ("activity_start_date", "date_ascertained", "date_verified",
+                                             "neet_start_date")).write_csv(inputs / "destinations.csv")
     census_return(inputs, autumn, "2025-autumn")
     for name in ("absence", "attainment", "destinations", "ncmp_prevalence", "school_statistics"):
         columns = ["cell_id", "status", "display"]

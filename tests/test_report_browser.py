@@ -210,8 +210,9 @@ def test_rendered_report_matches_its_json(report, rendered):
         for status in ("primary", "secondary"):
             assert suppressed.count(status) == by_status.get(status, 0)
 
-    assert page.sections["Extracts"]["tables"][0][1:] == [[e["name"], e["title"], e["recipient"], str(e["rows"])]
-                                                         for e in document["extracts"]]
+    queries = lambda e: ", ".join(f"{rule}: {n}" for rule, n in e.get("queries", {}).items()) or "none"  # noqa: E731
+    assert page.sections["Extracts"]["tables"][0][1:] == [[e["name"], e["title"], e["recipient"], str(e["rows"]),
+                                                           queries(e)] for e in document["extracts"]]
     for delivery, heading in zip(document["deliveries"], deliveries, strict=True):
         section = page.sections[heading]
         assert delivery["legal_basis"] in plain(section["text"])

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import polars as pl
@@ -46,6 +47,11 @@ def query(paths: RunPaths, sql: str, params: list | None = None) -> list[tuple]:
 
 
 def delivered(paths: RunPaths, recipient: str, name: str) -> pl.DataFrame:
+    """A delivered extract's rows as text: a CSV as it is, an XML return's records (PupilChild) by element."""
+    xml = paths.deliveries / recipient / f"{name}.xml"
+    if xml.exists():
+        return pl.DataFrame([{item.tag: item.text for item in child}
+                             for child in ET.fromstring(xml.read_bytes()).iter("PupilChild")])
     return pl.read_csv(paths.deliveries / recipient / f"{name}.csv", infer_schema=False)
 
 
@@ -93,7 +99,7 @@ def test_a_sar_by_upn_finds_the_pupil_in_staging_the_dfe_extract_and_the_statist
     assert records["pupils"][0]["surname"] == surname and records["pupils"][0]["date_of_birth"] == born.isoformat()
     staged_ey = query(run_copy, "SELECT count(*) FROM staging.early_years WHERE upn = ?", [upn])[0][0]
     assert len(records["early_years"]) == staged_ey > 0
-    dfe = next(d for d in document["deliveries"] if d["file"] == "04_deliveries/dfe/ey_census.csv")
+    dfe = next(d for d in document["deliveries"] if d["file"] == "04_deliveries/dfe/ey_census.xml")
     assert {row["UPN"] for row in dfe["rows"]} == {upn} and "UPN" in dfe["matched_on"]
     assert dfe["recipient"] == "dfe" and dfe["legal_basis"] and dfe["run"]["run_id"] == result["run_id"]
     assert [r["run_id"] for r in dfe["sent_in_runs"]] == [result["run_id"]]
@@ -143,7 +149,7 @@ def test_surname_and_date_of_birth_find_the_same_pupil_in_any_case(run_copy):
     rows = [row for section in document["records"] for row in section["rows"]]
     assert upn in {row.get("upn") for row in rows}
     assert all(row["surname"].lower() == surname.lower() and row["date_of_birth"] == born.isoformat() for row in rows)
-    assert "ey_census" in {d["file"].split("/")[-1].removesuffix(".csv") for d in document["deliveries"]}
+    assert "ey_census.xml" in {d["file"].split("/")[-1] for d in document["deliveries"]}
     assert any("more than one person" in note for note in document["notes"])
 
 

@@ -23,7 +23,7 @@ from schemas.contract import load_contract
 
 from .conftest import read_export
 
-DATASETS = ["pupils", "early_years", "destinations", "ncmp", "schools", "postcodes"]
+DATASETS = ["pupils", "early_years", "destinations", "ncmp", "schools", "postcodes", "providers"]
 
 
 @pytest.fixture(scope="module")

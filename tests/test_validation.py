@@ -82,6 +82,13 @@ CROSS_RULE_ROWS = {
     "DST-PERSON-DUPLICATE": (pl.lit(True), "copy_previous_person"),
     "DST-EHCP-SEN": (pl.col("sen_provision") == "N", {"ehcp": "Y"}),
     "DST-AGE-COHORT": (pl.col("ehcp") == "N", {"date_of_birth": "2003-05-01"}),
+    "DST-TRANSFER-LA": (pl.col("transferred_to_la").is_null(), {"cohort_status": "T"}),
+    "DST-REVIEW-DATE": (pl.col("activity_code") == "230", {"activity_code": "350"}),
+    "DST-NEET-START": (pl.col("activity_code") == "230", {"activity_code": "619"}),
+    "DST-ASCERTAINED-BEFORE-START": (pl.col("date_verified").is_not_null(), {"activity_start_date": "2026-08-30"}),
+    "DST-VERIFIED-BEFORE-ASCERTAINED": (pl.col("date_verified").is_not_null(), {"date_ascertained": "2026-08-30"}),
+    "DST-LAPSE-AFTER-COURSE-END": (pl.col("predicted_end_date").is_not_null(), {"due_to_lapse_date": "2030-01-01"}),
+    "EY-FUNDED-OVER-ATTENDED": (pl.col("entitlement") == "U34", {"hours_at_setting": "1"}),
     "NCMP-UPN-DUPLICATE": (pl.lit(True), "copy_previous_upn"),
     "NCMP-NCYEAR-AGE": (pl.col("nc_year") == "R", {"nc_year": "6"}),
 }

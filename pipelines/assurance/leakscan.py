@@ -16,9 +16,11 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.nodes.dfe_xml import LayoutError, xml_leaves
 from pipelines.store.warehouse import staged_datasets, staged_frames
 from schemas.contract import load_contract
 from schemas.specs.extract import Extract
+from schemas.specs.layout import LAYOUTS, Layout
 from schemas.specs.recipient import Recipient
 
 SCANNED = ("upn", "former_upn", "uln", "child_id", "person_id", "ni_number", "nass_number", "parent_ni_number",
@@ -58,7 +60,7 @@ def _texts(values: pl.Series, kind: str) -> pl.DataFrame:
     return cleaned.filter(pl.col("value").is_not_null() & (pl.col("value") != "")).with_columns(kind=pl.lit(kind))
 
 
-SCANNED_FILES = (".csv", ".parquet")
+SCANNED_FILES = (".csv", ".parquet", ".xml")
 
 
 def as_text(path: Path) -> pl.DataFrame:
@@ -69,24 +71,41 @@ def as_text(path: Path) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema=False)
 
 
-def file_values(path: Path, entitled: set[str]) -> pl.DataFrame:
+def file_cells(path: Path, layout: Layout | None) -> pl.DataFrame:
+    """column, value: every cell of the file (an XML return's every leaf, dfe_xml.xml_leaves)."""
+    if path.suffix.lower() == ".xml":
+        if layout is None:
+            raise ValueError(f"{path.name}: an XML file no extract spec's layout describes")
+        leaves = xml_leaves(path.read_bytes(), layout)
+        owed = pl.any_horizontal(pl.col("column").str.starts_with(p) for p in layout.outside_records) \
+            if layout.outside_records else pl.lit(False)
+        return leaves.filter(~owed)  # the header, and the settings' own modules: the receiver's by the layout
+    return as_text(path).unpivot(variable_name="column")
+
+
+def file_values(path: Path, entitled: set[str], layout: Layout | None = None) -> pl.DataFrame:
     """column, value: each distinct normalised value of each scanned column of the file."""
-    frame = as_text(path)
-    columns = [c for c in frame.columns if c not in entitled]
-    if not columns:
-        return pl.DataFrame(schema={"column": pl.String, "value": pl.String})
-    return (frame.select(columns).unpivot(variable_name="column").select("column", _normal(pl.col("value")).alias("value"))
-            .drop_nulls().unique())
+    cells = file_cells(path, layout).filter(~pl.col("column").is_in(list(entitled)))
+    return cells.select("column", _normal(pl.col("value")).alias("value")).drop_nulls().unique()
 
 
-def scan_file(path: Path, identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:
-    hits = file_values(path, entitled).join(identifiers, on="value").group_by("column", "kind").len()
+def scan_file(path: Path, identifiers: pl.DataFrame, entitled: set[str], layout: Layout | None = None) -> list[Leak]:
+    """What the file holds that it must not; a file that cannot be read as what it claims to be (an XML return
+    broken after it was written) is a finding itself: what cannot be read cannot be cleared."""
+    try:
+        values = file_values(path, entitled, layout)
+    except LayoutError:
+        return [Leak(path.name, "(the whole file)", "unreadable XML, so unscanned", 1)]
+    hits = values.join(identifiers, on="value").group_by("column", "kind").len()
     return [Leak(path.name, column, kind, n) for column, kind, n in hits.sort("column", "kind").iter_rows()]
 
 
-def scan(paths: list[Path], identifiers: pl.DataFrame, entitled: set[str]) -> list[Leak]:
-    """Every CSV and Parquet file among paths; other files (the manifest) hold no values from the inputs."""
-    return [leak for path in paths if path.suffix.lower() in SCANNED_FILES for leak in scan_file(path, identifiers, entitled)]
+def scan(paths: list[Path], identifiers: pl.DataFrame, entitled: set[str],
+         layouts: dict[str, Layout] | None = None) -> list[Leak]:
+    """Every CSV, Parquet and XML file among paths; other files (the manifest) hold no values from the inputs.
+    layouts: an XML file's stem -> the layout of the extract it is."""
+    return [leak for path in paths if path.suffix.lower() in SCANNED_FILES
+            for leak in scan_file(path, identifiers, entitled, (layouts or {}).get(path.stem))]
 
 
 def staged_identifiers(warehouse: Path) -> pl.DataFrame:
@@ -111,5 +130,6 @@ def leaks_by_recipient(deliveries: Path, warehouse: Path, recipients: dict[str, 
         folder = deliveries / recipient.key
         if folder.exists():
             files = sorted(p for p in folder.rglob("*") if p.is_file())
-            found[recipient.key] = scan(files, identifiers, entitled_columns(recipient, extracts))
+            layouts = {e.name: LAYOUTS[e.layout] for e in extracts if e.recipient == recipient.key and e.layout in LAYOUTS}
+            found[recipient.key] = scan(files, identifiers, entitled_columns(recipient, extracts), layouts)
     return found

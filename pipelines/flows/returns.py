@@ -16,6 +16,8 @@ and a run recovers whatever an interrupted one left before it starts (pipelines/
 
 from __future__ import annotations
 
+import datetime as dt
+from importlib.metadata import version
 from pathlib import Path
 
 import polars as pl
@@ -26,15 +28,17 @@ from prefect.runtime import flow_run
 
 from disclosure_control.protect import ProtectionError
 from outputs.ees import write_publication
-from outputs.files import (copy_atomic, fault_point, read_json, restrict_new_files, write_csv_atomic,
-                           write_parquet_atomic)
+from outputs.files import (copy_atomic, fault_point, read_json, restrict_new_files, write_bytes_atomic,
+                           write_csv_atomic, write_parquet_atomic)
 from outputs.manifest import write_manifests
 from outputs.report import run_result, write_report
+from pipelines.assurance.dfe_returns import checked_return
 from pipelines.assurance.leakscan import leaks_by_recipient
 from pipelines.assurance.verify import release_attack
 from pipelines.flows.prefect_api import without_tracebacks
 from pipelines.flows.validate import new_run_id, run_validation
 from pipelines.governance.rectify import reapply_rectifications
+from pipelines.nodes.dfe_xml import ey_census_document, ey_census_header, nccis_document, nccis_header
 from pipelines.nodes.ees import district_geography, ees_tables
 from pipelines.nodes.extract import extract_made, extract_rows
 from pipelines.nodes.protection import ProtectedRelease, protected_release
@@ -45,9 +49,10 @@ from pipelines.store.commit import (record_delivery, record_run, recovered, run_
 from pipelines.store.history import archive_counts, earlier_run, keep_counts, known_files
 from pipelines.store.keys import ledger_signing_key, pseudonymisation_key
 from pipelines.store.warehouse import open_warehouse, staged_frames
-from schemas.calendar import Term, current_term
+from schemas.calendar import Term, current_term, england_time
 from schemas.catalog import RETURN_NAMES, RunPaths, ValidationPaths, ees_files
 from schemas.config import load_access_group, load_run_config
+from schemas.specs.layout import LAYOUTS
 from schemas.specs.run import RunConfig
 
 PLACES = ("schools", "postcodes")  # reference datasets that place a unit in the area hierarchy
@@ -116,15 +121,30 @@ def publish(paths: RunPaths, config: RunConfig, name: str, staging: Path, term: 
 
 
 @stage(reads=("warehouse",), writes=("deliveries",), task_run_name="extract-{name}")
-def write_extract(paths: RunPaths, config: RunConfig, name: str, staging: Path, term: Term) -> dict:
-    """The record-level (or summary) extract as CSV in the recipient's column order; returns what was made."""
+def write_extract(paths: RunPaths, config: RunConfig, name: str, staging: Path, term: Term, started: str) -> dict:
+    """The record-level (or summary) extract in the recipient's column order, as CSV or in its DfE XML layout
+    (checked against its schema and rules before it is written); returns what was made."""
     extract = config.extracts[name]
     recipient = config.recipients[extract.recipient]
     key = pseudonymisation_key(recipient.entitlement.key_id) if recipient.entitlement.pseudonymise else None
     frame = staged_frames(paths.warehouse, (extract.dataset,))[extract.dataset]
     rows = extract_rows(frame, extract, recipient.entitlement, term, key)
-    write_csv_atomic(rows, RunPaths(staging).delivered_file(recipient.key, name))
-    return extract_made(extract, rows.height)
+    target = RunPaths(staging).delivered_file(recipient.key, name, extract.suffix)
+    queries = {}
+    if extract.layout == "csv":
+        write_csv_atomic(rows, target)
+    else:
+        reference = staged_frames(paths.warehouse, ("schools", "providers"))
+        made_at, layout = england_time(dt.datetime.fromisoformat(started)), LAYOUTS[extract.layout]
+        if extract.layout == "nccis_xml":
+            header = nccis_header(reference["schools"], term, made_at.date(), version("lareturns"))
+            document = nccis_document(rows, layout, header, term.academic_year)
+        else:
+            header = ey_census_header(reference["schools"], term, made_at, version("lareturns"))
+            document = ey_census_document(rows, layout, reference["providers"], header)
+        queries = checked_return(target, document, extract.layout)
+        write_bytes_atomic(target, document)
+    return extract_made(extract, rows.height, queries)
 
 
 @stage(reads=("warehouse", "deliveries"), writes=())
@@ -138,12 +158,13 @@ def leak_scan(paths: RunPaths, config: RunConfig, staging: Path) -> int:
     return len(found)
 
 
-def return_outputs(return_name: str, paths: RunPaths, config: RunConfig, staging: Path, term: Term) -> list[dict]:
+def return_outputs(return_name: str, paths: RunPaths, config: RunConfig, staging: Path, term: Term,
+                   started: str) -> list[dict]:
     """One return's statistics (protected already, with the whole release) and extracts, written into the staging
     folder; returns the extracts made."""
     for publication in config.publications_of((return_name,)):
         publish(paths, config, publication.name, staging, term)
-    return [write_extract(paths, config, e.name, staging, term) for e in config.extracts_of(return_name)
+    return [write_extract(paths, config, e.name, staging, term, started) for e in config.extracts_of(return_name)
             if term.name in e.terms]
 
 
@@ -227,7 +248,7 @@ def delivered(input_dir: Path, paths: RunPaths, config: RunConfig, run_id: str, 
     run = run_record(run_id, term.label, returns, started, recovery, reapply_corrections(paths))
     release = protect_release(paths, config, returns, term, known_dir)
     with staged_delivery(paths, run_id) as staging:
-        extracts = [e for name in returns for e in return_outputs(name, paths, config, staging, term)]
+        extracts = [e for name in returns for e in return_outputs(name, paths, config, staging, term, started)]
         leak_scan(paths, config, staging)
         attack = attack_release(paths, config, staging, release["protections"], known_dir)
         archive_release(staging, run_id, release["protections"])

@@ -25,7 +25,7 @@ from schemas.config import load_mapping
 from schemas.contract import load_contract
 from schemas.rules import Period
 
-EXPORT_DATASETS = ("pupils", "early_years", "destinations", "ncmp", "schools", "postcodes")
+EXPORT_DATASETS = ("pupils", "early_years", "destinations", "ncmp", "schools", "postcodes", "providers")
 
 
 @dataclass

@@ -28,6 +28,7 @@ import polars as pl
 from outputs.files import file_sha256, read_csv_text, read_json
 from pipelines.governance.rectify import loaded_period, staged_text
 from pipelines.nodes.deidentify import WeakKey, pseudonyms
+from pipelines.nodes.dfe_xml import LayoutError, xml_records
 from pipelines.nodes.publication import selected_units, with_derived
 from pipelines.store.keys import MissingKey, key_variable, pseudonymisation_key
 from pipelines.store.ledger import warehouse_entries
@@ -39,6 +40,7 @@ from schemas.config import load_extract, load_publication, load_recipients
 from schemas.contract import Contract, contract_names, load_contract
 from schemas.lookups import codeset
 from schemas.specs.extract import Extract
+from schemas.specs.layout import LAYOUTS
 from schemas.specs.publication import PublicationError
 from schemas.specs.recipient import Recipient
 
@@ -244,7 +246,7 @@ def counted(rows: pl.DataFrame, spec, period: str) -> bool:
     try:
         term = Term.parse(period)
         frame = rows.drop("run_id", "source_row", strict=False)
-        return selected_units(with_derived(frame, {c for c, _ in spec.where}, term.academic_year), spec, term).height > 0
+        return selected_units(with_derived(frame, {c for c, _ in spec.where}, term), spec, term).height > 0
     except (PublicationError, ValueError, pl.exceptions.PolarsError):
         return True
 
@@ -323,7 +325,8 @@ class DeliverySearch:
 
     def record_level(self, name: str, extract: Extract) -> tuple[list[dict], list[dict]]:
         """(the delivered file's rows that hold the person, what could not be checked) for one extract."""
-        recipient, path = self.recipients[extract.recipient], self.paths.delivered_file(extract.recipient, name)
+        recipient = self.recipients[extract.recipient]
+        path = self.paths.delivered_file(extract.recipient, name, extract.suffix)
         relative = path.relative_to(self.paths.root).as_posix()
         current = file_sha256(path) if self.delivered(extract.recipient, path.name) else None
         unchecked = [recipient_fields(recipient) | {
@@ -341,7 +344,7 @@ class DeliverySearch:
                 "reason": f"{', '.join(pseudonymised)} is a keyed pseudonym and the key "
                           f"({key_variable(recipient.entitlement.key_id)}) is not available here, so pseudonymised "
                           "deliveries could not be checked without the key"})
-        rows = delivered_rows(read_csv_text(path), extract, recipient, self.ids, self.people, key, self.searched)
+        rows = delivered_rows(delivered_text(path, extract), extract, recipient, self.ids, self.people, key, self.searched)
         if not rows.height:
             return [], unchecked
         return [recipient_fields(recipient) | {
@@ -349,6 +352,16 @@ class DeliverySearch:
             "matched_on": sorted({m for matched in rows["matched_on"].to_list() for m in matched}),
             "rows": rows.drop("matched_on").to_dicts(), "run": run,
             "sent_in_runs": sent_in(self.ledger_runs, relative, current)}], unchecked
+
+
+def delivered_text(path: Path, extract: Extract) -> pl.DataFrame:
+    """A delivered extract's rows as text, columns named as the spec names them (an XML return read back)."""
+    if extract.layout == "csv":
+        return read_csv_text(path)
+    try:
+        return xml_records(path.read_bytes(), LAYOUTS[extract.layout])
+    except LayoutError as error:
+        raise SarError(f"{path}: {error}") from None
 
 
 def deliveries(paths: RunPaths, records: dict[str, pl.DataFrame], wanted: Search, rectified: list[dict],

@@ -1,6 +1,6 @@
 """Characteristics that the exports do not hold directly but publications report on.
 
-Each is derived from staged columns by one function (frame, academic year) -> column, named here once so that
+Each is derived from staged columns by one function (frame, the run's term) -> column, named here once so that
 every publication derives it the same way. A unit that lacks what a derivation needs gets null, which the
 publication shows under its filter's `missing` label (or leaves out with `where`).
 """
@@ -10,48 +10,77 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.nodes.growth import bmi_categories
-from schemas.calendar import age_reference_date
+from schemas.calendar import Term, age_reference_date
 from schemas.lookups import codeset
 
 PERSISTENT_ABSENCE_SHARE = 0.10  # DfE: a pupil missing 10% or more of their possible sessions
 
 
-def ks2_rwm_expected(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
+def ks2_rwm_expected(frame: pl.DataFrame, term: Term) -> pl.Expr:
     """Reading, writing and maths all at the expected standard; null unless all three were assessed."""
     subjects = [pl.col(f"ks2_{s}_expected") for s in ("reading", "writing", "maths")]
     return pl.when(pl.all_horizontal(s.is_not_null() for s in subjects)).then(pl.all_horizontal(subjects))
 
 
-def persistent_absence(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
+def persistent_absence(frame: pl.DataFrame, term: Term) -> pl.Expr:
     possible = pl.col("sessions_possible").cast(pl.Float64)
     return pl.when(possible > 0).then(pl.col("sessions_missed") / possible >= PERSISTENT_ABSENCE_SHARE)
 
 
-def academic_age(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
+def academic_age(frame: pl.DataFrame, term: Term) -> pl.Expr:
     """Age on 31 August at the start of the academic year, as NCCIS cohorts are defined."""
-    on = age_reference_date(academic_year)
+    on = age_reference_date(term.academic_year)
     born = pl.col("date_of_birth")
     had_birthday = (born.dt.month() < on.month) | ((born.dt.month() == on.month) & (born.dt.day() <= on.day))
     return (on.year - born.dt.year() - (~had_birthday).cast(pl.Int32)).cast(pl.Int32)
 
 
-def two_year_basis_group(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
+def two_year_basis_group(frame: pl.DataFrame, term: Term) -> pl.Expr:
     """A two-year-old's bases for funding as one category ("Economic criteria; Looked after ..."): a child can
     qualify on several, and a published breakdown must put each child in exactly one row. Null for any other
     entitlement (a basis left on the record from an earlier year funds nothing now), so the categories add up
     to the two-year-olds (filters.toml part_of)."""
-    labels = dict(codeset("two_year_basis", academic_year).select("code", "label").iter_rows())
+    labels = dict(codeset("two_year_basis", term.academic_year).select("code", "label").iter_rows())
     bases = (pl.col("two_year_basis").str.split(";").list.eval(pl.element().str.strip_chars().replace_strict(labels, default=None))
              .list.drop_nulls().list.sort().list.join("; ").replace("", None))
     return pl.when(pl.col("entitlement") == "2YO").then(bases)
 
 
-def funded_hours(frame: pl.DataFrame, academic_year: int) -> pl.Expr:
+def funded_hours(frame: pl.DataFrame, term: Term) -> pl.Expr:
     """Funded hours in the term: hours a week times funded weeks."""
     return pl.col("funded_hours_per_week").cast(pl.Float64) * pl.col("funded_weeks").cast(pl.Float64)
 
 
-def growth(frame: pl.DataFrame, academic_year: int) -> pl.DataFrame:
+UNIVERSAL_HOURS = 15.0  # the universal (and two-year-old) entitlement a week; the extended hours are above it
+
+
+def _weekly(entitlements: tuple[str, ...]) -> pl.Expr:
+    hours = pl.col("funded_hours_per_week").cast(pl.Float64)
+    return pl.when(pl.col("entitlement").is_in(list(entitlements))).then(hours)
+
+
+def universal_hours(frame: pl.DataFrame, term: Term) -> pl.Expr:
+    """The early years census's funded hours: the universal or two-year-old entitlement a week (for a working
+    parent's 30 hours, the first 15)."""
+    return pl.coalesce(_weekly(("2YO", "U34")), _weekly(("E34",)).clip(upper_bound=UNIVERSAL_HOURS))
+
+
+def extended_hours(frame: pl.DataFrame, term: Term) -> pl.Expr:
+    """The census's extended hours: a working parent's hours a week above the universal 15."""
+    return (_weekly(("E34",)) - UNIVERSAL_HOURS).clip(lower_bound=0.0)
+
+
+def expanded_hours(frame: pl.DataFrame, term: Term) -> pl.Expr:
+    """The census's expanded hours: a working parent's entitlement for a child from 9 months to 3 years."""
+    return _weekly(("WPE",))
+
+
+def eypp_receipt(frame: pl.DataFrame, term: Term) -> pl.Expr:
+    """Whether the child attracts early years pupil premium: it has a basis for it."""
+    return pl.col("eypp_basis").is_not_null()
+
+
+def growth(frame: pl.DataFrame, term: Term) -> pl.DataFrame:
     """bmi (2 dp), its UK90 centile (1 dp) and the NCMP population-monitoring category
     (pipelines/nodes/growth.py): made together, in one pass over the reference."""
     return bmi_categories(frame).select(pl.col("bmi").round(2), pl.col("bmi_centile").round(1),
@@ -59,5 +88,6 @@ def growth(frame: pl.DataFrame, academic_year: int) -> pl.DataFrame:
 
 
 DERIVED = {f.__name__: f for f in (ks2_rwm_expected, persistent_absence, academic_age, two_year_basis_group,
-                                    funded_hours)}
+                                    funded_hours, universal_hours, extended_hours, expanded_hours,
+                                    eypp_receipt)}
 DERIVED_TOGETHER = {column: growth for column in ("bmi", "bmi_centile", "bmi_category")}  # column -> its frame

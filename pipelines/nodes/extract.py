@@ -45,7 +45,7 @@ def extract_rows(frame: pl.DataFrame, extract: Extract, entitlement: Entitlement
     """The extract's rows: one per unit (record level, treated per the entitlement) or one per group."""
     check_entitled(extract, entitlement)
     try:
-        units = selected_units(with_derived(frame, extract.sources, term.academic_year), extract, term)
+        units = selected_units(with_derived(frame, extract.sources, term), extract, term)
     except PublicationError as error:
         raise ExtractError(str(error)) from None
     if extract.columns:
@@ -56,6 +56,8 @@ def extract_rows(frame: pl.DataFrame, extract: Extract, entitlement: Entitlement
         for s in extract.summaries).sort(list(extract.by))
 
 
-def extract_made(extract: Extract, rows: int) -> dict:
-    """An extract as the auditor report lists it: what, for whom, how many rows."""
-    return {"name": extract.name, "title": extract.title, "recipient": extract.recipient, "rows": rows}
+def extract_made(extract: Extract, rows: int, queries: dict[str, int] | None = None) -> dict:
+    """An extract as the auditor report lists it: what, for whom, how many rows, and the receiver's validation
+    queries it raises (rule -> count; a DfE XML return)."""
+    return {"name": extract.name, "title": extract.title, "recipient": extract.recipient, "rows": rows,
+            **({"queries": queries} if queries else {})}

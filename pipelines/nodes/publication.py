@@ -41,15 +41,15 @@ def filter_column(spec: Filter, academic_year: int) -> pl.Expr:
     return published.fill_null(spec.missing).alias(spec.name)
 
 
-def with_derived(frame: pl.DataFrame, columns: set[str], academic_year: int) -> pl.DataFrame:
+def with_derived(frame: pl.DataFrame, columns: set[str], term: Term) -> pl.DataFrame:
     """The frame with every derived characteristic that the publication asks for (characteristics.DERIVED)."""
     wanted = [c for c in sorted(columns) if c not in frame.columns]
     unknown = [c for c in wanted if c not in DERIVED and c not in DERIVED_TOGETHER]
     if unknown:
         raise PublicationError(f"{unknown[0]!r} is neither a staged column nor a derived characteristic "
                                f"(known: {', '.join(sorted([*DERIVED, *DERIVED_TOGETHER]))})")
-    together = [made(frame, academic_year) for made in {DERIVED_TOGETHER[c] for c in wanted if c in DERIVED_TOGETHER}]
-    return frame.with_columns(*(DERIVED[c](frame, academic_year).alias(c) for c in wanted if c in DERIVED),
+    together = [made(frame, term) for made in {DERIVED_TOGETHER[c] for c in wanted if c in DERIVED_TOGETHER}]
+    return frame.with_columns(*(DERIVED[c](frame, term).alias(c) for c in wanted if c in DERIVED),
                               *(made[c] for made in together for c in wanted if c in made.columns))
 
 
@@ -83,7 +83,7 @@ def published_rows(frame: pl.DataFrame, publication: Publication, term: Term, sc
     """One row per unit counted (the columns kept, area, each filter's label, each measure), and how many units had
     no known area. The publication may be a release's population (release.py): it has the same attributes."""
     needed = {f.source for f in publication.filters} | {m.source for m in publication.measures} | {c for c, _ in publication.where}
-    units = selected_units(with_derived(frame, needed, term.academic_year), publication, term)
+    units = selected_units(with_derived(frame, needed, term), publication, term)
     rows = units.select(
         *keep,
         unit_areas(units, publication, schools, postcodes),

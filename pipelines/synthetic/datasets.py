@@ -9,7 +9,7 @@ import polars as pl
 
 from schemas.calendar import TERMS, Term, academic_year_end
 from schemas.identifiers import NINO_UNALLOCATED_PREFIXES
-from schemas.lookups import codeset
+from schemas.lookups import codeset, live_english_las
 
 from .people import (
     DUAL_REGISTRATION_SHARE,
@@ -21,6 +21,7 @@ from .people import (
     nullable,
     pick,
     recorded_ethnicity,
+    side_stream,
     ulns,
     upns,
 )
@@ -38,11 +39,15 @@ DATASET_COLUMNS = {
         "child_id", "upn", "surname", "forename", "date_of_birth", "sex", "ethnicity", "address_line1",
         "address_line2", "town", "postcode", "parent_name", "parent_ni_number", "parent_nass_number",
         "provider_urn", "provider_type", "term", "entitlement", "two_year_basis", "funded_hours_per_week",
-        "funded_weeks", "eligibility_code", "eypp_basis", "daf", "sen_provision", "case_closed_date",
+        "hours_at_setting", "funded_weeks", "eligibility_code", "eypp_basis", "daf", "sen_provision", "case_closed_date",
     ],
     "destinations": [
-        "person_id", "upn", "uln", "surname", "forename", "date_of_birth", "sex", "ethnicity", "postcode",
-        "last_school_urn", "activity_code", "activity_start_date", "sen_provision", "ehcp", "yss_opt_out",
+        "person_id", "upn", "uln", "surname", "forename", "date_of_birth", "sex", "ethnicity", "address_line1",
+        "address_line2", "town", "postcode", "cohort_status", "transferred_to_la", "la_at_year_11", "educated_la",
+        "last_school_urn", "activity_code", "activity_start_date", "date_ascertained", "date_verified",
+        "review_date", "predicted_end_date", "due_to_lapse_date", "neet_start_date", "level_of_need",
+        "characteristics", "intended_destination", "sg_year11_status", "sg_year11_la", "sg_year12_status",
+        "sg_year12_la", "sen_provision", "ehcp", "yss_opt_out",
     ],
     "ncmp": [
         "upn", "surname", "forename", "date_of_birth", "sex", "ethnicity", "postcode", "school_urn", "nc_year",
@@ -52,7 +57,7 @@ DATASET_COLUMNS = {
 LEAVER_ACTIVITY = {
     "230": 0.45, "220": 0.18, "310": 0.10, "320": 0.02, "330": 0.02, "340": 0.01, "360": 0.01, "410": 0.01,
     "430": 0.01, "450": 0.005, "460": 0.005, "530": 0.01, "280": 0.02, "610": 0.01, "615": 0.005, "619": 0.03,
-    "630": 0.004, "640": 0.006, "680": 0.005, "710": 0.002, "720": 0.003, "810": 0.02, "820": 0.01, "830": 0.005,
+    "630": 0.004, "640": 0.006, "680": 0.005, "710": 0.005, "810": 0.02, "820": 0.01, "830": 0.005,
 }
 SEND_ADULT_ACTIVITY = {"230": 0.4, "280": 0.2, "460": 0.1, "610": 0.08, "619": 0.07, "640": 0.05, "810": 0.1}
 TERM_WEEKS = {"autumn": 14, "spring": 12, "summer": 12}
@@ -292,9 +297,12 @@ def early_years_frame(ctx: Context, people: pl.DataFrame, providers: pl.DataFram
         pl.col("age_31_august") >= 3).then(pl.lit(academic_year_end(ay).isoformat()))
     needs_parent_id = pl.col("two_year_basis").str.contains("ECO").fill_null(False) | pl.col("eypp_basis").is_in(["EE", "EB"])
     rows = rows.join(providers.select("provider_urn", "provider_type"), on="provider_urn", how="left", maintain_order="left")
-    return rows.sort("child_id", "term_order", "provider_urn").with_columns(
+    rows = rows.sort("child_id", "term_order", "provider_urn")
+    extra = side_stream(ctx.rng).choice([0.0, 0.0, 2.5, 5.0, 7.5, 15.0], rows.height)  # paid hours beyond the funded
+    return rows.with_columns(
         provider_urn=pl.col("provider_urn").cast(pl.String),
         funded_hours_per_week=pl.col("weekly").round(2),
+        hours_at_setting=((pl.col("weekly").round(2) * 2).ceil() / 2 + pl.Series(extra)).clip(upper_bound=70.0),
         two_year_basis=pl.when(pl.col("entitlement") == "2YO").then(pl.col("two_year_basis")),
         eligibility_code=pl.when(pl.col("entitlement").is_in(["E34", "WPE"])).then(pl.col("eligibility_code")),
         parent_ni_number=pl.when(needs_parent_id & (pl.col("parent_id_kind") == "NI")).then(pl.col("parent_ni_number")),
@@ -325,13 +333,95 @@ def destinations_frame(ctx: Context, people: pl.DataFrame) -> pl.DataFrame:
     sixth_form_start = np.array([np.datetime64(dt.date(ay - k, 9, 1)) for k in range(0, 10)])[np.clip(age - 16, 0, 9)]
     window = np.datetime64(ctx.census_day) - np.datetime64(dt.date(ay - 1, 9, 1))
     other_start = np.datetime64(dt.date(ay - 1, 9, 1)) + (rng.random(n) * window.astype(int)).astype("timedelta64[D]")
-    return cohort.with_columns(
+    start = np.where(activity == "210", sixth_form_start, other_start).astype("datetime64[D]")
+    frame = cohort.with_columns(
         person_id=pl.Series([f"YP{ctx.plan.old_la_code}{i:07d}" for i in range(1, n + 1)]),
         last_school_urn=pl.Series(last_school.astype(str)),
         activity_code=pl.Series(activity),
-        activity_start_date=iso(np.where(activity == "210", sixth_form_start, other_start)),
         ehcp=yes_no(ehcp),
     )
+    return frame.with_columns(**nccis_tracking(ctx, frame, start))
+
+
+NCCIS_EDUCATION = [str(c) for c in (*range(110, 160, 10), *range(210, 300, 10), 410, 430, 440, 450, 460)]
+NCCIS_NEET = ["540", "610", "615", "616", "619", "620", "630", "640", "650", "660", "670", "680"]
+NCCIS_REVIEWED = ["260", "290", "350", "616", "710"]
+NCCIS_CURRENT = (NCCIS_EDUCATION + [str(c) for c in (310, 320, 330, 340, 350, 360, 380, 381, 530, 550, 710)])
+NCCIS_CHARACTERISTIC_BY_ACTIVITY = {"620": "140", "630": "120", "650": "180"}  # NCCIS errors 233-235
+LAPSED_SHARE = 0.04  # records whose currency has lapsed by the month end: counted as not known
+OUT_OF_AREA_YEAR_11 = 0.07
+
+
+def nccis_tracking(ctx: Context, frame: pl.DataFrame, start: np.ndarray) -> dict[str, pl.Series]:
+    """What a CCIS holds about each young person's tracking, consistent as the NCCIS rules ask: dates in order
+    (start <= ascertained <= verified <= the month end), a review date on temporary activities, a NEET start
+    date on NEET ones, a currency lapse date on current ones (some already lapsed, so not known), September
+    Guarantee offers for last year's year 11s and year 12s. Drawn from a stream of their own, so adding them
+    left every other generated value as it was."""
+    rng = side_stream(ctx.rng)
+    n = frame.height
+    activity, age = frame["activity_code"].to_numpy(), frame["age_31_august"].to_numpy()
+    census = np.datetime64(ctx.census_day)
+    lapsed = np.isin(activity, NCCIS_CURRENT) & (activity != "210") & bernoulli(rng, LAPSED_SHARE, n)
+    verified_before = np.where(lapsed, rng.integers(200, 300, n), rng.integers(0, 60, n)).astype("timedelta64[D]")
+    start = np.where(lapsed, census - verified_before - rng.integers(0, 60, n).astype("timedelta64[D]"), start)
+    verified = np.maximum(census - verified_before, start)
+    ascertained = start + ((verified - start).astype(int) * rng.random(n)).astype("timedelta64[D]")
+    course_end = np.array([np.datetime64(dt.date(ctx.academic_year + k, 7, 31)) for k in (1, 2)])[(age == 16).astype(int)]
+    predicted_end = np.where(np.isin(activity, NCCIS_EDUCATION), course_end, np.datetime64("NaT"))
+    lapse = np.where(lapsed, verified + np.timedelta64(182, "D"), verified + rng.integers(150, 270, n).astype("timedelta64[D]"))
+    lapse = np.where(np.isin(activity, NCCIS_EDUCATION), np.minimum(lapse, course_end), lapse)
+    lapse = np.where(np.isin(activity, NCCIS_CURRENT), lapse, np.datetime64("NaT"))
+    review = np.where(np.isin(activity, NCCIS_REVIEWED), np.minimum(verified + np.timedelta64(91, "D"), course_end),
+                      np.datetime64("NaT"))
+    neet_start = np.where(np.isin(activity, NCCIS_NEET), start - rng.integers(0, 60, n).astype("timedelta64[D]"),
+                          np.datetime64("NaT"))
+    la = ctx.plan.old_la_code
+    others = [c for c in live_english_las()["old_la_code"].to_list() if c != la]
+    year_11_la = np.where(bernoulli(rng, OUT_OF_AREA_YEAR_11, n), rng.choice(others, n), la)
+    transferred = bernoulli(rng, 0.005, n)
+    need = np.where(np.isin(activity, NCCIS_NEET + ["810", "820", "830"]), pick(rng, {"1": 0.4, "2": 0.6}, n),
+                    pick(rng, {"2": 0.15, "3": 0.85}, n))
+    return {
+        "cohort_status": pl.Series(np.where(transferred, "T", "P")),
+        "transferred_to_la": nullable(np.where(transferred, rng.choice(others, n), None), dtype=pl.String),
+        "la_at_year_11": pl.Series(year_11_la),
+        "educated_la": pl.Series(np.full(n, la)),
+        "activity_start_date": iso(start),
+        "date_ascertained": iso(ascertained),
+        "date_verified": iso(verified),
+        "review_date": iso(review),
+        "predicted_end_date": iso(predicted_end),
+        "due_to_lapse_date": iso(lapse),
+        "neet_start_date": iso(neet_start),
+        "level_of_need": pl.Series(need),
+        "characteristics": characteristic_codes(rng, frame),
+        "intended_destination": nullable(np.where((age == 16) & bernoulli(rng, 0.9, n),
+                                                  np.where(activity == "210", "111", pick(rng, INTENDED, n)), None),
+                                         dtype=pl.String),
+        "sg_year11_status": nullable(np.where(age == 16, pick(rng, GUARANTEE, n), None), dtype=pl.String),
+        "sg_year11_la": nullable(np.where(age == 16, year_11_la, None), dtype=pl.String),
+        "sg_year12_status": nullable(np.where(age == 17, pick(rng, {**GUARANTEE, "114": 0.3}, n), None), dtype=pl.String),
+        "sg_year12_la": nullable(np.where(age == 17, la, None), dtype=pl.String),
+    }
+
+
+INTENDED = {"121": 0.7, "211": 0.12, "311": 0.03, "321": 0.02, "411": 0.03, "511": 0.08, "611": 0.02}
+GUARANTEE = {"110": 0.9, "120": 0.02, "122": 0.02, "140": 0.02, "151": 0.02, "154": 0.01, "159": 0.01}
+
+
+def characteristic_codes(rng: np.random.Generator, frame: pl.DataFrame) -> pl.Series:
+    """NCCIS characteristics (IC01) as a ';' list: looked after, care leaver, the one an activity needs (a young
+    carer, a teenage parent, a pregnancy), and a few supervised by the youth offending team."""
+    n = frame.height
+    activity = frame["activity_code"].to_numpy()
+    looked_after = frame["looked_after"].to_numpy().astype(bool)
+    care_leaver = frame["post_looked_after"].is_not_null().to_numpy() & ~looked_after & bernoulli(rng, 0.3, n)
+    parts = [np.where(looked_after, "110", ""), np.where(care_leaver, "160", ""),
+             np.vectorize(lambda a: NCCIS_CHARACTERISTIC_BY_ACTIVITY.get(a, ""))(activity) if n else np.array([], str),
+             np.where(bernoulli(rng, 0.01, n), "170", "")]
+    joined = [";".join(sorted({p for p in row if p})) or None for row in zip(*parts, strict=True)]
+    return pl.Series(joined, dtype=pl.String)
 
 
 def ncmp_frame(ctx: Context, people: pl.DataFrame) -> pl.DataFrame:

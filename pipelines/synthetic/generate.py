@@ -19,10 +19,9 @@ from schemas.catalog import CODESETS_DIR, reference_folder
 
 from .datasets import DATASET_COLUMNS, la_datasets
 from .faults import FAULT_COLUMNS, inject
-from .people import Context, destination_only_people, pupils_on_roll
+from .people import Context, destination_only_people, pupils_on_roll, side_stream
 from .plan import LaPlan, la_postcodes, plan_las
-from .settings import la_providers, la_schools
-
+from .settings import la_providers, la_schools, provider_details
 
 
 @dataclass
@@ -86,6 +85,7 @@ def _la_frames(plan: LaPlan, seed: int, academic_year: int, reference: _Referenc
     postcodes = la_postcodes(plan, rng)
     schools = la_schools(plan, postcodes, rng)
     providers = la_providers(plan, postcodes, schools, rng)
+    provider_stream = side_stream(rng)
     ctx = Context(plan, academic_year, rng, postcodes, schools)
     on_roll = pupils_on_roll(ctx)
     frames = la_datasets(ctx, on_roll, destination_only_people(ctx, on_roll), providers)
@@ -96,9 +96,10 @@ def _la_frames(plan: LaPlan, seed: int, academic_year: int, reference: _Referenc
         "urn", "laestab", "school_name", "phase", "establishment_type", "nc_low", "nc_high", "has_nursery",
         "postcode", "ward_code", "lad_code", "lad_name", *la_columns,
     ))
-    reference.providers.append(providers.filter(pl.col("provider_type") != "SCH").select(
-        "provider_urn", "provider_name", "provider_type", "postcode", "ward_code", "lad_code", "lad_name", *la_columns,
-    ))
+    reference.providers.append(provider_details(providers.filter(pl.col("provider_type") != "SCH"), provider_stream)
+                               .select("provider_urn", "ofsted_urn", "provider_name", "provider_type", "postcode",
+                                       "ward_code", "lad_code", "lad_name", "hours_open_per_week", "weeks_open_per_year",
+                                       "eyts_staff", "eyts_staff_with_children", *la_columns))
     reference.geography.append(postcodes.select("postcode", "ward_code", "ward_name", "lad_code", "lad_name", *la_columns))
     return frames
 

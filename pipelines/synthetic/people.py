@@ -90,6 +90,12 @@ class Context:
         return Term(self.academic_year, "spring").census_date
 
 
+def side_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A generator of its own, spawned from the LA's seed: values added later draw from it, so everything the LA's
+    main stream generates stays as it was (the same seed, the same files)."""
+    return np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+
+
 def nullable(values: np.ndarray, dtype: pl.DataType | None = None) -> pl.Series:
     """A numpy array that may hold None (so has object dtype) as a typed polars series."""
     return pl.Series(values.tolist() if values.dtype == object else values, dtype=dtype)

@@ -84,3 +84,21 @@ def la_providers(plan: LaPlan, postcodes: pl.DataFrame, schools: pl.DataFrame, r
         provider_type=pl.lit("SCH"), size_weight=pl.col("size_weight") * 30,
     )
     return pl.concat([*frames, school_nurseries])
+
+
+def provider_details(providers: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+    """What the early years census's establishment modules ask of each setting: its Ofsted EY URN, hours open a
+    week and weeks open a year, and staff with early years teacher status (all of them, and those working with
+    the two-, three- and four-year-olds). rng: a side stream (people.side_stream), so every other value is as it
+    was."""
+    n = providers.height
+    childminder = providers["provider_type"].to_numpy() == "CM"
+    eyts = np.where(childminder, 0, rng.binomial(3, 0.25, n))
+    return providers.with_columns(
+        ofsted_urn=pl.Series(np.char.add("2", np.char.zfill(rng.integers(0, 10**5, n).astype(str), 5))),
+        hours_open_per_week=pl.Series(np.where(childminder, rng.choice([40.0, 45.0, 50.0], n),
+                                               rng.choice([15.0, 38.0, 50.0, 55.0], n, p=[0.1, 0.2, 0.5, 0.2]))),
+        weeks_open_per_year=pl.Series(np.where(rng.random(n) < 0.6, 51, 38)),
+        eyts_staff=pl.Series(eyts),
+        eyts_staff_with_children=pl.Series(np.minimum(eyts, rng.binomial(2, 0.5, n))),
+    )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from schemas.calendar import TERMS
 from schemas.keys import check_keys, check_nested_keys
+from schemas.specs.layout import LAYOUTS
 
 
 class ExtractError(ValueError):
@@ -52,6 +53,11 @@ class Extract:
     terms: tuple[str, ...] = ("autumn", "spring", "summer")  # the census terms it is made in
     opt_out: str | None = None  # a flag column: where it is set, only the `opt_out_keeps` fields are sent
     opt_out_keeps: tuple[str, ...] = ()
+    layout: str = "csv"  # csv (one header row, then a row per unit) or a DfE XML layout (schemas/specs/layout.py)
+
+    @property
+    def suffix(self) -> str:
+        return ".csv" if self.layout == "csv" else LAYOUTS[self.layout].suffix
 
     @property
     def columns_used(self) -> list[tuple[str, str]]:
@@ -68,7 +74,7 @@ class Extract:
 
 
 EXTRACT_KEYS = ("title", "return", "recipient", "dataset", "unit", "where", "columns", "by", "summaries", "terms",
-                "opt_out")
+                "opt_out", "layout")
 
 
 EXTRACT_NESTED = {  # a nested table's allowed and required keys: a misspelt opt-out flag would send everything
@@ -91,7 +97,8 @@ def parse_extract(raw: dict, name: str) -> Extract:
             name, raw["title"], raw["return"], raw["recipient"], raw["dataset"], tuple(raw["unit"]),
             tuple((column, tuple(map(str, values))) for column, values in raw.get("where", {}).items()),
             tuple((c["name"], c["source"]) for c in raw.get("columns", [])), tuple(raw.get("by", ())), summaries,
-            tuple(raw.get("terms", Extract.terms)), opt_out.get("flag"), tuple(opt_out.get("keep", ())))
+            tuple(raw.get("terms", Extract.terms)), opt_out.get("flag"), tuple(opt_out.get("keep", ())),
+            raw.get("layout", "csv"))
     except KeyError as error:
         raise ExtractError(f"missing key {error.args[0]!r}") from None
     if bool(extract.columns) == bool(extract.by):
@@ -102,7 +109,29 @@ def parse_extract(raw: dict, name: str) -> Extract:
     unknown = sorted(set(extract.opt_out_keeps) - {s for _, s in extract.columns})
     if unknown:
         raise ExtractError(f"opt_out.keep: {unknown[0]!r} is not one of the extract's columns")
+    if extract.layout != "csv":
+        check_layout(extract)
     return extract
+
+
+def check_layout(extract: Extract) -> None:
+    """A DfE layout's spec names only the layout's items, each once, and every item the layout requires."""
+    layout = LAYOUTS.get(extract.layout)
+    if layout is None:
+        raise ExtractError(f"layout: {extract.layout!r} is not one of csv, {', '.join(LAYOUTS)}")
+    if extract.by:
+        raise ExtractError(f"layout: {extract.layout} is record level; give columns, not by and summaries")
+    names = [name for name, _ in extract.columns]
+    mapped = {i.path for i in layout.mapped}
+    stray = [n for n in names if n not in mapped]
+    if stray:
+        raise ExtractError(f"columns.{stray[0]}: not an item of the {layout.name} layout")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ExtractError(f"columns.{twice[0]}: given twice")
+    missing = [i.path for i in layout.mapped if i.required and i.path not in names]
+    if missing:
+        raise ExtractError(f"columns: the {layout.name} layout requires {missing[0]}")
 
 
 def check_entitled(extract: Extract, entitlement: Entitlement) -> None:
