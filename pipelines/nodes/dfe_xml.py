@@ -1,9 +1,10 @@
 """The DfE's XML returns built from an extract's rows, and read back (for the leak scan and subject access).
 
-Pure: the extract's rows (one per record, columns named by the layout's item paths, schemas/specs/layout.py) and
-the header in, the document's bytes out. Elements follow the layout's order; an optional item without a value is
-left out, and so is a group all of whose items are; values are written as the layout's item kinds say (dates
-CCYY-MM-DD, flags Y/N). The same rows and header always give the same bytes.
+No file I/O but the code sets read for the ethnicity main codes: the extract's rows (one per record, columns named
+by the layout's item paths, schemas/specs/layout.py) and the header in, the document's bytes out. Elements follow
+the layout's order; an optional item without a value is left out, and so is a group all of whose items are; values
+are written as the layout's item kinds say (dates CCYY-MM-DD, flags Y/N). The same rows and header always give the
+same bytes.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def ey_census_header_element(header: EyCensusHeader) -> ET.Element:
 
 
 def age_counts(children: pl.DataFrame, on: dt.date) -> dict[str, int]:
-    """The setting's children by whole years of age on the census day (under 1 to 4)."""
+    """The setting's funded children in the return by whole years of age on the census day (under 1 to 4)."""
     born = pl.col("DOB")
     age = on.year - born.dt.year() - ((born.dt.month() > on.month) | ((born.dt.month() == on.month)
                                                                       & (born.dt.day() > on.day))).cast(pl.Int32)

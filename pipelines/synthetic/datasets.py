@@ -348,14 +348,14 @@ NCCIS_NEET = ["540", "610", "615", "616", "619", "620", "630", "640", "650", "66
 NCCIS_REVIEWED = ["260", "290", "350", "616", "710"]
 NCCIS_CURRENT = (NCCIS_EDUCATION + [str(c) for c in (310, 320, 330, 340, 350, 360, 380, 381, 530, 550, 710)])
 NCCIS_CHARACTERISTIC_BY_ACTIVITY = {"620": "140", "630": "120", "650": "180"}  # NCCIS errors 233-235
-LAPSED_SHARE = 0.04  # records whose currency has lapsed by the month end: counted as not known
+LAPSED_SHARE = 0.04  # records whose currency has lapsed by the month end (sent with CurrencyLapsed Y)
 OUT_OF_AREA_YEAR_11 = 0.07
 
 
 def nccis_tracking(ctx: Context, frame: pl.DataFrame, start: np.ndarray) -> dict[str, pl.Series]:
     """What a CCIS holds about each young person's tracking, consistent as the NCCIS rules ask: dates in order
     (start <= ascertained <= verified <= the month end), a review date on temporary activities, a NEET start
-    date on NEET ones, a currency lapse date on current ones (some already lapsed, so not known), September
+    date on NEET ones, a currency lapse date on current ones (some already lapsed by the month end), September
     Guarantee offers for last year's year 11s and year 12s. Drawn from a stream of their own, so adding them
     left every other generated value as it was."""
     rng = side_stream(ctx.rng)

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("text", "date", "yes_no", "codes", "young_person_id", "sen_support", "currency_lapsed", "main_ethnicity",
-         "lead_la", "boolean", "hours", "establishment")
 SUPPLIED = ("lead_la",)  # items the layout fills from the run (the LA), never from a staged field
 
 
@@ -30,7 +28,7 @@ SUPPLIED = ("lead_la",)  # items the layout fills from the run (the LA), never f
 class Item:
     path: str  # the element's path inside a record, such as PersonalDetails/GivenName
     required: bool = False
-    kind: str = "text"  # how a staged value is written (pipelines/nodes/dfe_xml.py)
+    kind: str = "text"  # how a staged value is written (pipelines/nodes/dfe_xml.py text)
 
 
 @dataclass(frozen=True)
@@ -44,9 +42,6 @@ class Layout:
     # Where the document holds what the receiver is owed outside its records (the file header; a setting's
     # modules, from the provider reference data): paths below the root, as the leak scan names them
     outside_records: tuple[str, ...] = ()
-
-    def item(self, path: str) -> Item | None:
-        return next((i for i in self.items if i.path == path), None)
 
     @property
     def mapped(self) -> tuple[Item, ...]:
