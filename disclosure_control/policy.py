@@ -45,6 +45,11 @@ class Policy:
     symbols: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SYMBOLS))
     version: str = "unversioned"
 
+    def for_counts(self) -> "Policy":
+        """The policy as it applies to counts alone: without the magnitude rules, which one file of rules for a
+        whole release holds for the amounts some of its tables publish (its loader checks that some do)."""
+        return replace(self, dominance=None, p_percent=None)
+
     def with_overrides(self, **changes) -> "Policy":
         """A copy with some settings changed (for command-line options), checked like the file."""
         return parse_policy({**as_mapping(self), **{k: v for k, v in changes.items() if v is not None}})

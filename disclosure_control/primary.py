@@ -7,12 +7,13 @@ attacker's interval must keep on each side of the true value (percent of the val
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import polars as pl
 
 from .hierarchy import ROOT
 from .policy import Policy
-from .table import CELL_ID, CONTRIBUTOR, VALUE, TableSet
+from .table import CELL_ID, CONTRIBUTOR, VALUE, Amounts, TableSet
 
 PRIMARY_COLUMNS = {CELL_ID: pl.Int64, "rule": pl.String, "reason": pl.String}
 
@@ -81,13 +82,19 @@ def group(table: TableSet, policy: Policy) -> pl.DataFrame:
 
 
 RULES = (frequency, zeros, dominance, p_percent, group)
+MAGNITUDE_RULES = (dominance, p_percent)
 
 
-def primary_cells(table: TableSet, policy: Policy) -> pl.DataFrame:
-    """Every primary cell once, with every rule that fired on it."""
-    found = pl.concat([rule(table, policy).cast(PRIMARY_COLUMNS) for rule in RULES])
+def primary_cells(table: TableSet, policy: Policy, amounts: Sequence[Amounts] = ()) -> pl.DataFrame:
+    """Every primary cell once, with every rule that fired on it; an amount published in the cells (funded hours
+    beside the places) adds the magnitude rules' cells, their reasons naming it."""
+    found = [rule(table, policy).cast(PRIMARY_COLUMNS) for rule in RULES]
+    found += [rule(a.table, policy).cast(PRIMARY_COLUMNS).filter(pl.col(CELL_ID).is_in(list(a.cells)))
+              .with_columns(pl.format("{}: {}", pl.lit(a.name), pl.col("reason")).alias("reason"))
+              for a in amounts for rule in MAGNITUDE_RULES]
+    found = pl.concat(found)
     return found.group_by(CELL_ID, maintain_order=True).agg(
-        pl.col("rule").str.join("+"), pl.col("reason").str.join("; ")).sort(CELL_ID)
+        pl.col("rule").unique(maintain_order=True).str.join("+"), pl.col("reason").str.join("; ")).sort(CELL_ID)
 
 
 def protection_required(values, policy: Policy):

@@ -163,13 +163,15 @@ def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[i
     return set(found.filter(~pl.col("safe"))[CELL_ID].to_list())
 
 
-def plain_attacker(table: TableSet, policy: Policy, prior: Prior, primary: set[int]) -> tuple[Attacker, set[int]]:
+def plain_attacker(table: TableSet, policy: Policy, prior: Prior, primary: set[int], name: str = "this release",
+                   model: TableSet | None = None) -> tuple[Attacker, set[int]]:
     """The intruder with this release and the figures public elsewhere, and the primaries those figures alone
-    narrow below their protection level (held only to not being worked out exactly)."""
+    narrow below their protection level (held only to not being worked out exactly). With a model (an amount in
+    the same cells), the intruder attacks the amount: the same cells are hidden, their values are the amount's."""
     public = frozenset(prior.public)
-    required = required_protection(table, primary, policy)
-    exposed = exposed_by_known(table, required, public)
-    attacker = Attacker("this release", public, required)
+    required = required_protection(model or table, primary, policy)
+    exposed = exposed_by_known(model or table, required, public)
+    attacker = Attacker(name, public, required, model)
     return (attacker.relaxing(exposed) if exposed else attacker), exposed
 
 

@@ -22,6 +22,7 @@ clock, and ties broken by cell number, so the same inputs give the same pattern 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -33,9 +34,10 @@ from .prior import Attacker, Differencing, Prior, differencing, plain_attacker
 from .secondary import cell_costs, gauss_suppression, recoverable_pairs
 from .singletons import singleton_cells, singleton_pairs
 from .status import STATUSES, SUPPRESSED, SYMBOL_KEY, Status
-from .table import CELL_ID, INNER_ID, VALUE, TableSet
+from .table import CELL_ID, INNER_ID, VALUE, Amounts, TableError, TableSet
 
 MAX_REPAIR_ROUNDS = 3  # each repair provably widens its cell; more rounds only absorb LP round-off
+AMOUNTS = "amounts of "  # an intruder attacking an amount published in the cells is named this, then the amount
 CLEANUP_WORK = 10_000  # inner cells audited, summed over the trials that publish needless secondaries again
 # (about the 2 s budget this replaced, on a 2-core machine); the pattern is safe however many run
 class ProtectionError(RuntimeError):
@@ -100,35 +102,63 @@ def without_needless_secondaries(table: TableSet, suppressed: set[int], protecte
     return suppressed, checked
 
 
-def determined_secondaries(table: TableSet, suppressed: set[int], primary: set[int], checked: pl.DataFrame) -> set[int]:
-    """Secondary cells that the published cells already fix exactly. Showing them tells an attacker nothing new
-    (the equation is implied), whereas a `c` that anyone can work out would only mislead the auditor."""
-    narrow = checked.filter(~pl.col(CELL_ID).is_in(list(primary)) & (pl.col("upper") - pl.col("lower") < 1e-6))
-    if narrow.is_empty():
-        return set()
-    model = AttackModel(table, suppressed)
-    return {c for c in narrow[CELL_ID].to_list() if model.reach(c, True) - model.reach(c, False) < 1e-6}
+def determined_secondaries(tables: Sequence[TableSet], suppressed: set[int], primary: set[int], checked: pl.DataFrame) -> set[int]:
+    """Secondary cells that the published cells already fix exactly, in the counts and in every amount published
+    beside them. Showing them tells an attacker nothing new (the equation is implied), whereas a `c` that anyone
+    can work out would only mislead the auditor."""
+    found = set(checked.filter(~pl.col(CELL_ID).is_in(list(primary)) & (pl.col("upper") - pl.col("lower") < 1e-6))[CELL_ID].to_list())
+    for table in tables:
+        if not found:
+            break
+        model = AttackModel(table, suppressed)
+        found = {c for c in sorted(found) if model.reach(c, True) - model.reach(c, False) < 1e-6}
+    return found
 
 
-def protect(table: TableSet, policy: Policy, method: str | None = None,
-            structural: pl.DataFrame | None = None, prior: Prior | None = None) -> Protection:
+def checked_amounts(table: TableSet, amounts: Sequence[Amounts]) -> Sequence[Amounts]:
+    """Amounts in the count table's own cells (the same inner cells and cell numbers), each named once."""
+    names = [a.name for a in amounts]
+    if len(set(names)) < len(names):
+        raise TableError(f"amounts named twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    for amount in amounts:
+        if amount.table.membership.shape != table.membership.shape or not amount.table.magnitude:
+            raise TableError(f"amounts of {amount.name}: not a magnitude table on the count table's cells")
+    if amounts and table.magnitude:
+        raise TableError("amounts are published beside counts; this table is itself a magnitude table")
+    return amounts
+
+
+def protect(table: TableSet, policy: Policy, method: str | None = None, structural: pl.DataFrame | None = None,
+            prior: Prior | None = None, amounts: Sequence[Amounts] = ()) -> Protection:
+    """The pattern for a table, or for a count table and the amounts published in its cells (amounts_of: funded
+    hours beside funded places), which are shown and hidden with the counts. An amount adds the policy's
+    magnitude rules (dominance, p%) to the primaries, and an intruder who attacks it: every primary in its cells
+    keeps its protection level in the amount as well as in the count."""
     method = method or policy.method
     prior = prior or Prior()
+    amounts = checked_amounts(table, amounts)
     for key, rule in (("dominance", policy.dominance), ("p_percent", policy.p_percent)):
-        if rule is not None and not table.magnitude:
+        if rule is not None and not table.magnitude and not amounts:
             raise PolicyError(f"{key}: applies to magnitude tables (amounts with their contributors), and this table "
                               "counts units: remove it from the policy, or give the table its contributors")
     structural_ids = structural_cells(table, structural)
-    primary = primary_cells(table, policy).filter(~pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public))))
+    excluded = pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public)))
+    primary = primary_cells(table, policy, amounts).filter(~excluded)
     primary_ids = set(primary[CELL_ID].to_list())
-    plain, _ = plain_attacker(table, policy, prior, primary_ids)
-    both, kept, crossed, undifferenced = differencing(table, policy, prior, primary_ids)
+    counted = set(primary_cells(table, policy).filter(~excluded)[CELL_ID].to_list())  # the counts' own primaries
+    plain, _ = plain_attacker(table, policy, prior, counted)
+    both, kept, crossed, undifferenced = differencing(table, policy, prior, counted)
     kept -= set(prior.public) | structural_ids
-    attackers = [plain] + ([both.restricted] if both else [])
-    protected = set(plain.required[CELL_ID].to_list())  # this release's primaries that can be protected
+    amount_attackers = [plain_attacker(table, policy, prior, primary_ids & a.cells, AMOUNTS + a.name, a.table)[0]
+                        for a in amounts]
+    attackers = [plain, *amount_attackers] + ([both.restricted] if both else [])
+    protected = set().union(*(set(a.required[CELL_ID].to_list()) for a in [plain, *amount_attackers]))  # the
+    # primaries that can be protected, in the counts and in the amounts
     costs = cell_costs(table, policy)
     notes = []
-    singletons = singleton_cells(table, protected) if policy.protect_singletons else set()
+    singletons = set()
+    if policy.protect_singletons:
+        singletons = singleton_cells(table, protected).union(*(singleton_cells(a.table, protected & a.cells) for a in amounts))
     pairs = singleton_pairs(table, protected, singletons)
     if method == "optimal":
         from .optimal import optimal_suppression
@@ -157,22 +187,43 @@ def protect(table: TableSet, policy: Policy, method: str | None = None,
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
-    determined = determined_secondaries(table, suppressed - plain.known, held, checked[0])
+    determined = determined_secondaries([table, *(a.table for a in amounts)], suppressed - plain.known, held, checked[0])
     if determined:
         suppressed -= determined
         checked = [audited.filter(~pl.col(CELL_ID).is_in(list(determined))) for audited in checked]
         notes.append(f"{len(determined)} secondary cells were fixed exactly by the published cells, so they are shown")
     notes += prior_notes(prior, suppressed, kept, narrowed, undifferenced)
+    if amounts and prior.earlier is not None:
+        notes.append(f"the intruder holding {prior.earlier.label} too is modelled on the counts only ("
+                     f"{', '.join(a.name for a in amounts)} have no bound on what a mover changes); the cells it hid "
+                     "are hidden again")
     result = checked[0]
     for audited in checked[1:]:  # a cell is safe when it is safe against every attacker
         result = result.join(audited.select(CELL_ID, pl.col("safe").alias("__also")), on=CELL_ID, how="left").with_columns(
             safe=pl.col("safe") & pl.col("__also").fill_null(True)).drop("__also")
-    full = protected - narrowed["exposed"] - narrowed["given_away"]
+    full = set(plain.required[CELL_ID].to_list()) - narrowed["exposed"] - narrowed["given_away"]
     both_full = None if both is None else set().union(*(
         set(a.required.filter(pl.col(CELL_ID) < n)[CELL_ID].to_list()) - a.relaxed
         for a in attackers if a.name in ("both releases", "differencing"))) - narrowed["given_away_both"]
-    return Protection(decisions(table, primary, suppressed, structural_ids, result, policy, prior, kept, narrowed,
-                                full, both_full), result, policy, method, notes)
+    cells = decisions(table, primary, suppressed, structural_ids, result, policy, prior, kept, narrowed, full, both_full)
+    final = [next(a for a in state.attackers if a.name == attacker.name) for attacker in amount_attackers]
+    if any(a.relaxed for a in final):
+        notes.append(f"{sum(len(a.relaxed) for a in final)} amounts to protect are narrowed below their protection "
+                     "level by what is already published, whatever this release hides: they are kept from being worked "
+                     "out exactly")
+    return Protection(with_amounts(cells, amounts, final, narrowed["given_away"]), result, policy, method, notes)
+
+
+def with_amounts(cells: pl.DataFrame, amounts: Sequence[Amounts], attackers: list[Attacker], given_away: set[int]) -> pl.DataFrame:
+    """The decision records with each amount (null outside its cells) and whether each primary in its cells was
+    held to its protection level in the amount (`<name>_protected`)."""
+    for amount, attacker in zip(amounts, attackers, strict=True):
+        held = set(attacker.required[CELL_ID].to_list()) - attacker.relaxed - given_away
+        mine = pl.col(CELL_ID).is_in(list(amount.cells))
+        cells = cells.with_columns(
+            pl.when(mine).then(pl.Series(amount.table.cell_values)).alias(amount.name),
+            pl.when(mine).then(pl.col(CELL_ID).is_in(list(held))).alias(f"{amount.name}_protected"))
+    return cells
 
 
 @dataclass
@@ -184,9 +235,9 @@ class Withstood:
     checked: list[pl.DataFrame]
     given_away: set[int] = field(default_factory=set)  # what is already published gives them away regardless
 
-    def relaxed(self, name: str) -> set[int]:
-        """Cells the named intruder holds only to not being worked out exactly."""
-        return set().union(*(a.relaxed for a in self.attackers if a.name == name))
+    def relaxed(self, *names: str) -> set[int]:
+        """Cells the named intruders hold only to not being worked out exactly."""
+        return set().union(*(a.relaxed for a in self.attackers if a.name in names))
 
     def held(self, cells: int) -> set[int]:
         """This release's cells some intruder must not narrow (so never to be published again)."""
@@ -218,7 +269,7 @@ def withstood(table: TableSet, suppressed: set[int], attackers: list[Attacker], 
             extra |= {c for c in added if c < table.cells.height}
             if not stuck:
                 continue
-            if attacker.name == "this release":
+            if attacker.name == "this release" or attacker.name.startswith(AMOUNTS):
                 if not attacker.known:
                     raise ProtectionError(f"cell {sorted(stuck)[0]} cannot be protected: no pattern lets it move far enough")
                 state.given_away |= stuck & attacker.relaxed

@@ -12,7 +12,7 @@ that two tables share is one cell with one status.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -307,5 +307,39 @@ def _with_contributions(table_set: TableSet, frame: pl.DataFrame, dimensions, co
         per_inner.join(links, on=INNER_ID)
         .group_by(CELL_ID, pl.col(contributor).alias(CONTRIBUTOR)).agg(pl.col(VALUE).sum())
     )
-    return TableSet(table_set.dimensions, table_set.hierarchies, table_set.tables, table_set.inner, table_set.cells,
-                    table_set.membership, contributions)
+    return replace(table_set, contributions=contributions)
+
+
+@dataclass(frozen=True)
+class Amounts:
+    """An amount published in the cells of a count table (funded hours in the cells of funded places), with who
+    contributes it (the providers): a magnitude table on the same cells, numbered as the count table's, and the
+    cells the amount is published for (in a release, those of the populations that carry it)."""
+
+    name: str
+    table: TableSet
+    cells: frozenset[int]
+
+
+def amounts_of(table: TableSet, name: str, contributions: pl.DataFrame, cells: frozenset[int] | None = None) -> Amounts:
+    """The amount summed over the count table's cells. contributions: one row per contributor and combination of
+    the table's leaf codes (its dimensions, CONTRIBUTOR and VALUE, a non-negative amount); a combination the
+    table does not count is refused. The count table's nestings and facts are kept: they hold for an amount of
+    the same units (those of a population within another are among its units), so the attacker has them too."""
+    dimensions = list(table.dimensions)
+    _check_dimensions(contributions, [*dimensions, CONTRIBUTOR, VALUE])
+    amounts = contributions[VALUE].cast(pl.Float64, strict=False)
+    if amounts.null_count() or (amounts < 0).any():
+        raise TableError(f"amounts of {name}: every contribution must be a non-negative amount")
+    frame = contributions.with_columns(pl.col(d).cast(pl.String) for d in dimensions).with_columns(amounts)
+    placed = frame.join(table.inner.select(INNER_ID, *dimensions), on=dimensions, how="left")
+    if placed[INNER_ID].null_count():
+        raise TableError(f"amounts of {name}: {placed[INNER_ID].null_count()} contributions fall outside the cells "
+                         "the table counts")
+    inner_values = np.zeros(table.inner.height)
+    np.add.at(inner_values, placed[INNER_ID].to_numpy(), placed[VALUE].to_numpy())
+    inner = table.inner.with_columns(pl.Series(VALUE, inner_values))
+    summed = table.cells.with_columns(pl.Series(VALUE, table.membership.T @ inner_values))
+    magnitude = replace(table, inner=inner, cells=summed)
+    return Amounts(name, _with_contributions(magnitude, frame, dimensions, CONTRIBUTOR),
+                   frozenset(range(table.cells.height)) if cells is None else frozenset(cells))

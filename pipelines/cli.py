@@ -233,7 +233,11 @@ def protect(
             model = from_frequencies(frame, dimensions, value, hierarchies, name=table.stem)
         else:
             model = from_microdata(frame, [TableSpec(table.stem, tuple(dimensions))], hierarchies)
-        result = protect_table(model, rules)
+        counts_under_release_policy = policy is None and not contributor and (rules.dominance or rules.p_percent)
+        result = protect_table(model, rules.for_counts() if counts_under_release_policy else rules)
+        if counts_under_release_policy:  # the release's policy holds them for the amounts its publications show
+            result.notes.append("the policy's dominance and p% rules apply to amounts (--value with --contributor); "
+                                "this table counts units")
     except (PolicyError, TableError, HierarchyError, ProtectionError, ValueError) as error:
         raise fail(str(error)) from None
     cells = result.cells

@@ -136,9 +136,24 @@ def load_run_config(policy_file: Path | None = None) -> RunConfig:
     hashes = {f"{p.parent.name}/{p.name}": file_sha256(p) for p in catalog.config_files()}  # what this run reads
     recipients = load_recipients()
     files = {r.policy for r in recipients.values()} | ({policy_file} if policy_file else set())
-    return RunConfig(recipients, {p.name: p for p in load_publications(recipients)},
-                     {e.name: e for e in load_extracts(recipients)}, {f: load_disclosure_policy(f) for f in sorted(files)},
-                     policy_file, hashes)
+    return checked_magnitude_rules(RunConfig(
+        recipients, {p.name: p for p in load_publications(recipients)}, {e.name: e for e in load_extracts(recipients)},
+        {f: load_disclosure_policy(f) for f in sorted(files)}, policy_file, hashes))
+
+
+def checked_magnitude_rules(config: RunConfig) -> RunConfig:
+    """A policy's dominance and p% rules apply to the amounts publications show beside their counts (measures):
+    a policy file that has them must protect some publication with an amount, or they would never apply."""
+    from disclosure_control.policy import PolicyError
+
+    for path, policy in config.policies.items():
+        governed = [p for p in config.publications.values() if config.policy_file_of(p) == path]
+        for key, rule in (("dominance", policy.dominance), ("p_percent", policy.p_percent)):
+            if rule is not None and governed and not any(p.measures for p in governed):
+                raise PolicyError(f"{path}: {key}: applies to amounts published beside counts (a publication's "
+                                  f"measures), and none of the publications it protects ({', '.join(p.name for p in governed)}) "
+                                  "has one: remove it, or protect those publications under another policy")
+    return config
 
 
 class AccessError(ValueError):

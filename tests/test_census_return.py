@@ -62,6 +62,7 @@ DICTIONARY_GAPS = {
     "ey_children_by_eypp": ['filter eypp'],
     "ey_children_by_daf": ['filter daf'],
     "ey_places_by_entitlement_and_provider_type": ['filter entitlement', 'indicator funded_hours'],
+    "ey_places_by_provider_type": ['indicator funded_hours'],
     "ncmp_prevalence": ['filter nc_year', 'filter bmi_category'],
     "pupils_by_looked_after": ['filter looked_after_status'],
 }
@@ -244,8 +245,42 @@ def test_an_independent_attack_on_the_whole_release_narrows_no_protected_cell(ce
     imply between them, and nothing else."""
     out, _ = census_run
     findings = attack_findings(RunPaths(out))
-    assert [(f.check, f.passed) for f in findings] == [("release attack", True)], findings
-    assert "23 files of 7 populations, 4 relations" in findings[0].detail
+    assert [(f.check, f.passed) for f in findings] == [("release attack", True), ("release attack on funded_hours", True)], findings
+    assert "24 files of 7 populations, 4 relations" in findings[0].detail
+    assert findings[1].detail == "2 files: no protected amount narrowed"
+
+
+def test_funded_hours_are_protected_as_magnitudes_with_the_providers_as_contributors(census_run):
+    """At the LA's level, worked out from the funding team's headcount (hours per provider): a provider type where
+    one provider holds more than 85% of the funded hours, or the others than the two largest hold less than 10% of
+    the largest, is hidden in count and hours alike, whatever its count; a shown figure is the hours rounded to
+    the spec's one decimal place."""
+    out, _ = census_run
+    headcount = pl.read_csv(out / "04_deliveries" / "ey_funding" / "ey_provider_headcount.csv", infer_schema=False)
+    providers = (headcount.group_by("provider_type", "provider_urn").agg(pl.col("funded_hours").cast(pl.Float64).sum())
+                 .sort("funded_hours", descending=True).group_by("provider_type").agg(pl.col("funded_hours")))
+    published = pl.read_csv(out / "04_deliveries" / "publication" / "ey_places_by_provider_type.csv", infer_schema=False)
+    labels = {"CM": "Childminders", "PVI": "Private and voluntary providers", "SCH": "Schools",
+              "MNS": "State-funded nursery schools"}
+    la = {r["provider_type"]: r for r in published.filter(pl.col("geographic_level") == "Local authority").iter_rows(named=True)}
+    flagged = 0
+    for code, hours in providers.iter_rows():
+        total, first, second = sum(hours), hours[0], (hours[1:] or [0.0])[0]
+        row = la[labels[code]]
+        if first > 0.85 * total or total - first - second < 0.10 * first:
+            flagged += 1
+            assert (row["registered_children_count"], row["funded_hours"]) == ("c", "c"), code
+        elif row["funded_hours"] != "c":
+            assert re.fullmatch(r"\d+(\.\d)?", row["funded_hours"]) and abs(float(row["funded_hours"]) - total) <= 0.05 + 0.005 * len(hours)
+    assert flagged  # the county's few maintained nursery schools and school nurseries dominate their types
+    cells = pl.read_parquet(RunPaths(out).decisions("early_years_places"))
+    dominated = cells.filter(pl.col("rule").str.contains("dominance"))
+    assert (dominated["status"] == "primary").all() and dominated["funded_hours_protected"].all()
+    assert dominated["reason"].str.contains("funded_hours: the 1 largest contributors hold more than 85.0%").all()
+    for stem in ("ey_places_by_entitlement_and_provider_type", "ey_places_by_provider_type"):
+        data = pl.read_csv(out / "04_deliveries" / "publication" / f"{stem}.csv", infer_schema=False)
+        hidden = data["registered_children_count"] == "c"
+        assert hidden.any() and ((data["funded_hours"] == "c") == hidden).all()  # shown and hidden together
 
 
 def test_the_auditor_report_lists_every_release_and_delivery(census_run):

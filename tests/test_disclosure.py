@@ -15,7 +15,8 @@ from scipy.optimize import linprog
 from disclosure_control.hierarchy import Hierarchy, HierarchyError
 from disclosure_control.policy import Dominance, Policy, PolicyError, parse_policy
 from disclosure_control.protect import protect
-from disclosure_control.table import TableError, TableSpec, from_frequencies, from_microdata
+from disclosure_control.table import (CONTRIBUTOR, VALUE, TableError, TableSpec, amounts_of, from_frequencies,
+                                      from_microdata)
 
 T = "Total"
 
@@ -201,6 +202,59 @@ def test_dominance_and_p_percent_on_a_magnitude_table():
     assert "p_percent" not in (p_rule.cells.filter(pl.col("district") == "D2")["rule"].to_list())
 
 
+def _places(district: str, kind: str, provider: str, n: int, hours: float) -> list[dict]:
+    return [{"district": district, "type": kind, "provider": provider, "hours": hours}] * n
+
+
+def test_amounts_beside_counts_get_dominance_and_p_percent_and_both_resist_an_independent_attack():
+    """Funded places by district and provider type, with the funded hours in the same cells: one provider alone
+    (D1 A), one dominant provider among eleven (D2 A: 86%, the others hold more than 10% of it), two close
+    providers (D3 A: p% only) and a count under the threshold (D3 B)."""
+    micro = pl.DataFrame(
+        _places("D1", "A", "p1", 6, 570.0) + [r for i in range(4) for r in _places("D1", "B", f"q{i}", 2, 300.0)]
+        + _places("D2", "A", "p2", 4, 215.0) + [r for i in range(10) for r in _places("D2", "A", f"s{i}", 1, 14.0)]
+        + [r for i in range(3) for r in _places("D2", "B", f"t{i}", 3, 250.0)]
+        + _places("D3", "A", "p4", 5, 100.0) + _places("D3", "A", "p5", 4, 120.0) + _places("D3", "A", "p6", 1, 20.0)
+        + _places("D3", "B", "u1", 1, 300.0) + _places("D3", "B", "u2", 1, 310.25))
+    table = from_microdata(micro, [TableSpec("places", ("district", "type"))])
+    hours = amounts_of(table, "hours", micro.select("district", "type", pl.col("provider").alias(CONTRIBUTOR),
+                                                    pl.col("hours").alias(VALUE)))
+    policy = parse_policy({"threshold": 3, "dominance": {"n": 1, "k": 85}, "p_percent": 10})
+    result = protect(table, policy, amounts=[hours])
+    rules = {(r["district"], r["type"]): r["rule"] for r in result.cells.iter_rows(named=True)}
+    assert {k: v for k, v in rules.items() if v} == {("D1", "A"): "dominance+p_percent", ("D2", "A"): "dominance",
+                                                     ("D3", "A"): "p_percent", ("D3", "B"): "frequency+p_percent"}
+    assert statuses(result, ["district", "type"]) == {
+        (T, T): "published", ("D1", T): "published", ("D2", T): "published", ("D3", T): "published",
+        (T, "A"): "published", (T, "B"): "published", ("D1", "A"): "primary", ("D1", "B"): "secondary",
+        ("D2", "A"): "primary", ("D2", "B"): "secondary", ("D3", "A"): "primary", ("D3", "B"): "primary"}
+    row = result.cells.filter((pl.col("district") == "D3") & (pl.col("type") == "B")).row(0, named=True)
+    assert (row["hours"], row["protected"], row["hours_protected"]) == (610.25, True, True)
+    dominated = result.cells.filter((pl.col("district") == "D1") & (pl.col("type") == "A")).row(0, named=True)
+    assert (dominated["protected"], dominated["hours_protected"]) == (False, True)  # its count of 6 is not at risk
+
+    class InHours:  # the same pattern, attacked in the hours
+        cells = result.cells.with_columns(pl.col("hours").alias("value"))
+    intervals = attack(InHours, {"places": ["district", "type"]})
+    for r in InHours.cells.filter(pl.col("status") == "primary").iter_rows(named=True):
+        low, high = intervals[r["cell_id"]]
+        need = max(1.0, np.ceil(policy.protection_level / 100 * r["value"]))
+        assert high >= r["value"] + need - 1e-6 and low <= r["value"] - min(r["value"], need) + 1e-6, (r, low, high)
+    counts = attack(result, {"places": ["district", "type"]})
+    low, high = counts[row["cell_id"]]
+    assert low <= 1 and high >= 3  # the count of 2 keeps its protection too
+
+
+def test_amounts_must_lie_in_the_count_tables_cells():
+    table = from_frequencies(frequency_table({("x", "p"): 3, ("x", "q"): 15}), ["a", "b"], "n")
+    stray = pl.DataFrame({"a": ["y"], "b": ["p"], CONTRIBUTOR: ["c1"], VALUE: [5.0]})
+    with pytest.raises(TableError, match="amounts of hours: 1 contributions fall outside the cells"):
+        amounts_of(table, "hours", stray)
+    negative = pl.DataFrame({"a": ["x"], "b": ["p"], CONTRIBUTOR: ["c1"], VALUE: [-5.0]})
+    with pytest.raises(TableError, match="non-negative amount"):
+        amounts_of(table, "hours", negative)
+
+
 def test_group_disclosure_flags_a_school_where_everyone_shares_a_sensitive_category():
     frame = frequency_table({("A", "FSM"): 0, ("A", "NOT"): 25, ("B", "FSM"): 12, ("B", "NOT"): 30})
     table = from_frequencies(frame.rename({"a": "school", "b": "fsm"}), ["school", "fsm"], "n")
@@ -321,4 +375,4 @@ def test_a_secondary_cell_that_the_published_cells_fix_exactly_is_found_to_be_sh
     suppressed = primary | {ids[("A", "y")], ids[("B", "x")], ids[("B", "y")], ids[("C", "z")]}
     policy = Policy(threshold=5)
     checked = audit(table, suppressed, required_protection(table, set(primary_cells(table, policy)["cell_id"]), policy))
-    assert determined_secondaries(table, suppressed, primary, checked) == {ids[("C", "z")]}
+    assert determined_secondaries([table], suppressed, primary, checked) == {ids[("C", "z")]}

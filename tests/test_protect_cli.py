@@ -38,6 +38,8 @@ def test_protect_microdata_writes_every_cell_and_passes_its_audit(school_table):
                  f"school_urn={folder / 'schools.json'}", "--out", out)
     assert result.exit_code == 0, result.output
     assert "PASSED: no cell narrower than its protection level" in result.output
+    # the release's policy holds dominance and p% for the amounts its publications show: said, not silently dropped
+    assert "note: the policy's dominance and p% rules apply to amounts" in " ".join(result.output.split())
     cells = pl.read_csv(out, infer_schema=False)
     assert cells.columns == ["school_urn", "sex", "sen_provision", "value", "status"]
     grand = cells.filter((pl.col("school_urn") == "Total") & (pl.col("sex") == "Total") & (pl.col("sen_provision") == "Total"))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 
 import polars as pl
 import pytest
 
+from disclosure_control.policy import Dominance, PolicyError
 from pipelines.nodes.publication import published_rows
 from schemas.calendar import Term
-from schemas.catalog import EXTRACTS_DIR, PUBLICATIONS_DIR
-from schemas.config import load_extract, load_publication, load_recipients
+from schemas.catalog import DISCLOSURE_POLICY, EXTRACTS_DIR, PUBLICATIONS_DIR
+from schemas.config import checked_magnitude_rules, load_extract, load_publication, load_recipients, load_run_config
 from schemas.specs.extract import ExtractError
 from schemas.specs.publication import AREA, PublicationError, parse_filters, parse_publication
 
@@ -114,3 +116,35 @@ def test_an_extract_specs_return_is_checked_at_load(tmp_path):
     spec.write_text(re.sub(r'return = "[a-z_]+"', 'return = "destination"', (EXTRACTS_DIR / "nccis.toml").read_text(), count=1))
     with pytest.raises(ExtractError, match=r"nccis.toml: return: 'destination' is not one of"):
         load_extract(spec, load_recipients())
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda t: t.replace(', contributor = "provider_urn"', ''),
+     "measures[0].contributor: missing"),
+    (lambda t: t.replace('contributor = "provider_urn"', 'contributor = "provider"'),
+     "measures.funded_hours.contributor: 'provider' is not a column of early_years"),
+])
+def test_an_amount_needs_its_contributor_checked_at_load(tmp_path, edit, expected):
+    folder = tmp_path / "publications"
+    folder.mkdir()
+    shutil.copy(PUBLICATIONS_DIR / "filters.toml", folder / "filters.toml")
+    spec = folder / "early_years_places.toml"
+    spec.write_text(edit((PUBLICATIONS_DIR / "early_years_places.toml").read_text()))
+    with pytest.raises(PublicationError) as caught:
+        load_publication(spec)
+    assert str(caught.value).startswith(f"{spec}: {expected}"), str(caught.value)
+
+
+def test_a_policys_magnitude_rules_must_protect_some_amount(tmp_path):
+    """The release's policy protects the funded hours (a measure), so its dominance and p% rules apply; the same
+    rules in the health policy, whose NCMP statistics show no amount, would never apply: refused, naming both."""
+    config = load_run_config()
+    assert config.policies[DISCLOSURE_POLICY].dominance == Dominance(1, 85)
+    health = load_recipients()["health"].policy
+    ruled = replace(config, policies={**config.policies, health: replace(config.policies[health], p_percent=10.0)})
+    with pytest.raises(PolicyError, match=rf"^{re.escape(str(health))}: p_percent: applies to amounts published beside "
+                                          r"counts .* \(ncmp_prevalence\) has one"):
+        checked_magnitude_rules(ruled)
+    everything = tmp_path / "policy.toml"  # a run's own policy protects every publication, the funded hours too
+    everything.write_text("threshold = 5\np_percent = 15\n")
+    assert load_run_config(everything).policies[everything].p_percent == 15

@@ -31,7 +31,7 @@ from pipelines.store.ledger import chain_problems, file_entries, signature_probl
 from pipelines.store.warehouse import open_warehouse
 from schemas.catalog import RunPaths, publication_names, publication_spec, table_file
 from schemas.config import load_extracts, load_publication, load_recipients
-from schemas.specs.publication import AREA, Publication
+from schemas.specs.publication import AREA, Measure, Publication
 
 UNREADABLE = (ValueError, KeyError, TypeError, OSError, pl.exceptions.PolarsError, RuntimeError)  # a finding, not a traceback
 
@@ -81,17 +81,19 @@ def hash_findings(paths: RunPaths, entry: dict | None) -> list[Finding]:
             Finding("no unrecorded file", not extra, f"not in the ledger: {', '.join(extra)}" if extra else "none")]
 
 
-def intruder_view(path_of, publications: list[Publication], policies: dict[str, dict],
-                  known: list[KnownFile] = ()) -> tuple[list[intruder.Population], intruder.Relations]:
+def intruder_view(path_of, publications: list[Publication], policies: dict[str, dict], known: list[KnownFile] = (),
+                  measure: Measure | None = None) -> tuple[list[intruder.Population], intruder.Relations]:
     """The published files (path_of(publication, table name) -> its CSV), grouped as the specs group their
     populations, with the relations the specs imply; a file of figures others publish joins the population it
-    counts, with its rows of this release's period and LA."""
+    counts, with its rows of this release's period and LA. With a measure, the files' amounts instead of their
+    counts: each shown amount is known to within the half of its last decimal place."""
     groups = populations(publications)
     filters = {f.name: f for g in groups for f in g.filters}
     view = []
     for group in groups:
-        files = [intruder.PublishedFile.read(path_of(p, t.name), policies[p.name].get("rounding_base"), p.indicator,
-                                             policies[p.name]["symbols"]["low"])
+        files = [intruder.PublishedFile.read(path_of(p, t.name), 10.0 ** -measure.dp if measure else
+                                             policies[p.name].get("rounding_base"), measure.col_name if measure else
+                                             p.indicator, policies[p.name]["symbols"]["low"])
                  for p in group.publications for t in p.tables if path_of(p, t.name).exists()]
         view.append(intruder.Population(group.name, files))
     for known_file in known:
@@ -111,11 +113,13 @@ def intruder_view(path_of, publications: list[Publication], policies: dict[str, 
 
 
 def protection_targets(work: RunPaths, publications: list[Publication], levels: dict[str, float],
-                       column: str = "protected") -> tuple[dict[tuple, tuple[float, float]], dict[tuple, float]]:
+                       column: str | None = None, value: str = "value",
+                       protected: str = "protected") -> tuple[dict[tuple, tuple[float, float]], dict[tuple, float]]:
     """(release, file, area, filter values) -> the interval each protected primary must reach: its value less and
     plus the protection level (at least one; never below zero); and every hidden value of the release, from the
-    restricted decision records. column: `protected` (held to its level in this release) or
-    `protected_against_both` (and against the earlier release)."""
+    restricted decision records. protected: the records' flag of a value held to its level in this release
+    (`protected` for counts, `<measure>_protected` for an amount, whose `value` is the measure's column); column:
+    also `protected_against_both` (held against the earlier release too), for the differencing attack."""
     targets, truth = {}, {}
     for publication in publications:
         path = work.decisions(publication.name)
@@ -126,10 +130,10 @@ def protection_targets(work: RunPaths, publications: list[Publication], levels: 
             filters = [f.name for f in table.filters]
             for row in cells.filter(pl.col("tables").list.contains(table.name)).iter_rows(named=True):
                 key = ("current", table.name, row[AREA], *(row[f] for f in filters))
-                truth[key] = float(row["value"])
-                if row.get("protected") and row.get(column, True) is not False:
-                    need = max(1.0, math.ceil(levels[publication.name] / 100 * row["value"]))
-                    targets[key] = (row["value"] - min(row["value"], need), row["value"] + need)
+                truth[key] = amount = float(row[value])
+                if row.get(protected) and (column is None or row.get(column) is not False):
+                    need = max(1.0, math.ceil(levels[publication.name] / 100 * amount))
+                    targets[key] = (amount - min(amount, need), amount + need)
     return targets, truth
 
 
@@ -158,6 +162,8 @@ def release_attack(paths: RunPaths, delivered: Path, publications: list[Publicat
         levels = {n: p["protection_level"] for n, p in policies.items()}
         targets, truth = protection_targets(paths, publications, levels)
         held = set(protection_targets(paths, publications, levels, "protected_against_both")[0])
+        amounts = [amount_finding(paths, delivered, measure, carriers, policies, levels)
+                   for measure, carriers in measures_of(publications)]
         known = known_files(known_dir) if known_dir else []
         view, relations_ = intruder_view(lambda p, t: table_file(delivered / p.recipient, t), publications, policies, known)
         found = intruder.attack({"current": view}, relations_, targets=targets)
@@ -170,7 +176,7 @@ def release_attack(paths: RunPaths, delivered: Path, publications: list[Publicat
                         if narrow else f"{sum(len(v.files) for v in view)} files of {len(view)} populations, "
                         f"{len(relations_.within) + len(relations_.part_of)} relations: no protected value narrowed",
                         narrowed(narrow, found, lambda key: "narrowed below its protection level" if key in targets
-                                 else "worked out exactly"))]
+                                 else "worked out exactly")), *amounts]
     groups = populations(publications)
     for members in joined_groups(groups, relations(groups)):
         mine = [p for m in members for p in m.publications]
@@ -183,6 +189,29 @@ def release_attack(paths: RunPaths, delivered: Path, publications: list[Publicat
             findings.append(Finding(f"differencing attack on {', '.join(sorted(m.name for m in members))}", False,
                                     f"the earlier release could not be attacked: {str(error).splitlines()[0]}"))
     return findings
+
+
+def measures_of(publications: list[Publication]) -> list[tuple[Measure, list[Publication]]]:
+    """Each amount published beside counts, with the publications that show it."""
+    found = {m.col_name: m for p in publications for m in p.measures}
+    return [(found[name], [p for p in publications if found[name] in p.measures]) for name in sorted(found)]
+
+
+def amount_finding(paths: RunPaths, delivered: Path, measure: Measure, carriers: list[Publication], policies: dict[str, dict],
+                   levels: dict[str, float]) -> Finding:
+    """The intruder on an amount published beside counts (funded hours): every primary the run held to its
+    protection level in the amount must keep it against the amounts shown, and no hidden amount is worked out."""
+    targets, truth = protection_targets(paths, carriers, levels, value=measure.col_name,
+                                        protected=f"{measure.col_name}_protected")
+    view, relations_ = intruder_view(lambda p, t: table_file(delivered / p.recipient, t), carriers, policies,
+                                     measure=measure)
+    found = intruder.attack({"current": view}, relations_, targets=targets)
+    narrow = _narrow(found, targets, truth)
+    return Finding(f"release attack on {measure.col_name}", not narrow,
+                   f"{len(narrow)} hidden amounts narrowed below their protection, e.g. {' / '.join(map(str, narrow[0][1:]))}"
+                   if narrow else f"{sum(len(v.files) for v in view)} files: no protected amount narrowed",
+                   narrowed(narrow, found, lambda key: "narrowed below its protection level" if key in targets
+                            else "worked out exactly"))
 
 
 def differencing_finding(view: list[intruder.Population], relations_: intruder.Relations, known: tuple[dict, dict],

@@ -71,8 +71,10 @@ def protected_release(release: Release, earlier: dict[tuple, EarlierRun], known:
                              "left_out": left_out})
         run = earlier.get(problem.names)
         before = problem_earlier(release, problem, table, run, policy) if run else None
-        result = round_published(protect(table, policy, prior=Prior(public, before)))
-        cells = result.cells.join(release.measure_totals(problem), on=CELL_ID, how="left")
+        amounts = release.amounts(problem, table)
+        policy = policy if amounts else policy.for_counts()  # its magnitude rules are for the amounts alone
+        result = round_published(protect(table, policy, prior=Prior(public, before), amounts=amounts))
+        cells = result.cells
         summary = result.summary()
         for population in problem.populations:
             part = release.parts[population.name]

@@ -18,7 +18,6 @@ import polars as pl
 from disclosure_control.hierarchy import ROOT, Hierarchy
 from disclosure_control.policy import Policy
 from disclosure_control.rounding import percentages
-from disclosure_control.table import CELL_ID, INNER_ID, TableSet
 from pipelines.nodes.characteristics import DERIVED, DERIVED_TOGETHER
 from schemas.calendar import Term
 from schemas.lookups import codeset
@@ -80,15 +79,19 @@ def unit_areas(units: pl.DataFrame, publication: Publication, schools: pl.DataFr
 
 
 def published_rows(frame: pl.DataFrame, publication: Publication, term: Term, schools: pl.DataFrame, postcodes: pl.DataFrame, keep: tuple[str, ...] = ()) -> tuple[pl.DataFrame, int]:
-    """One row per unit counted (the columns kept, area, each filter's label, each measure), and how many units had
-    no known area. The publication may be a release's population (release.py): it has the same attributes."""
-    needed = {f.source for f in publication.filters} | {m.source for m in publication.measures} | {c for c, _ in publication.where}
+    """One row per unit counted (the columns kept, area, each filter's label, each measure and its contributor),
+    and how many units had no known area. The publication may be a release's population (release.py): it has the
+    same attributes."""
+    contributors = tuple(dict.fromkeys(m.contributor for m in publication.measures))
+    needed = ({f.source for f in publication.filters} | {m.source for m in publication.measures} | set(contributors)
+              | {c for c, _ in publication.where})
     units = selected_units(with_derived(frame, needed, term), publication, term)
     rows = units.select(
         *keep,
         unit_areas(units, publication, schools, postcodes),
         *[filter_column(f, term.academic_year) for f in publication.filters],
         *[pl.col(m.source).cast(pl.Float64).fill_null(0).alias(m.col_name) for m in publication.measures],
+        *[pl.col(c).cast(pl.String) for c in contributors if c not in keep],
     )
     placed = rows.filter(pl.col(AREA).is_not_null())
     return placed, rows.height - placed.height
@@ -103,18 +106,6 @@ def area_hierarchy(publication: Publication, schools: pl.DataFrame, postcodes: p
                    .sort("lad_code"))
     children = {"Total": sorted(by_district["lad_code"].to_list())} | dict(by_district.iter_rows())
     return Hierarchy.from_children(AREA, children)
-
-
-def measure_totals(rows: pl.DataFrame, table_set: TableSet, publication: Publication) -> pl.DataFrame:
-    """cell_id and each measure's total in that cell: the same additive structure as the counts."""
-    names = [m.col_name for m in publication.measures]
-    if not names:
-        return table_set.cells.select(CELL_ID)
-    dims = list(table_set.dimensions)
-    inner = table_set.inner.select(INNER_ID, *dims).join(rows.group_by(dims).agg(pl.col(n).sum() for n in names),
-                                                         on=dims, how="left").sort(INNER_ID)
-    return table_set.cells.select(CELL_ID).with_columns(
-        pl.Series(n, table_set.membership.T @ inner[n].fill_null(0).to_numpy()) for n in names)
 
 
 def share_percents(cells: pl.DataFrame, publication: Publication, policy: Policy) -> pl.DataFrame:

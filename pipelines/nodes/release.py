@@ -31,8 +31,9 @@ from disclosure_control.policy import Policy
 from disclosure_control.prior import Earlier
 from disclosure_control.release import POPULATION, Nesting, population_cells, release_table, union_hierarchy
 from disclosure_control.status import STATUSES, SUPPRESSED, Status
-from disclosure_control.table import CELL_ID, VALUE, TableSet, TableSpec, build, from_microdata
-from pipelines.nodes.publication import area_hierarchy, measure_totals, published_rows
+from disclosure_control.table import (CELL_ID, CONTRIBUTOR, VALUE, Amounts, TableSet, TableSpec, amounts_of, build,
+                                      from_microdata)
+from pipelines.nodes.publication import area_hierarchy, published_rows
 from schemas.calendar import Term
 from schemas.specs.publication import AREA, Filter, Measure, Publication
 
@@ -196,7 +197,8 @@ class Release:
     """The populations of a run's publications, their rows and tables, and the problems that join them."""
 
     groups: tuple[Population, ...]
-    rows: dict[str, pl.DataFrame]  # population -> one row per unit counted (ROW, area, filters, measures)
+    rows: dict[str, pl.DataFrame]  # population -> one row per unit counted (ROW, area, filters, measures and
+    # their contributors)
     unplaced: dict[str, int]  # population -> units left out for want of a known area
     parts: dict[str, TableSet]  # population -> its linked tables
     relations: tuple[Relation, ...]
@@ -237,15 +239,20 @@ class Release:
         population = self.population_of(publication)
         return next(problem for problem in self.problems if population in problem.populations)
 
-    def measure_totals(self, problem: Problem) -> pl.DataFrame:
-        """cell_id (of the problem's model) and each measure's total, null where a population lacks it."""
-        frames, offset = [], 0
-        for population in sorted(problem.populations, key=lambda p: p.name):
-            part = self.parts[population.name]
-            totals = measure_totals(self.rows[population.name], part, population)
-            frames.append(totals.with_columns(pl.col(CELL_ID) + offset))
-            offset += part.cells.height
-        return pl.concat(frames, how="diagonal_relaxed")
+    def amounts(self, problem: Problem, table: TableSet) -> list[Amounts]:
+        """Each measure its populations publish, as an amount in the cells of the problem's model (`table`: the
+        model, grown by any figures others publish), its providers as contributors, published for the cells of
+        the populations that carry it."""
+        out = []
+        for measure in sorted({m for p in problem.populations for m in p.measures}, key=lambda m: m.col_name):
+            carriers = [p for p in problem.populations if measure in p.measures]
+            rows = [self.rows[p.name].select(
+                pl.lit(p.name).alias(POPULATION),
+                *[(pl.col(d) if d in self.parts[p.name].dimensions else pl.lit(ROOT)).alias(d) for d in table.dimensions[1:]],
+                pl.col(measure.contributor).alias(CONTRIBUTOR), pl.col(measure.col_name).alias(VALUE)) for p in carriers]
+            cells = table.cells.filter(pl.col(POPULATION).is_in([p.name for p in carriers]))[CELL_ID]
+            out.append(amounts_of(table, measure.col_name, pl.concat(rows), frozenset(cells.to_list())))
+        return out
 
     def publication_cells(self, cells: pl.DataFrame, publication: Publication) -> pl.DataFrame:
         """One publication's decision records (or any frame of its problem's cells) as its own tables name them:
@@ -423,7 +430,9 @@ def empty_cells(publication: Publication) -> pl.DataFrame:
     return pl.DataFrame(schema={CELL_ID: pl.Int64, **{c: pl.String for c in text}, VALUE: pl.Int64,
                                 "tables": pl.List(pl.String), "is_total": pl.Boolean, "lower": pl.Float64,
                                 "upper": pl.Float64, "exact": pl.Boolean, "safe": pl.Boolean, "protected": pl.Boolean,
-                                "protected_against_both": pl.Boolean, **{m.col_name: pl.Float64 for m in publication.measures}})
+                                "protected_against_both": pl.Boolean,
+                                **{c: t for m in publication.measures
+                                   for c, t in ((m.col_name, pl.Float64), (f"{m.col_name}_protected", pl.Boolean))}})
 
 
 def publication_summary(cells: pl.DataFrame, problem: dict) -> dict:

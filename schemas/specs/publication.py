@@ -39,11 +39,13 @@ class PublishedTable:
 
 @dataclass(frozen=True)
 class Measure:
-    """An additive quantity published beside the count (funded hours): shown only where the count is."""
+    """An amount published beside the count (funded hours, funding): shown only where the count is, and protected
+    as a magnitude in the same cells, with the policy's dominance and p% rules over its contributors (providers)."""
 
     col_name: str
     source: str
     label: str
+    contributor: str  # the column naming who contributes each unit's amount
     unit: str = ""
     dp: int = 0
 
@@ -112,7 +114,7 @@ PUBLICATION_NESTED = {  # a nested table's allowed and required keys: a misspelt
     "indicator": (("col_name", "label"), ("col_name", "label")),
     "share": (("filter", "label"), ("filter", "label")),
     "tables": (("name", "filters"), ("name", "filters")),
-    "measures": (("col_name", "source", "label", "unit", "dp"), ("col_name", "source", "label")),
+    "measures": (("col_name", "source", "label", "contributor", "unit", "dp"), ("col_name", "source", "label", "contributor")),
 }
 
 
@@ -135,8 +137,8 @@ def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publi
             raise PublicationError(f"share.filter: {share['filter']!r} is not in filters.toml")
         if raw.get("time", "term") not in TIMES:
             raise PublicationError(f"time: {raw['time']!r} is not one of {', '.join(TIMES)}")
-        measures = tuple(Measure(m["col_name"], m["source"], m["label"], m.get("unit", ""), int(m.get("dp", 0)))
-                         for m in raw.get("measures", []))
+        measures = tuple(Measure(m["col_name"], m["source"], m["label"], m["contributor"], m.get("unit", ""),
+                                 int(m.get("dp", 0))) for m in raw.get("measures", []))
         return Publication(
             name, raw["title"], raw["return"], raw["recipient"], raw["dataset"], geography["kind"], geography["source"], tuple(raw["unit"]),
             tuple((column, tuple(map(str, values))) for column, values in raw.get("where", {}).items()),
@@ -161,7 +163,8 @@ def checked_columns(publication: Publication, dataset_columns: Iterable[str]) ->
     used = [("geography.source", publication.area_source), *(("unit", c) for c in publication.unit),
             *((f"where.{c}", c) for c, _ in publication.where),
             *((f"filters.{f.name}.source", f.source) for f in publication.filters),
-            *((f"measures.{m.col_name}.source", m.source) for m in publication.measures)]
+            *((f"measures.{m.col_name}.source", m.source) for m in publication.measures),
+            *((f"measures.{m.col_name}.contributor", m.contributor) for m in publication.measures)]
     for key, column in used:
         if column not in known:
             raise PublicationError(f"{key}: {column!r} is not a column of {publication.dataset} or a derived "
