@@ -31,11 +31,11 @@ def file_entry(folder: Path, path: Path) -> dict:
     elif path.suffix == ".parquet":
         entry["rows"] = pl.scan_parquet(path).select(pl.len()).collect().item()
     elif path.suffix == ".xml":
-        entry["records"] = xml_records(path)
+        entry["records"] = xml_record_count(path)
     return entry
 
 
-def xml_records(path: Path) -> int:
+def xml_record_count(path: Path) -> int:
     """The people's records in a DfE XML return (YoungPersonsRecord, PupilChild: schemas/specs/layout.py)."""
     records = {layout.record for layout in LAYOUTS.values()}
     return sum(1 for _, element in ET.iterparse(path) if element.tag in records)

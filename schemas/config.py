@@ -104,15 +104,18 @@ def load_publication(path: Path, recipients: dict[str, Recipient] | None = None,
 def load_extract(path: Path, recipients: dict[str, Recipient]) -> Extract:
     """An extract spec, refused at load if it asks for more than its recipient may have."""
     from schemas.contract import load_contract
-    from schemas.specs.extract import ExtractError, check_entitled, parse_extract
+    from schemas.specs.extract import ExtractError, check_entitled, check_sources_of_required_items, parse_extract
     from schemas.specs.publication import DERIVED_COLUMNS
 
     def parsed(raw: dict) -> Extract:
         extract = checked_references(parse_extract(raw, path.stem), ExtractError, recipients)
-        known = set(load_contract(extract.dataset).column_names) | set(DERIVED_COLUMNS)
+        contract = load_contract(extract.dataset)
+        known = set(contract.column_names) | set(DERIVED_COLUMNS)
         for key, column in extract.columns_used:
             if column not in known:
                 raise ExtractError(f"{key}: {column!r} is not a column of {extract.dataset} or a derived characteristic")
+        if extract.layout != "csv":
+            check_sources_of_required_items(extract, {c.name for c in contract.columns if c.required})
         check_entitled(extract, recipients[extract.recipient].entitlement)
         return extract
     return loaded(path, parsed, ExtractError)

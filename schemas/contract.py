@@ -17,7 +17,7 @@ from schemas.keys import check_keys
 from schemas.lookups import codeset_names
 
 COLUMN_TYPES = {"text", "code", "code_list", "date", "int", "decimal", "flag"}
-FORMATS = {"upn", "uln", "nino", "nass", "postcode", "urn", "laestab", "eligibility_code", "phone", "la_code"}
+FORMATS = {"upn", "uln", "nino", "nass", "postcode", "urn", "ofsted_urn", "laestab", "eligibility_code", "phone", "la_code"}
 SEVERITIES = {"error", "warning"}
 RULE_CHECKS = {
     "unique": {"columns"},

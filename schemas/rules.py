@@ -27,6 +27,9 @@ FORMAT_CHECKS = {
     "nass": ("FORMAT", is_valid_nass, "is not a valid NASS number (YYMM then 5 to 7 digits)"),
     "postcode": ("FORMAT", is_valid_postcode, "is not a valid postcode"),
     "urn": ("FORMAT", lambda c: c.str.contains(r"^\d{6,7}$"), "is not a URN (6 or 7 digits)"),
+    # Ofsted's early years registrations: EY and 6 digits since 2008, 6 or 7 digits before and for some since [I]
+    "ofsted_urn": ("FORMAT", lambda c: c.str.contains(r"^(EY\d{6}|\d{6,7})$"),
+                   "is not an Ofsted URN (EY and 6 digits, or 6 or 7 digits)"),
     "laestab": ("FORMAT", lambda c: c.str.contains(r"^\d{7}$"), "is not a LAESTAB (7 digits)"),
     "eligibility_code": ("FORMAT", lambda c: c.str.contains(r"^\d{11}$"), "is not an eligibility code (11 digits)"),
     "phone": ("FORMAT", lambda c: c.str.contains(r"^\+?[0-9][0-9 ()-]{8,18}[0-9]$"), "is not a phone number"),

@@ -12,14 +12,15 @@ import pytest
 import xmlschema
 
 from pipelines.assurance.dfe_returns import ReturnRejected, checked_return, ey_census_rule_failures
-from pipelines.nodes.dfe_xml import EyCensusHeader, ey_census_document
+from pipelines.nodes.characteristics import extended_hours, universal_hours
+from pipelines.nodes.dfe_xml import EyCensusHeader, LayoutError, ey_census_document
 from pipelines.store.warehouse import staged_frames
 from schemas.calendar import Term
 from schemas.catalog import FORMATS_DIR, RunPaths
 from schemas.specs.layout import EY_CENSUS_XML
 
 HEADER = EyCensusHeader("855", Term.parse("2026-spring"), dt.datetime(2026, 1, 20, 9, 30), "test")
-PROVIDERS = pl.DataFrame({"provider_urn": [500001], "ofsted_urn": ["212345"], "provider_name": ["Ward Nursery"],
+PROVIDERS = pl.DataFrame({"provider_urn": [500001], "ofsted_urn": ["EY212345"], "provider_name": ["Ward Nursery"],
                           "provider_type": ["PVI"], "postcode": ["LE1 6XN"], "old_la_code": ["855"],
                           "hours_open_per_week": [50.0], "weeks_open_per_year": [51], "eyts_staff": [1],
                           "eyts_staff_with_children": [1]})
@@ -77,8 +78,16 @@ def test_designed_settings_and_children_break_exactly_the_named_rules(tmp_path):
 
 
 def test_a_setting_outside_the_reference_data_or_a_bad_item_is_refused_without_its_value(tmp_path):
-    with pytest.raises(ValueError, match="1 setting.* not in the provider reference data"):
+    with pytest.raises(LayoutError, match="1 setting.* not in the provider reference data"):
         document(EstablishmentURN="500999")
     with pytest.raises(ReturnRejected) as refused:
         checked_return(tmp_path / "ey_census.xml", document(EligibilityCode="NOT-A-CODE"), "ey_census_xml")
     assert "EligibilityCode" in str(refused.value) and "NOT-A-CODE" not in str(refused.value)
+
+
+def test_a_working_parents_30_hours_split_between_settings_count_the_universal_15_once():
+    frame = pl.DataFrame({"child_id": ["a", "a", "b"], "term": ["2026-spring"] * 3, "entitlement": ["E34"] * 3,
+                          "provider_urn": ["500002", "500001", "500003"], "funded_hours_per_week": ["10", "20", "30"]})
+    term = Term.parse("2026-spring")
+    split = frame.select("child_id", universal=universal_hours(frame, term), extended=extended_hours(frame, term))
+    assert split.rows() == [("a", 0.0, 10.0), ("a", 15.0, 5.0), ("b", 15.0, 15.0)]

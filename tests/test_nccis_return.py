@@ -13,7 +13,7 @@ import pytest
 import xmlschema
 
 from pipelines.assurance.dfe_returns import ReturnRejected, checked_return, nccis_rule_failures
-from pipelines.nodes.dfe_xml import NccisHeader, nccis_document
+from pipelines.nodes.dfe_xml import LayoutError, NccisHeader, nccis_document
 from pipelines.store.warehouse import staged_frames
 from schemas.catalog import EXTRACTS_DIR, FORMATS_DIR, RunPaths
 from schemas.config import load_extract, load_recipients
@@ -82,6 +82,16 @@ def test_a_designed_record_passes_and_each_broken_rule_is_named():
     assert b"<CurrencyLapsed>Y</CurrencyLapsed>" in lapsed and nccis_rule_failures(lapsed) == {}
 
 
+def test_two_people_whose_ids_have_the_same_digits_are_refused_not_merged():
+    """NCCIS's YoungPersonsID keeps only digits: YP0000001 and ZZ0000001 would become one young person."""
+    rows = pl.DataFrame([GOOD | {"PersonalDetails/YoungPersonsID": "YP0000001"},
+                         GOOD | {"PersonalDetails/YoungPersonsID": "ZZ0000001"}])
+    with pytest.raises(LayoutError, match="^two or more person ids have the same digits") as refused:
+        nccis_document(rows, NCCIS_XML, HEADER, 2025)
+    assert "0000001" not in str(refused.value)
+    assert nccis_document(rows.head(1), NCCIS_XML, HEADER, 2025).count(b"<YoungPersonsRecord>") == 1
+
+
 def test_a_file_the_dfe_would_reject_is_refused_in_one_line_without_its_values(tmp_path):
     bad = document(**{"Activities/Cohort/ActivityCode": "999"})
     with pytest.raises(ReturnRejected) as refused:
@@ -98,6 +108,10 @@ def test_a_file_the_dfe_would_reject_is_refused_in_one_line_without_its_values(t
     (lambda t: t.replace('"PersonalDetails/Town"', '"PersonalDetails/Tonw"'),
      r"columns.PersonalDetails/Tonw: not an item of the nccis_xml layout"),
     (lambda t: t.replace('layout = "nccis_xml"', 'layout = "nccis"'), r"layout: 'nccis' is not one of csv, nccis_xml"),
+    (lambda t: t.replace('{ name = "PersonalDetails/Postcode", source = "postcode" }',
+                         '{ name = "PersonalDetails/Postcode", source = "address_line2" }'),
+     r"columns.PersonalDetails/Postcode: the nccis_xml layout requires it, and 'address_line2' is not required in the "
+     r"destinations contract"),
 ])
 def test_a_spec_that_cannot_fill_the_layout_is_refused_at_load(tmp_path, change, error):
     spec = tmp_path / "nccis.toml"

@@ -12,7 +12,7 @@ from schemas.calendar import Term
 from schemas.config import load_mapping
 from schemas.contract import load_contract
 from schemas.identifiers import upn_check_letter
-from schemas.rules import MAX_FIELD_CHARS, SOURCE_FIELDS, Period, compile_rules
+from schemas.rules import FORMAT_CHECKS, MAX_FIELD_CHARS, SOURCE_FIELDS, Period, compile_rules
 
 PERIOD = Period(Term(2025, "spring"))
 DATASETS = ["pupils", "early_years", "destinations", "ncmp"]
@@ -220,3 +220,11 @@ def test_dates_are_checked_against_the_census_day_of_the_term_being_validated(sm
     spring = validate_frame(rows, load_contract("pupils"), Period(Term(2025, "spring")))
     assert autumn.quarantine["rule_ids"].to_list() == ["PUP-ADMISSION-DATE-RANGE"]
     assert spring.quarantine.height == 0 and spring.staged.height == 1
+
+
+def test_an_ofsted_urn_is_ey_and_six_digits_or_six_or_seven_digits():
+    """Ofsted's early years registrations since 2008 are EY and six digits; the provider reference data must
+    accept them as well as the older all-digit URNs."""
+    values = pl.DataFrame({"urn": ["EY123456", "212345", "2123456", "EY12345", "AB123456", "12345"]})
+    accepted = values.select(FORMAT_CHECKS["ofsted_urn"][1](pl.col("urn")))["urn"].to_list()
+    assert accepted == [True, True, True, False, False, False]

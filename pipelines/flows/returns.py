@@ -38,7 +38,7 @@ from pipelines.assurance.verify import release_attack
 from pipelines.flows.prefect_api import without_tracebacks
 from pipelines.flows.validate import new_run_id, run_validation
 from pipelines.governance.rectify import reapply_rectifications
-from pipelines.nodes.dfe_xml import ey_census_document, ey_census_header, nccis_document, nccis_header
+from pipelines.nodes.dfe_xml import return_document
 from pipelines.nodes.ees import district_geography, ees_tables
 from pipelines.nodes.extract import extract_made, extract_rows
 from pipelines.nodes.protection import ProtectedRelease, protected_release
@@ -134,14 +134,8 @@ def write_extract(paths: RunPaths, config: RunConfig, name: str, staging: Path, 
     if extract.layout == "csv":
         write_csv_atomic(rows, target)
     else:
-        reference = staged_frames(paths.warehouse, ("schools", "providers"))
-        made_at, layout = england_time(dt.datetime.fromisoformat(started)), LAYOUTS[extract.layout]
-        if extract.layout == "nccis_xml":
-            header = nccis_header(reference["schools"], term, made_at.date(), version("lareturns"))
-            document = nccis_document(rows, layout, header, term.academic_year)
-        else:
-            header = ey_census_header(reference["schools"], term, made_at, version("lareturns"))
-            document = ey_census_document(rows, layout, reference["providers"], header)
+        document = return_document(rows, LAYOUTS[extract.layout], staged_frames(paths.warehouse, ("schools", "providers")),
+                                   term, england_time(dt.datetime.fromisoformat(started)), version("lareturns"))
         queries = checked_return(target, document, extract.layout)
         write_bytes_atomic(target, document)
     return extract_made(extract, rows.height, queries)

@@ -59,15 +59,26 @@ def _weekly(entitlements: tuple[str, ...]) -> pl.Expr:
     return pl.when(pl.col("entitlement").is_in(list(entitlements))).then(hours)
 
 
+def _universal_part() -> pl.Expr:
+    """Of a working parent's 30 hours, the part of this setting's hours that is the universal 15: a child's 15
+    counted once across its settings, so that a child split between two settings is not given 15 universal hours
+    at each. Which setting's hours are the universal part the specifications do not say [I]: the first in URN
+    order, so the same records always give the same split."""
+    hours = _weekly(("E34",))
+    before = (hours.cum_sum() - hours).over(["child_id", "term", "entitlement"], order_by="provider_urn")
+    return pl.min_horizontal(hours, (UNIVERSAL_HOURS - before).clip(lower_bound=0.0))
+
+
 def universal_hours(frame: pl.DataFrame, term: Term) -> pl.Expr:
     """The early years census's funded hours: the universal or two-year-old entitlement a week (for a working
-    parent's 30 hours, the first 15)."""
-    return pl.coalesce(_weekly(("2YO", "U34")), _weekly(("E34",)).clip(upper_bound=UNIVERSAL_HOURS))
+    parent's 30 hours, the first 15 across the child's settings)."""
+    return pl.coalesce(_weekly(("2YO", "U34")), _universal_part())
 
 
 def extended_hours(frame: pl.DataFrame, term: Term) -> pl.Expr:
-    """The census's extended hours: a working parent's hours a week above the universal 15."""
-    return (_weekly(("E34",)) - UNIVERSAL_HOURS).clip(lower_bound=0.0)
+    """The census's extended hours: a working parent's hours a week above the universal 15 (across the child's
+    settings)."""
+    return _weekly(("E34",)) - _universal_part()
 
 
 def expanded_hours(frame: pl.DataFrame, term: Term) -> pl.Expr:

@@ -19,7 +19,7 @@ import polars as pl
 from pipelines.nodes.ees import district_geography
 from schemas.calendar import Term
 from schemas.lookups import codeset
-from schemas.specs.layout import Item, Layout
+from schemas.specs.layout import DEFAULTED, Item, Layout
 
 SEN_SUPPORT = "K"  # the SEN provision code of SEN support (an EHC plan is E)
 SEPARATOR = ";"  # how a staged code list is held
@@ -72,7 +72,7 @@ def text(value, item: Item, header: NccisHeader | None) -> list[str]:
     if item.kind == "lead_la":
         return [header.la_code]
     if value is None or value == "":  # no lapse date: not lapsed; no SEN provision: no SEN support
-        return ["N"] if item.kind in ("currency_lapsed", "sen_support") else []
+        return [DEFAULTED[item.kind]] if item.kind in DEFAULTED else []
     if item.kind == "date":
         return [value.isoformat() if isinstance(value, dt.date) else str(value)]
     if item.kind == "yes_no":
@@ -98,6 +98,15 @@ def young_persons_id(person_id: str, database_id: str) -> str:
     if not digits or len(digits) > 10:
         raise LayoutError("a person id does not fit NCCIS's YoungPersonsID (at most 10 digits after the database id)")
     return database_id + digits.zfill(10)
+
+
+def check_distinct_ids(rows: pl.DataFrame, layout: Layout, header: NccisHeader) -> None:
+    """Two people whose ids have the same digits would share a YoungPersonsID, and NCCIS would merge them: refused."""
+    for item in (i for i in layout.items if i.kind == "young_person_id" and i.path in rows.columns):
+        people = rows[item.path].drop_nulls().cast(pl.String).unique().to_list()
+        if len({young_persons_id(p, header.database_id) for p in people}) < len(people):
+            raise LayoutError("two or more person ids have the same digits, so they would share a YoungPersonsID "
+                              "(NCCIS's id keeps only digits): give each young person an id of its own digits")
 
 
 def with_main_ethnicity(rows: pl.DataFrame, layout: Layout, academic_year: int) -> pl.DataFrame:
@@ -141,6 +150,7 @@ def header_element(header: NccisHeader) -> ET.Element:
 
 def nccis_document(rows: pl.DataFrame, layout: Layout, header: NccisHeader, academic_year: int) -> bytes:
     """The monthly NCCIS upload: the file header, then one YoungPersonsRecord per row, in the rows' order."""
+    check_distinct_ids(rows, layout, header)
     root = ET.Element(layout.root)
     root.append(header_element(header))
     for row in with_main_ethnicity(rows, layout, academic_year).iter_rows(named=True):
@@ -220,6 +230,17 @@ def ey_census_document(rows: pl.DataFrame, layout: Layout, providers: pl.DataFra
         root.append(establishment_element(provider, children, layout, header))
     ET.indent(root)
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
+
+
+def return_document(rows: pl.DataFrame, layout: Layout, reference: dict[str, pl.DataFrame], term: Term,
+                    made_at: dt.datetime, release: str) -> bytes:
+    """The DfE return an extract's layout names, for the LA of the staged schools (reference: the staged schools and
+    providers); made_at is the time in England the run started, so a rerun of the same run gives the same bytes."""
+    if layout.name == "nccis_xml":
+        header = nccis_header(reference["schools"], term, made_at.date(), release)
+        return nccis_document(rows, layout, header, term.academic_year)
+    header = ey_census_header(reference["schools"], term, made_at, release)
+    return ey_census_document(rows, layout, reference["providers"], header)
 
 
 def parsed(document: bytes) -> ET.Element:

@@ -94,8 +94,10 @@ def provider_details(providers: pl.DataFrame, rng: np.random.Generator) -> pl.Da
     n = providers.height
     childminder = providers["provider_type"].to_numpy() == "CM"
     eyts = np.where(childminder, 0, rng.binomial(3, 0.25, n))
-    return providers.with_columns(
-        ofsted_urn=pl.Series(np.char.add("2", np.char.zfill(rng.integers(0, 10**5, n).astype(str), 5))),
+    numbers = rng.integers(0, 10**5, n)
+    return providers.with_columns(  # Ofsted's URNs: EY and 6 digits since 2008, 6 digits before
+        ofsted_urn=pl.Series(np.where(numbers % 3 == 0, np.char.add("EY", np.char.zfill(numbers.astype(str), 6)),
+                                      np.char.add("2", np.char.zfill(numbers.astype(str), 5)))),
         hours_open_per_week=pl.Series(np.where(childminder, rng.choice([40.0, 45.0, 50.0], n),
                                                rng.choice([15.0, 38.0, 50.0, 55.0], n, p=[0.1, 0.2, 0.5, 0.2]))),
         weeks_open_per_year=pl.Series(np.where(rng.random(n) < 0.6, 51, 38)),

@@ -134,6 +134,17 @@ def check_layout(extract: Extract) -> None:
         raise ExtractError(f"columns: the {layout.name} layout requires {missing[0]}")
 
 
+def check_sources_of_required_items(extract: Extract, required_columns: set[str]) -> None:
+    """Every item a DfE layout requires comes from a column its dataset's contract requires, so that no staged row
+    can make a return the DfE rejects for a missing element: a null is quarantined at validation instead."""
+    layout = LAYOUTS[extract.layout]
+    sources = dict(extract.columns)
+    optional = [(i.path, sources[i.path]) for i in layout.needs_a_value if sources[i.path] not in required_columns]
+    if optional:
+        raise ExtractError(f"columns.{optional[0][0]}: the {layout.name} layout requires it, and {optional[0][1]!r} is "
+                           f"not required in the {extract.dataset} contract (set required = true there)")
+
+
 def check_entitled(extract: Extract, entitlement: Entitlement) -> None:
     """Refuse a spec that asks for a field its recipient may not have (in any form)."""
     asked = [s for _, s in extract.columns] + list(extract.by)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULTED = {"currency_lapsed": "N", "sen_support": "N"}  # kind -> what a missing staged value is written as
 SUPPLIED = ("lead_la",)  # items the layout fills from the run (the LA), never from a staged field
 
 
@@ -42,6 +43,12 @@ class Layout:
     # Where the document holds what the receiver is owed outside its records (the file header; a setting's
     # modules, from the provider reference data): paths below the root, as the leak scan names them
     outside_records: tuple[str, ...] = ()
+
+    @property
+    def needs_a_value(self) -> tuple[Item, ...]:
+        """The mapped items a record must carry whose kind gives no value of its own when the staged one is missing
+        (no SEN provision is SEN support N; no lapse date, not lapsed)."""
+        return tuple(i for i in self.mapped if i.required and i.kind not in DEFAULTED)
 
     @property
     def mapped(self) -> tuple[Item, ...]:
