@@ -29,6 +29,11 @@ RULE_CHECKS = {
     "within_code_limit": {"column", "code_column", "codeset", "attribute"},
     "entitlement_age": {"dob_column", "term_column", "code_column"},
     "age_between": {"dob_column", "min_age", "max_age"},
+    "only_when": {"column", "when_column", "when_in"},
+    "code_when": {"column", "code", "when_column", "when_in", "present"},
+    "equal": {"column", "other"},
+    "any_of": {"columns"},
+    "multiple_of": {"column", "step"},
 }
 RULE_OPTIONAL = {
     "unique": {"pair_column", "pair_values"},
@@ -160,7 +165,7 @@ def _rule(index: int, spec: dict, columns: set[str], where: str) -> RuleSpec:
     if severity not in SEVERITIES:
         raise ContractError(f"{where}.severity: {severity!r} is not 'error' or 'warning'")
     named = [v for k, v in params.items() if k in ("column", "when_column", "flag", "than", "code_column",
-                                                     "dob_column", "term_column", "pair_column", "nc_column")]
+                                                     "dob_column", "term_column", "pair_column", "nc_column", "other")]
     named += [c for k in ("columns",) for c in params.get(k, [])]
     for name in named:
         if name not in columns:

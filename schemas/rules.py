@@ -60,6 +60,7 @@ class Period:
             "census": self.term.census_date,
             "year_start": Term(self.academic_year, "autumn").start,
             "year_end": academic_year_end(self.academic_year),
+            "census_month_end": self.term.census_month_end,  # NCCIS's period end for the term's census month
         }
 
     def date(self, spec: str) -> dt.date:
@@ -197,7 +198,7 @@ def term_start(term: pl.Expr) -> pl.Expr:
     return pl.date(year, month, 1)
 
 
-def cross_rule(spec: RuleSpec, period: Period) -> pl.Expr:
+def cross_rule(spec: RuleSpec, period: Period, contract: Contract) -> pl.Expr:
     p = spec.params
     if spec.check == "unique":
         keys = p["columns"]
@@ -217,6 +218,19 @@ def cross_rule(spec: RuleSpec, period: Period) -> pl.Expr:
         return (gap >= p["min_gap"]) & (gap <= p.get("max_gap", 999))
     if spec.check == "required_when":
         return pl.col(p["column"]).is_null() & pl.col(p["when_column"]).is_in(p["when_in"])
+    if spec.check == "only_when":
+        return pl.col(p["column"]).is_not_null() & ~pl.col(p["when_column"]).is_in(p["when_in"]).fill_null(False)
+    if spec.check == "code_when":  # a code list that must (present) or must not hold a code in these rows
+        separator = next(c.separator for c in contract.columns if c.name == p["column"])
+        holds = pl.col(p["column"]).str.split(separator).list.eval(pl.element().str.strip_chars()).list.contains(p["code"])
+        return pl.col(p["when_column"]).is_in(p["when_in"]) & (holds.fill_null(False) != p["present"])
+    if spec.check == "equal":
+        return pl.col(p["column"]) != pl.col(p["other"])
+    if spec.check == "multiple_of":
+        value = pl.col(typed_name(p["column"]))
+        return ((value / p["step"]).round() * p["step"] - value).abs() > 1e-9
+    if spec.check == "any_of":
+        return pl.all_horizontal([pl.col(c).is_null() for c in p["columns"]])
     if spec.check == "not_both":
         return pl.all_horizontal([pl.col(c).is_not_null() for c in p["columns"]])
     if spec.check == "flag_matches_code":
@@ -255,7 +269,8 @@ def row_rules(contract: Contract) -> list[CompiledRule]:
 
 def compile_rules(contract: Contract, period: Period) -> list[CompiledRule]:
     rules = row_rules(contract) + [rule for column in contract.columns for rule in column_rules(contract, column, period)]
-    rules += [CompiledRule(s.id, s.severity, s.message, cross_rule(s, period), whole_file_columns(s)) for s in contract.rules]
+    rules += [CompiledRule(s.id, s.severity, s.message, cross_rule(s, period, contract), whole_file_columns(s))
+              for s in contract.rules]
     return [CompiledRule(r.id, r.severity, r.message, r.fails.fill_null(False), r.whole_file) for r in rules]
 
 
