@@ -71,6 +71,8 @@ def test_designed_settings_and_children_break_exactly_the_named_rules(tmp_path):
     assert ey_census_rule_failures(document()) == {}
     assert ey_census_rule_failures(document(HoursAtSetting=25.0)) == {"8220": 1}
     assert ey_census_rule_failures(document(HoursAtSetting=32.25, FundedHours=10.0)) == {"8215": 1}
+    assert ey_census_rule_failures(document(PROVIDERS.with_columns(weeks_open_per_year=pl.lit(53)))) == {"8105": 1}
+    assert ey_census_rule_failures(document(DOB=dt.date(2020, 1, 1))) == {"8155": 1}  # aged 6: no funded child under 5
     late = PROVIDERS.with_columns(hours_open_per_week=pl.lit(80.0))
     assert checked_return(tmp_path / "ey_census.xml", document(late), "ey_census_xml") == {"8100Q": 1}  # a query
     with pytest.raises(ReturnRejected, match=r"rule 8220 \(a child's funded hours .*\): 1 record"):

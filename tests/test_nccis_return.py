@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import xmlschema
 
-from pipelines.assurance.dfe_returns import ReturnRejected, checked_return, nccis_rule_failures
+from pipelines.assurance.dfe_returns import NCCIS_RULES, ReturnRejected, checked_return, nccis_rule_failures
 from pipelines.nodes.dfe_xml import LayoutError, NccisHeader, nccis_document
 from pipelines.store.warehouse import staged_frames
 from schemas.catalog import EXTRACTS_DIR, FORMATS_DIR, RunPaths
@@ -80,6 +80,40 @@ def test_a_designed_record_passes_and_each_broken_rule_is_named():
     lapsed = document(**{"Activities/Cohort/DueToLapseDate": dt.date(2026, 1, 5),
                          "Activities/Cohort/CurrencyLapsed": dt.date(2026, 1, 5)})
     assert b"<CurrencyLapsed>Y</CurrencyLapsed>" in lapsed and nccis_rule_failures(lapsed) == {}
+
+
+BROKEN = {  # Appendix D error -> a change to the designed record that breaks it and no other rule
+    "13": {"PersonalDetails/CohortStatus": "T"},
+    "19": {"PersonalDetails/EducatedLEA": "999"},
+    "24": {"PersonalDetails/LEACodeAtYear11": "999"},
+    "25": {"PersonalDetails/LEACodeAtYear11": "855", "SeptemberGuarantee/Year11/LEACode": "856"},
+    "31": {"PersonalDetails/AddressLine1": None},
+    "34": {"PersonalDetails/TransferredToLACode": "856"},
+    "43": {"PersonalDetails/Postcode": "LE16XN"},
+    "224": {"Activities/Cohort/ActivityCode": "619"},
+    "225": {"Activities/Cohort/ActivityCode": "619", "Activities/Cohort/NEETStartDate": dt.date(2025, 10, 1)},
+    "226": {"Activities/Cohort/NEETStartDate": dt.date(2025, 8, 1)},
+    "233": {"Activities/Cohort/ActivityCode": "620", "Activities/Cohort/NEETStartDate": dt.date(2025, 9, 1)},
+    "234": {"Activities/Cohort/ActivityCode": "630", "Activities/Cohort/NEETStartDate": dt.date(2025, 9, 1)},
+    "235": {"Activities/Cohort/ActivityCode": "650", "Activities/Cohort/NEETStartDate": dt.date(2025, 9, 1),
+            "LevelOfNeed/Characteristics/CharacteristicCode": "140"},
+    "237": {"Activities/Cohort/DateVerified": dt.date(2025, 9, 10)},
+    "238": {"Activities/Cohort/PredictedEndDate": dt.date(2026, 6, 30)},
+    "242": {"Activities/Cohort/DateAscertained": dt.date(2025, 8, 20), "Activities/Cohort/DateVerified": dt.date(2025, 8, 25)},
+    "260": {"LevelOfNeed/Characteristics/CharacteristicCode": "180", "PersonalDetails/Gender": "M"},
+    "261": {"SeptemberGuarantee/Year11/LEACode": "999"},
+    "262": {"Activities/Cohort/ActivityCode": "260"},
+    "305": {"Activities/Cohort/DateVerified": dt.date(2026, 2, 3)},
+    "306": {"LevelOfNeed/SENDFlag": True, "LevelOfNeed/SENSupportFlag": "K"},
+}
+
+
+@pytest.mark.parametrize("rule", sorted(BROKEN, key=int))
+def test_each_appendix_d_rule_fires_on_a_record_designed_to_break_it(rule):
+    """Every rule the checker knows, broken alone (231, 232 and 903 are set by the builder itself and 26 by the
+    header: a record cannot be built to break them)."""
+    assert nccis_rule_failures(document(**BROKEN[rule])) == {rule: 1}
+    assert set(BROKEN) | {"231", "232", "903", "26"} == set(NCCIS_RULES)
 
 
 def test_two_people_whose_ids_have_the_same_digits_are_refused_not_merged():
