@@ -78,7 +78,8 @@ class Attacker:
     whatever this release does and the cells no repair may change. Only the first attacker (this release and the
     figures public elsewhere) audits every hidden cell; the others only the cells they must not narrow.
     `relaxed` cells are held only to not being worked out exactly: no pattern gives them their full protection
-    against this intruder."""
+    against this intruder. With `mirror` (the table's number of cells), the model holds copies of the table's
+    cells (table.joint_table: amounts tied together), each hidden and shown with its original."""
 
     name: str
     known: frozenset[int]
@@ -87,19 +88,31 @@ class Attacker:
     hidden: frozenset[int] = frozenset()
     fixed: frozenset[int] = frozenset()
     relaxed: frozenset[int] = frozenset()
+    mirror: int = 0
+
+    def seen(self, suppressed: set[int]) -> set[int]:
+        """The model's cells this intruder does not see, given the table's suppressed cells."""
+        hidden = suppressed | self.hidden
+        if self.mirror:
+            hidden = {c + k * self.mirror for c in hidden for k in range(self.model.cells.height // self.mirror)}
+        return hidden - self.known
 
     def audit(self, table: TableSet, suppressed: set[int], only: set[int] | None = None, rounds: int | None = None,
               every_cell: bool = False) -> pl.DataFrame:
         if not every_cell:
             mine = set(self.required[CELL_ID].to_list())
             only = mine if only is None else only & mine
-        return audit(self.model or table, (suppressed | self.hidden) - self.known, self.required, only=only,
+        return audit(self.model or table, self.seen(suppressed), self.required, only=only,
                      **({"rounds": rounds} if rounds is not None else {}))
 
     def repairs(self, table: TableSet, suppressed: set[int], unsafe: pl.DataFrame, costs: np.ndarray) -> tuple[set[int], set[int]]:
+        """The table's cells to suppress as well (a copy's repair suppresses its original), and the cells no
+        repair can hold."""
         model = self.model or table
-        costs = np.concatenate([costs, np.zeros(model.cells.height - len(costs))])
-        return interval_repairs(model, (suppressed | self.hidden) - self.known, unsafe, costs, self.known | self.fixed)
+        costs = (np.tile(costs, model.cells.height // self.mirror) if self.mirror
+                 else np.concatenate([costs, np.zeros(model.cells.height - len(costs))]))
+        added, stuck = interval_repairs(model, self.seen(suppressed), unsafe, costs, self.known | self.fixed)
+        return ({c % self.mirror for c in added} if self.mirror else added), stuck
 
     def without(self, cells: set[int]) -> "Attacker":
         return replace(self, required=self.required.filter(~pl.col(CELL_ID).is_in(list(cells))))
@@ -164,14 +177,17 @@ def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[i
 
 
 def plain_attacker(table: TableSet, policy: Policy, prior: Prior, primary: set[int], name: str = "this release",
-                   model: TableSet | None = None) -> tuple[Attacker, set[int]]:
+                   model: TableSet | None = None, mirror: int = 0) -> tuple[Attacker, set[int]]:
     """The intruder with this release and the figures public elsewhere, and the primaries those figures alone
     narrow below their protection level (held only to not being worked out exactly). With a model (an amount in
-    the same cells), the intruder attacks the amount: the same cells are hidden, their values are the amount's."""
-    public = frozenset(prior.public)
-    required = required_protection(model or table, primary, policy)
-    exposed = exposed_by_known(model or table, required, public)
-    attacker = Attacker(name, public, required, model)
+    the same cells), the intruder attacks the amount: the same cells are hidden, their values are the amount's;
+    with mirror too, the model's copies of the cells (amounts tied to it) are protected like their originals."""
+    target = model or table
+    copies = target.cells.height // mirror if mirror else 1
+    public = frozenset(c + k * mirror for c in prior.public for k in range(copies)) if mirror else frozenset(prior.public)
+    required = required_protection(target, {c + k * mirror for c in primary for k in range(copies)}, policy)
+    exposed = exposed_by_known(target, required, public)
+    attacker = Attacker(name, public, required, model, mirror=mirror)
     return (attacker.relaxing(exposed) if exposed else attacker), exposed
 
 

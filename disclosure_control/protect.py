@@ -34,7 +34,7 @@ from .prior import Attacker, Differencing, Prior, differencing, plain_attacker
 from .secondary import cell_costs, gauss_suppression, recoverable_pairs
 from .singletons import singleton_cells, singleton_pairs
 from .status import STATUSES, SUPPRESSED, SYMBOL_KEY, Status
-from .table import CELL_ID, INNER_ID, VALUE, Amounts, TableError, TableSet
+from .table import CELL_ID, INNER_ID, VALUE, Amounts, TableError, TableSet, joint_table
 
 MAX_REPAIR_ROUNDS = 3  # each repair provably widens its cell; more rounds only absorb LP round-off
 AMOUNTS = "amounts of "  # an intruder attacking an amount published in the cells is named this, then the amount
@@ -102,16 +102,21 @@ def without_needless_secondaries(table: TableSet, suppressed: set[int], protecte
     return suppressed, checked
 
 
-def determined_secondaries(tables: Sequence[TableSet], suppressed: set[int], primary: set[int], checked: pl.DataFrame) -> set[int]:
+def determined_secondaries(table: TableSet, attackers: Sequence[Attacker], suppressed: set[int], primary: set[int],
+                           checked: pl.DataFrame) -> set[int]:
     """Secondary cells that the published cells already fix exactly, in the counts and in every amount published
-    beside them. Showing them tells an attacker nothing new (the equation is implied), whereas a `c` that anyone
-    can work out would only mislead the auditor."""
+    beside them (each attacker's model: the first is the counts'). Showing them tells an attacker nothing new
+    (the equation is implied), whereas a `c` that anyone can work out would only mislead the auditor."""
     found = set(checked.filter(~pl.col(CELL_ID).is_in(list(primary)) & (pl.col("upper") - pl.col("lower") < 1e-6))[CELL_ID].to_list())
-    for table in tables:
+    n = table.cells.height
+    for attacker in attackers:
         if not found:
             break
-        model = AttackModel(table, suppressed)
-        found = {c for c in sorted(found) if model.reach(c, True) - model.reach(c, False) < 1e-6}
+        model = attacker.model or table
+        copies = model.cells.height // n if attacker.mirror else 1
+        attack = AttackModel(model, attacker.seen(suppressed))
+        found = {c for c in sorted(found) if all(attack.reach(c + k * n, True) - attack.reach(c + k * n, False) < 1e-6
+                                                 for k in range(copies))}
     return found
 
 
@@ -125,7 +130,31 @@ def checked_amounts(table: TableSet, amounts: Sequence[Amounts]) -> Sequence[Amo
             raise TableError(f"amounts of {amount.name}: not a magnitude table on the count table's cells")
     if amounts and table.magnitude:
         raise TableError("amounts are published beside counts; this table is itself a magnitude table")
+    untied = {a.name: a for a in amounts if a.tied_to is None}
+    for amount in (a for a in amounts if a.tied_to is not None):
+        if amount.tied_to not in untied or untied[amount.tied_to].cells != amount.cells:
+            raise TableError(f"amounts of {amount.name}: tied to {amount.tied_to!r}, which is not an amount of the same "
+                             "cells that is tied to none")
     return amounts
+
+
+def amount_attacker(table: TableSet, policy: Policy, prior: Prior, primary: set[int], amount: Amounts,
+                    amounts: Sequence[Amounts]) -> Attacker:
+    """The intruder on an amount, and on the amounts tied to it (their values follow from its inner cells)."""
+    tied = [a for a in amounts if a.tied_to == amount.name]
+    if not tied:
+        return plain_attacker(table, policy, prior, primary & amount.cells, AMOUNTS + amount.name, amount.table)[0]
+    return plain_attacker(table, policy, prior, primary & amount.cells, AMOUNTS + " and ".join(
+        [amount.name, *(a.name for a in tied)]), joint_table(amount, tied), table.cells.height)[0]
+
+
+def amount_views(attacker: Attacker, amount: Amounts, amounts: Sequence[Amounts]) -> dict[str, set[int]]:
+    """Each amount the attacker protects (this one and those tied to it) -> the primaries it holds to their
+    protection level in that amount, numbered as the table's cells."""
+    names = [amount.name, *(a.name for a in amounts if a.tied_to == amount.name)]
+    n = attacker.mirror or attacker.model.cells.height
+    held = set(attacker.required[CELL_ID].to_list()) - attacker.relaxed
+    return {name: {c - i * n for c in held if i * n <= c < (i + 1) * n} for i, name in enumerate(names)}
 
 
 def protect(table: TableSet, policy: Policy, method: str | None = None, structural: pl.DataFrame | None = None,
@@ -137,6 +166,7 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
     method = method or policy.method
     prior = prior or Prior()
     amounts = checked_amounts(table, amounts)
+    n = table.cells.height
     for key, rule in (("dominance", policy.dominance), ("p_percent", policy.p_percent)):
         if rule is not None and not table.magnitude and not amounts:
             raise PolicyError(f"{key}: applies to magnitude tables (amounts with their contributors), and this table "
@@ -149,11 +179,11 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
     plain, _ = plain_attacker(table, policy, prior, counted)
     both, kept, crossed, undifferenced = differencing(table, policy, prior, counted)
     kept -= set(prior.public) | structural_ids
-    amount_attackers = [plain_attacker(table, policy, prior, primary_ids & a.cells, AMOUNTS + a.name, a.table)[0]
-                        for a in amounts]
+    untied = [a for a in amounts if a.tied_to is None]
+    amount_attackers = [amount_attacker(table, policy, prior, primary_ids, a, amounts) for a in untied]
     attackers = [plain, *amount_attackers] + ([both.restricted] if both else [])
-    protected = set().union(*(set(a.required[CELL_ID].to_list()) for a in [plain, *amount_attackers]))  # the
-    # primaries that can be protected, in the counts and in the amounts
+    protected = set().union(*({c % n for c in a.required[CELL_ID].to_list()} for a in [plain, *amount_attackers]))
+    # the primaries that can be protected, in the counts and in the amounts
     costs = cell_costs(table, policy)
     notes = []
     singletons = set()
@@ -173,7 +203,6 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
     first_pattern = frozenset(suppressed)
     state = withstood(table, suppressed, attackers, both, costs)
     suppressed, attackers, checked = state.suppressed, state.attackers, state.checked
-    n = table.cells.height
     narrowed = {"exposed": state.relaxed("this release"), "given_away": state.given_away,
                 "bounded": {c for c in (both.relaxed if both else set()) if c < n} - crossed,
                 "crossed": crossed, "given_away_both": {c for c in (both.given_away if both else set()) if c < n}}
@@ -187,7 +216,7 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
-    determined = determined_secondaries([table, *(a.table for a in amounts)], suppressed - plain.known, held, checked[0])
+    determined = determined_secondaries(table, [plain, *amount_attackers], suppressed - plain.known, held, checked[0])
     if determined:
         suppressed -= determined
         checked = [audited.filter(~pl.col(CELL_ID).is_in(list(determined))) for audited in checked]
@@ -198,8 +227,9 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
                      f"{', '.join(a.name for a in amounts)} have no bound on what a mover changes); the cells it hid "
                      "are hidden again")
     result = checked[0]
-    for audited in checked[1:]:  # a cell is safe when it is safe against every attacker
-        result = result.join(audited.select(CELL_ID, pl.col("safe").alias("__also")), on=CELL_ID, how="left").with_columns(
+    for audited in checked[1:]:  # a cell is safe when it is safe against every attacker, in every copy of it
+        also = audited.group_by(pl.col(CELL_ID) % n).agg(pl.col("safe").all().alias("__also"))
+        result = result.join(also, on=CELL_ID, how="left").with_columns(
             safe=pl.col("safe") & pl.col("__also").fill_null(True)).drop("__also")
     full = set(plain.required[CELL_ID].to_list()) - narrowed["exposed"] - narrowed["given_away"]
     both_full = None if both is None else set().union(*(
@@ -211,14 +241,17 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
         notes.append(f"{sum(len(a.relaxed) for a in final)} amounts to protect are narrowed below their protection "
                      "level by what is already published, whatever this release hides: they are kept from being worked "
                      "out exactly")
-    return Protection(with_amounts(cells, amounts, final, narrowed["given_away"]), result, policy, method, notes)
+    held_in = {name: cells_held for attacker, amount in zip(final, untied, strict=True)
+               for name, cells_held in amount_views(attacker, amount, amounts).items()}
+    return Protection(with_amounts(cells, amounts, held_in, narrowed["given_away"]), result, policy, method, notes)
 
 
-def with_amounts(cells: pl.DataFrame, amounts: Sequence[Amounts], attackers: list[Attacker], given_away: set[int]) -> pl.DataFrame:
+def with_amounts(cells: pl.DataFrame, amounts: Sequence[Amounts], held_in: dict[str, set[int]],
+                 given_away: set[int]) -> pl.DataFrame:
     """The decision records with each amount (null outside its cells) and whether each primary in its cells was
     held to its protection level in the amount (`<name>_protected`)."""
-    for amount, attacker in zip(amounts, attackers, strict=True):
-        held = set(attacker.required[CELL_ID].to_list()) - attacker.relaxed - given_away
+    for amount in amounts:
+        held = held_in[amount.name] - given_away
         mine = pl.col(CELL_ID).is_in(list(amount.cells))
         cells = cells.with_columns(
             pl.when(mine).then(pl.Series(amount.table.cell_values)).alias(amount.name),

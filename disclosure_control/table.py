@@ -12,6 +12,7 @@ that two tables share is one cell with one status.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -319,9 +320,32 @@ class Amounts:
     name: str
     table: TableSet
     cells: frozenset[int]
+    tied_to: str | None = None  # an amount this one is, in every inner cell, a multiple of that the intruder knows
+    # (funding: the hourly rate of the cell's entitlement times its hours): one intruder attacks the two together
+
+    def ratios(self, other: "Amounts") -> np.ndarray:
+        """Per inner cell, this amount over the one it is tied to; refused where that is zero and this is not."""
+        mine, theirs = self.table.inner_values, other.table.inner_values
+        if np.any((theirs == 0) & (mine != 0)):
+            raise TableError(f"amounts of {self.name}: not a multiple of {other.name} in every inner cell (an inner "
+                             f"cell has {self.name} without {other.name})")
+        return np.divide(mine, theirs, out=np.zeros_like(mine), where=theirs != 0)
 
 
-def amounts_of(table: TableSet, name: str, contributions: pl.DataFrame, cells: frozenset[int] | None = None) -> Amounts:
+def joint_table(first: Amounts, tied: Sequence[Amounts]) -> TableSet:
+    """One model of an amount and the amounts tied to it: its inner cells are the unknowns, and each tied amount's
+    cells follow as copies of the cells (numbered on from the table's, in order) whose inner cells count at their
+    known multiple (the copies of cell c are c + n, c + 2n, ...)."""
+    base, n = first.table, first.table.cells.height
+    membership = sparse.hstack([base.membership] + [sparse.diags(a.ratios(first)) @ base.membership for a in tied]).tocsc()
+    membership.eliminate_zeros()
+    cells = pl.concat([base.cells] + [a.table.cells.with_columns(pl.col(CELL_ID) + n * (i + 1)) for i, a in enumerate(tied)])
+    cells = cells.with_columns(pl.Series(VALUE, membership.T @ base.inner_values))
+    return replace(base, cells=cells, membership=membership, contributions=None)
+
+
+def amounts_of(table: TableSet, name: str, contributions: pl.DataFrame, cells: frozenset[int] | None = None,
+               tied_to: str | None = None) -> Amounts:
     """The amount summed over the count table's cells. contributions: one row per contributor and combination of
     the table's leaf codes (its dimensions, CONTRIBUTOR and VALUE, a non-negative amount); a combination the
     table does not count is refused. The count table's nestings and facts are kept: they hold for an amount of
@@ -342,4 +366,4 @@ def amounts_of(table: TableSet, name: str, contributions: pl.DataFrame, cells: f
     summed = table.cells.with_columns(pl.Series(VALUE, table.membership.T @ inner_values))
     magnitude = replace(table, inner=inner, cells=summed)
     return Amounts(name, _with_contributions(magnitude, frame, dimensions, CONTRIBUTOR),
-                   frozenset(range(table.cells.height)) if cells is None else frozenset(cells))
+                   frozenset(range(table.cells.height)) if cells is None else frozenset(cells), tied_to)

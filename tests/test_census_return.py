@@ -61,8 +61,8 @@ DICTIONARY_GAPS = {
     "ey_two_year_olds_by_basis": ['filter two_year_basis'],
     "ey_children_by_eypp": ['filter eypp'],
     "ey_children_by_daf": ['filter daf'],
-    "ey_places_by_entitlement_and_provider_type": ['filter entitlement', 'indicator funded_hours'],
-    "ey_places_by_provider_type": ['indicator funded_hours'],
+    "ey_places_by_entitlement_and_provider_type": ['filter entitlement', 'indicator funded_hours', 'indicator funding'],
+    "ey_places_by_provider_type": ['indicator funded_hours', 'indicator funding'],
     "ncmp_prevalence": ['filter nc_year', 'filter bmi_category'],
     "pupils_by_looked_after": ['filter looked_after_status'],
 }
@@ -245,9 +245,13 @@ def test_an_independent_attack_on_the_whole_release_narrows_no_protected_cell(ce
     imply between them, and nothing else."""
     out, _ = census_run
     findings = attack_findings(RunPaths(out))
-    assert [(f.check, f.passed) for f in findings] == [("release attack", True), ("release attack on funded_hours", True)], findings
+    assert [(f.check, f.passed) for f in findings] == [("release attack", True), ("release attack on funded_hours", True),
+                                                        ("release attack on funding", True)], findings
     assert "24 files of 7 populations, 4 relations" in findings[0].detail
-    assert findings[1].detail == "2 files: no protected amount narrowed"
+    assert findings[1].detail == findings[2].detail == "2 files: no protected amount narrowed"
+
+
+RATES = {"2YO": 8.53, "U34": 5.88, "E34": 5.88, "WPE": 8.53}  # schemas/codesets/ey_funding_rate.csv, 2025/26
 
 
 def test_funded_hours_are_protected_as_magnitudes_with_the_providers_as_contributors(census_run):
@@ -272,6 +276,9 @@ def test_funded_hours_are_protected_as_magnitudes_with_the_providers_as_contribu
             assert (row["registered_children_count"], row["funded_hours"]) == ("c", "c"), code
         elif row["funded_hours"] != "c":
             assert re.fullmatch(r"\d+(\.\d)?", row["funded_hours"]) and abs(float(row["funded_hours"]) - total) <= 0.05 + 0.005 * len(hours)
+            funding = headcount.filter(pl.col("provider_type") == code).select(
+                (pl.col("funded_hours").cast(pl.Float64) * pl.col("entitlement").replace_strict(RATES, return_dtype=pl.Float64)).sum()).item()
+            assert re.fullmatch(r"\d+\.\d\d", row["funding"]) and abs(float(row["funding"]) - funding) <= 0.01 * len(hours)
     assert flagged  # the county's few maintained nursery schools and school nurseries dominate their types
     cells = pl.read_parquet(RunPaths(out).decisions("early_years_places"))
     dominated = cells.filter(pl.col("rule").str.contains("dominance"))
@@ -281,6 +288,7 @@ def test_funded_hours_are_protected_as_magnitudes_with_the_providers_as_contribu
         data = pl.read_csv(out / "04_deliveries" / "publication" / f"{stem}.csv", infer_schema=False)
         hidden = data["registered_children_count"] == "c"
         assert hidden.any() and ((data["funded_hours"] == "c") == hidden).all()  # shown and hidden together
+        assert ((data["funding"] == "c") == hidden).all()
 
 
 def test_the_auditor_report_lists_every_release_and_delivery(census_run):

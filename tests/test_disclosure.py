@@ -364,7 +364,7 @@ def test_a_secondary_cell_that_the_published_cells_fix_exactly_is_found_to_be_sh
     it protects nothing and anyone could undo it: it is the only cell determined_secondaries gives back."""
     from disclosure_control.audit import audit
     from disclosure_control.primary import primary_cells
-    from disclosure_control.prior import required_protection
+    from disclosure_control.prior import Attacker, required_protection
     from disclosure_control.protect import determined_secondaries
 
     frame = pl.DataFrame({"row": ["A", "A", "A", "B", "B", "B", "C", "C", "C"], "col": ["x", "y", "z"] * 3,
@@ -374,5 +374,60 @@ def test_a_secondary_cell_that_the_published_cells_fix_exactly_is_found_to_be_sh
     primary = {ids[("A", "x")]}
     suppressed = primary | {ids[("A", "y")], ids[("B", "x")], ids[("B", "y")], ids[("C", "z")]}
     policy = Policy(threshold=5)
-    checked = audit(table, suppressed, required_protection(table, set(primary_cells(table, policy)["cell_id"]), policy))
-    assert determined_secondaries([table], suppressed, primary, checked) == {ids[("C", "z")]}
+    required = required_protection(table, set(primary_cells(table, policy)["cell_id"]), policy)
+    checked = audit(table, suppressed, required)
+    plain = Attacker("this release", frozenset(), required)
+    assert determined_secondaries(table, [plain], suppressed, primary, checked) == {ids[("C", "z")]}
+
+
+def test_an_amount_tied_to_another_is_attacked_with_it():
+    """Funding is each type's known hourly rate times the hours. Published side by side, a district's hours and
+    funding totals are two equations in its two hidden cells, which fix both; attacked one amount at a time that
+    pattern looks safe. Tied, the intruder attacks the two together, and an independent LP over both shows every
+    primary keeps its protection level in hours and in funding."""
+    rates = {"A": 5.0, "B": 8.0}
+    micro = pl.DataFrame(
+        [r for i in range(5) for r in _places("D1", "A", f"a{i}", 2, 100.0)] + _places("D1", "B", "b1", 6, 120.0)
+        + [r for i in range(6) for r in _places("D2", "A", f"c{i}", 2, 90.0)]
+        + [r for i in range(6) for r in _places("D2", "B", f"d{i}", 2, 110.0)]
+        + [r for i in range(4) for r in _places("D3", "A", f"e{i}", 3, 95.0)]
+        + [r for i in range(5) for r in _places("D3", "B", f"f{i}", 2, 105.0)])
+    micro = micro.with_columns(funding=pl.col("hours") * pl.col("type").replace_strict(rates, return_dtype=pl.Float64))
+    table = from_microdata(micro, [TableSpec("places", ("district", "type"))])
+
+    def amount(column: str, tied_to: str | None = None):
+        rows = micro.select("district", "type", pl.col("provider").alias(CONTRIBUTOR), pl.col(column).alias(VALUE))
+        return amounts_of(table, column, rows, tied_to=tied_to)
+    policy = parse_policy({"threshold": 3, "dominance": {"n": 1, "k": 85}})
+    separate = protect(table, policy, amounts=[amount("hours"), amount("funding")])
+    tied = protect(table, policy, amounts=[amount("hours"), amount("funding", tied_to="hours")])
+    assert statuses(separate, ["district", "type"])[("D1", "B")] == statuses(tied, ["district", "type"])[("D1", "B")] == "primary"
+    shown = {(r["district"], r["type"]): r for r in separate.cells.iter_rows(named=True)}
+    assert shown[("D1", T)]["status"] == "published"  # one amount at a time, D1's totals are shown, and they fix
+    worked_out = (shown[("D1", T)]["funding"] - rates["A"] * shown[("D1", T)]["hours"]) / (rates["B"] - rates["A"])
+    assert worked_out == shown[("D1", "B")]["hours"] == 720  # its dominated cell exactly
+    assert statuses(tied, ["district", "type"])[("D1", T)] == "secondary"
+    cells = tied.cells
+    inner = cells.filter((pl.col("district") != T) & (pl.col("type") != T)).sort("cell_id")
+    index = {(r["district"], r["type"]): i for i, r in enumerate(inner.iter_rows(named=True))}
+    hidden = [k for k, s in zip(index, inner["status"], strict=True) if s != "published"]
+
+    def under(cell: dict) -> list[tuple]:
+        return [k for k in index if cell["district"] in (T, k[0]) and cell["type"] in (T, k[1])]
+    a_eq, b_eq = [], []
+    for cell in cells.filter(pl.col("status") == "published").iter_rows(named=True):
+        for column, weight in (("hours", lambda k: 1.0), ("funding", lambda k: rates[k[1]])):
+            row = np.array([weight(k) if k in under(cell) else 0.0 for k in hidden])
+            known = sum(weight(k) * inner.row(index[k], named=True)["hours"] for k in under(cell) if k not in hidden)
+            if row.any():
+                a_eq.append(row)
+                b_eq.append(cell[column] - known)
+    for cell in cells.filter(pl.col("status") == "primary").iter_rows(named=True):
+        for column, weight in (("hours", lambda k: 1.0), ("funding", lambda k: rates[k[1]])):
+            objective = np.array([weight(k) if k in under(cell) else 0.0 for k in hidden])
+            constant = sum(weight(k) * inner.row(index[k], named=True)["hours"] for k in under(cell) if k not in hidden)
+            low, high = (constant + sign * linprog(sign * objective, A_eq=np.array(a_eq), b_eq=b_eq, bounds=(0, None),
+                                                   method="highs").fun for sign in (1, -1))
+            need = max(1.0, np.ceil(policy.protection_level / 100 * cell[column]))
+            assert high >= cell[column] + need - 1e-6 and low <= cell[column] - min(cell[column], need) + 1e-6, (column, cell)
+    assert tied.cells["funding_protected"].filter(tied.cells["status"] == "primary").all()

@@ -119,10 +119,11 @@ def test_an_extract_specs_return_is_checked_at_load(tmp_path):
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
-    (lambda t: t.replace(', contributor = "provider_urn"', ''),
-     "measures[0].contributor: missing"),
-    (lambda t: t.replace('contributor = "provider_urn"', 'contributor = "provider"'),
+    (lambda t: t.replace('contributor = "provider_urn"\n', '', 1), "measures[0].contributor: missing"),
+    (lambda t: t.replace('contributor = "provider_urn"', 'contributor = "provider"', 1),
      "measures.funded_hours.contributor: 'provider' is not a column of early_years"),
+    (lambda t: t.replace('tied_to = "funded_hours"', 'tied_to = "funded_hour"'),
+     "measures.funding.tied_to: 'funded_hour' is not a measure of this publication that is tied to none"),
 ])
 def test_an_amount_needs_its_contributor_checked_at_load(tmp_path, edit, expected):
     folder = tmp_path / "publications"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -80,6 +81,29 @@ def test_the_audit_fails_a_release_protected_one_population_at_a_time(census_run
     audited = CliRunner().invoke(app, ["audit", str(paths.root)])
     assert audited.exit_code == 1 and "Traceback" not in audited.output
     assert "release attack: the values it narrowed" in " ".join(audited.output.split())
+
+
+def test_the_audit_fails_funding_protected_apart_from_the_hours_it_is_a_multiple_of(census_run, tmp_path):
+    """Funding is the hours at each entitlement's public rate. Protected as two unrelated amounts, the pattern
+    holds each alone, but the intruder who reads both as sums of the same hours narrows hidden ones; the run's
+    own pattern, with funding tied to the hours, passes the same attack (test_census_return)."""
+    out, _ = census_run
+    shutil.copytree(out, tmp_path / "run")
+    paths, term = RunPaths(tmp_path / "run"), Term.parse("2026-spring")
+    config = load_run_config()
+    frames = staged_frames(paths.warehouse, ("early_years", "schools", "postcodes"))
+    release = build_release(frames, config.publications_of(("early_years",)), term, frames["schools"], frames["postcodes"])
+    problem = release.problem_of("early_years_places")
+    apart = [replace(a, tied_to=None) for a in release.amounts(problem, problem.table)]
+    assert {a.name for a in apart} == {"funded_hours", "funding"}
+    result = round_published(protect(problem.table, config.problem_policy(problem.publications), amounts=apart))
+    for publication in problem.publications:
+        release.publication_cells(result.cells, publication).write_parquet(paths.decisions(publication.name))
+        publish.fn(paths, config, publication.name, paths.root, term)
+    found = {f.check: f for f in attack_findings(paths)}
+    assert found["release attack"].passed  # the counts are protected as before
+    assert not found["release attack on funded_hours"].passed and not found["release attack on funding"].passed
+    assert re.match(r"\d+ hidden amounts narrowed below their protection", found["release attack on funding"].detail)
 
 
 def test_the_same_data_under_two_period_labels_gives_the_same_published_files(census_run, small_clean, tmp_path):

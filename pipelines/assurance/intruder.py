@@ -23,6 +23,7 @@ exact solves. A target is what the caller needs to know (the protection level), 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import highspy
@@ -49,6 +50,9 @@ class PublishedFile:
     indicator: str
     rounding_base: int | None = None
     low: str = "low"  # the symbol for a count that rounds to zero but is not zero
+    also: tuple[tuple[str, Callable[[tuple], float], float], ...] = ()  # other columns the intruder reads as sums of
+    # the same unknowns, each finest cell (its key) at a known multiple, each shown value known to within a margin
+    # (funding beside hours: the entitlement's public hourly rate)
 
     @classmethod
     def read(cls, path, rounding_base: int | None = None, indicator: str | None = None, low: str = "low") -> "PublishedFile":
@@ -161,8 +165,8 @@ class _File:
         self.areas, self.district_of, self.levels = areas, district_of, levels
         self.level = max((published.node(r)[0] for r in published.data.iter_rows(named=True)), default=0)
 
-    def cells(self, area_level: int, area: str, values: dict[str, str]) -> list[int]:
-        """Unknowns under an area (at a level) and filter values (a value, or every level for Total)."""
+    def keys(self, area_level: int, area: str, values: dict[str, str]) -> list[tuple]:
+        """The finest cells under an area (at a level) and filter values (a value, or every level for Total)."""
         if area_level == 0:
             mine = self.areas
         elif area_level == self.level:
@@ -170,7 +174,11 @@ class _File:
         else:  # a district, over a file whose finest areas are schools
             mine = [a for a in self.areas if self.district_of.get(a) == area]
         choices = [[values[f]] if values.get(f, TOTAL) != TOTAL else self.levels[f] for f in self.published.filters]
-        return [self.model.var((self.release, self.published.stem, a, *c)) for a in mine for c in itertools.product(*choices)]
+        return [(self.release, self.published.stem, a, *c) for a in mine for c in itertools.product(*choices)]
+
+    def cells(self, area_level: int, area: str, values: dict[str, str]) -> list[int]:
+        """Unknowns under an area (at a level) and filter values."""
+        return [self.model.var(key) for key in self.keys(area_level, area, values)]
 
 
 def _structure(files: list[PublishedFile]) -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
@@ -204,6 +212,18 @@ def _published_rows(model: _Model, file: _File, hidden: list[tuple[Key, list[int
             model.add(cells, [1.0] * len(cells), max(float(shown) - half, 0.0), float(shown) + half)
         else:
             model.add(cells, [1.0] * len(cells), float(shown), float(shown))
+
+
+def _tied_rows(model: _Model, file: _File, host: _File) -> None:
+    """A file's other amounts, each shown value a sum over the finest cells of the population's file that has all
+    its filters (`host`: the multiples are known there, where each cell has one rate), at their multiples."""
+    for row in file.published.data.iter_rows(named=True):
+        level, code = file.published.node(row)
+        for column, weight, margin in file.published.also:
+            if row[column].replace(".", "", 1).isdigit():
+                keys = host.keys(level, code, {f: row[f] for f in file.published.filters})
+                model.add([model.var(k) for k in keys], [weight(k) for k in keys], max(float(row[column]) - margin, 0.0),
+                          float(row[column]) + margin)
 
 
 def _known_rows(model: _Model, published: PublishedFile, files: list[_File]) -> None:
@@ -288,6 +308,9 @@ def _built(releases: dict[str, list[Population]], relations: Relations, movers: 
             mine = [files[(label, population.name, p.stem)] for p in population.files]
             for f, g in itertools.combinations(mine, 2):
                 _pairs(model, f, g, 0.0, 0.0, 1.0)
+            for f in (f for f in mine if f.published.also):
+                _tied_rows(model, f, max((g for g in mine if set(f.published.filters) <= set(g.published.filters)),
+                                         key=lambda g: (len(g.published.filters), g.published.stem)))
             for published in population.known:
                 _known_rows(model, published, mine)
         by_population = {p.name: [files[(label, p.name, q.stem)] for q in p.files] for p in populations}

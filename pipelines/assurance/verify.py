@@ -14,7 +14,7 @@ recorded in its report.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -82,18 +82,21 @@ def hash_findings(paths: RunPaths, entry: dict | None) -> list[Finding]:
 
 
 def intruder_view(path_of, publications: list[Publication], policies: dict[str, dict], known: list[KnownFile] = (),
-                  measure: Measure | None = None) -> tuple[list[intruder.Population], intruder.Relations]:
+                  measure: Measure | None = None, also: tuple[tuple[Measure, dict], ...] = ()
+                  ) -> tuple[list[intruder.Population], intruder.Relations]:
     """The published files (path_of(publication, table name) -> its CSV), grouped as the specs group their
     populations, with the relations the specs imply; a file of figures others publish joins the population it
     counts, with its rows of this release's period and LA. With a measure, the files' amounts instead of their
-    counts: each shown amount is known to within the half of its last decimal place."""
+    counts: each shown amount is known to within the half of its last decimal place; `also` gives amounts tied
+    to it, each with its multiple of the measure in every finest cell (key -> multiple)."""
     groups = populations(publications)
     filters = {f.name: f for g in groups for f in g.filters}
+    tied = tuple((m.col_name, lambda key, r=ratios: r.get(key, 0.0), 0.5 * 10.0 ** -m.dp) for m, ratios in also)
     view = []
     for group in groups:
-        files = [intruder.PublishedFile.read(path_of(p, t.name), 10.0 ** -measure.dp if measure else
-                                             policies[p.name].get("rounding_base"), measure.col_name if measure else
-                                             p.indicator, policies[p.name]["symbols"]["low"])
+        files = [replace(intruder.PublishedFile.read(path_of(p, t.name), 10.0 ** -measure.dp if measure else
+                                                     policies[p.name].get("rounding_base"), measure.col_name if measure
+                                                     else p.indicator, policies[p.name]["symbols"]["low"]), also=tied)
                  for p in group.publications for t in p.tables if path_of(p, t.name).exists()]
         view.append(intruder.Population(group.name, files))
     for known_file in known:
@@ -162,8 +165,9 @@ def release_attack(paths: RunPaths, delivered: Path, publications: list[Publicat
         levels = {n: p["protection_level"] for n, p in policies.items()}
         targets, truth = protection_targets(paths, publications, levels)
         held = set(protection_targets(paths, publications, levels, "protected_against_both")[0])
-        amounts = [amount_finding(paths, delivered, measure, carriers, policies, levels)
-                   for measure, carriers in measures_of(publications)]
+        measured = measures_of(publications)
+        amounts = [amount_finding(paths, delivered, measure, carriers, policies, levels, [m for m, _ in measured])
+                   for measure, carriers in measured]
         known = known_files(known_dir) if known_dir else []
         view, relations_ = intruder_view(lambda p, t: table_file(delivered / p.recipient, t), publications, policies, known)
         found = intruder.attack({"current": view}, relations_, targets=targets)
@@ -197,14 +201,29 @@ def measures_of(publications: list[Publication]) -> list[tuple[Measure, list[Pub
     return [(found[name], [p for p in publications if found[name] in p.measures]) for name in sorted(found)]
 
 
+def multiples(work: RunPaths, publications: list[Publication], of: Measure, per: Measure) -> dict[tuple, float]:
+    """(release, file, area, filter values) -> one amount over another in each cell, from the restricted decision
+    records: what an intruder who knows the rates (funding per funded hour, by entitlement) can take as known."""
+    out = {}
+    for publication in publications:
+        cells = pl.read_parquet(work.decisions(publication.name)).filter(pl.col(per.col_name) > 0)
+        for table in publication.tables:
+            filters = [f.name for f in table.filters]
+            for row in cells.filter(pl.col("tables").list.contains(table.name)).iter_rows(named=True):
+                out[("current", table.name, row[AREA], *(row[f] for f in filters))] = row[of.col_name] / row[per.col_name]
+    return out
+
+
 def amount_finding(paths: RunPaths, delivered: Path, measure: Measure, carriers: list[Publication], policies: dict[str, dict],
-                   levels: dict[str, float]) -> Finding:
+                   levels: dict[str, float], measures: list[Measure]) -> Finding:
     """The intruder on an amount published beside counts (funded hours): every primary the run held to its
-    protection level in the amount must keep it against the amounts shown, and no hidden amount is worked out."""
+    protection level in the amount must keep it against the amounts shown, and no hidden amount is worked out.
+    The amounts tied to it, or it is tied to (funding and hours), it reads as known multiples of it."""
+    linked = [m for m in measures if m.tied_to == measure.col_name or measure.tied_to == m.col_name]
     targets, truth = protection_targets(paths, carriers, levels, value=measure.col_name,
                                         protected=f"{measure.col_name}_protected")
     view, relations_ = intruder_view(lambda p, t: table_file(delivered / p.recipient, t), carriers, policies,
-                                     measure=measure)
+                                     measure=measure, also=tuple((m, multiples(paths, carriers, m, measure)) for m in linked))
     found = intruder.attack({"current": view}, relations_, targets=targets)
     narrow = _narrow(found, targets, truth)
     return Finding(f"release attack on {measure.col_name}", not narrow,

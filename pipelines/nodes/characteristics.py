@@ -12,6 +12,7 @@ import polars as pl
 from pipelines.nodes.growth import bmi_categories
 from schemas.calendar import Term, age_reference_date
 from schemas.lookups import codeset
+from schemas.specs.publication import PublicationError
 
 PERSISTENT_ABSENCE_SHARE = 0.10  # DfE: a pupil missing 10% or more of their possible sessions
 
@@ -49,6 +50,20 @@ def two_year_basis_group(frame: pl.DataFrame, term: Term) -> pl.Expr:
 def funded_hours(frame: pl.DataFrame, term: Term) -> pl.Expr:
     """Funded hours in the term: hours a week times funded weeks."""
     return pl.col("funded_hours_per_week").cast(pl.Float64) * pl.col("funded_weeks").cast(pl.Float64)
+
+
+def funding(frame: pl.DataFrame, term: Term) -> pl.Expr:
+    """Funding in the term: the funded hours at the LA's hourly base rate to providers for the entitlement
+    (schemas/codesets/ey_funding_rate.csv, per academic year: the LA's own rates from its local funding
+    formula; the repository's are illustrative). Supplements are not in it. A missing rate is an error, never a
+    zero."""
+    rates = {code: float(rate) for code, rate in
+             codeset("ey_funding_rate", term.academic_year).select("code", "hourly_rate").iter_rows()}
+    missing = sorted(set(frame["entitlement"].drop_nulls().unique().to_list()) - set(rates))
+    if missing:
+        raise PublicationError(f"ey_funding_rate: no hourly rate for entitlement {missing[0]!r} in {term.academic_year}"
+                               f"/{(term.academic_year + 1) % 100:02d}")
+    return funded_hours(frame, term) * pl.col("entitlement").replace_strict(rates, default=None, return_dtype=pl.Float64)
 
 
 UNIVERSAL_HOURS = 15.0  # the universal (and two-year-old) entitlement a week; the extended hours are above it
@@ -99,6 +114,6 @@ def growth(frame: pl.DataFrame, term: Term) -> pl.DataFrame:
 
 
 DERIVED = {f.__name__: f for f in (ks2_rwm_expected, persistent_absence, academic_age, two_year_basis_group,
-                                    funded_hours, universal_hours, extended_hours, expanded_hours,
+                                    funded_hours, funding, universal_hours, extended_hours, expanded_hours,
                                     eypp_receipt)}
 DERIVED_TOGETHER = {column: growth for column in ("bmi", "bmi_centile", "bmi_category")}  # column -> its frame

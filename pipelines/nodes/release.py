@@ -251,7 +251,7 @@ class Release:
                 *[(pl.col(d) if d in self.parts[p.name].dimensions else pl.lit(ROOT)).alias(d) for d in table.dimensions[1:]],
                 pl.col(measure.contributor).alias(CONTRIBUTOR), pl.col(measure.col_name).alias(VALUE)) for p in carriers]
             cells = table.cells.filter(pl.col(POPULATION).is_in([p.name for p in carriers]))[CELL_ID]
-            out.append(amounts_of(table, measure.col_name, pl.concat(rows), frozenset(cells.to_list())))
+            out.append(amounts_of(table, measure.col_name, pl.concat(rows), frozenset(cells.to_list()), measure.tied_to))
         return out
 
     def publication_cells(self, cells: pl.DataFrame, publication: Publication) -> pl.DataFrame:

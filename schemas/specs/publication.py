@@ -48,6 +48,8 @@ class Measure:
     contributor: str  # the column naming who contributes each unit's amount
     unit: str = ""
     dp: int = 0
+    tied_to: str | None = None  # a measure of the publication this one is a known multiple of, child by child
+    # (funding: the hours at the entitlement's public hourly rate), so an intruder attacks the two together
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,8 @@ PUBLICATION_NESTED = {  # a nested table's allowed and required keys: a misspelt
     "indicator": (("col_name", "label"), ("col_name", "label")),
     "share": (("filter", "label"), ("filter", "label")),
     "tables": (("name", "filters"), ("name", "filters")),
-    "measures": (("col_name", "source", "label", "contributor", "unit", "dp"), ("col_name", "source", "label", "contributor")),
+    "measures": (("col_name", "source", "label", "contributor", "unit", "dp", "tied_to"),
+                 ("col_name", "source", "label", "contributor")),
 }
 
 
@@ -138,7 +141,12 @@ def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publi
         if raw.get("time", "term") not in TIMES:
             raise PublicationError(f"time: {raw['time']!r} is not one of {', '.join(TIMES)}")
         measures = tuple(Measure(m["col_name"], m["source"], m["label"], m["contributor"], m.get("unit", ""),
-                                 int(m.get("dp", 0))) for m in raw.get("measures", []))
+                                 int(m.get("dp", 0)), m.get("tied_to")) for m in raw.get("measures", []))
+        untied = {m.col_name for m in measures if m.tied_to is None}
+        for measure in measures:
+            if measure.tied_to is not None and measure.tied_to not in untied:
+                raise PublicationError(f"measures.{measure.col_name}.tied_to: {measure.tied_to!r} is not a measure of "
+                                       "this publication that is tied to none")
         return Publication(
             name, raw["title"], raw["return"], raw["recipient"], raw["dataset"], geography["kind"], geography["source"], tuple(raw["unit"]),
             tuple((column, tuple(map(str, values))) for column, values in raw.get("where", {}).items()),
@@ -151,7 +159,7 @@ def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publi
 
 # The characteristics a publication may count that no export holds: made by pipelines/nodes/characteristics.py
 # (its DERIVED and DERIVED_TOGETHER, which a test holds equal to this list) from the staged columns.
-DERIVED_COLUMNS = ("ks2_rwm_expected", "persistent_absence", "academic_age", "two_year_basis_group", "funded_hours",
+DERIVED_COLUMNS = ("ks2_rwm_expected", "persistent_absence", "academic_age", "two_year_basis_group", "funded_hours", "funding",
                    "universal_hours", "extended_hours", "expanded_hours", "eypp_receipt", "bmi",
                    "bmi_centile", "bmi_category")
 
