@@ -81,7 +81,8 @@ def england_time(on: dt.datetime | None = None) -> dt.datetime:
     start, in UTC), as a clock in England showed it; of a naive one, itself; default now."""
     if on is None:
         on = dt.datetime.now(ZoneInfo(ENGLAND))
-    return (on.astimezone(ZoneInfo(ENGLAND)) if on.tzinfo is not None else on).replace(tzinfo=None)
+    local = on.astimezone(ZoneInfo(ENGLAND)) if on.tzinfo is not None else on
+    return dt.datetime.combine(local.date(), local.time())  # a plain datetime, whatever kind came in (Prefect's pendulum)
 
 
 def england_day(on: dt.date | dt.datetime | None = None) -> dt.date:
