@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 
-# Before anything imports Prefect: a busy 2-core machine can take a minute to start its temporary API (Prefect
-# waits 20 s by default).
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Before anything imports Prefect, whoever starts the command (not only the Makefile): a busy 2-core machine can
+# take a minute to start its temporary API (Prefect waits 20 s by default); no analytics; and no task cache, whose
+# keys would hash whole frames.
+for _name, _value in (("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"), ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
+                      ("DO_NOT_TRACK", "1"), ("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")):
+    os.environ.setdefault(_name, _value)
 
 from pathlib import Path
 from typing import Annotated

@@ -31,3 +31,16 @@ def test_protect_imports_the_engine_and_nothing_of_the_pipeline(tmp_path):
     used = imported_by(["protect", str(table), "--dims", "school,sex", "--out", str(tmp_path / "out.csv")])
     assert (tmp_path / "out.csv").exists()
     assert {"polars", "highspy"} <= used and not used & {"prefect", "great_expectations", "duckdb", "rcpchgrowth", "scipy.stats"}
+
+
+def test_the_command_sets_its_own_prefect_settings_however_it_is_started():
+    """Run outside make (from cron, a shell or a scheduler), the command still gives Prefect's temporary server
+    time to start, sends no analytics and keeps no task cache."""
+    import os
+
+    names = ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK",
+             "PREFECT_TASKS_DEFAULT_NO_CACHE")
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    script = f"import json, os\nimport pipelines.cli\nprint(json.dumps([os.environ[n] for n in {names!r}]))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["120", "false", "1", "true"]
