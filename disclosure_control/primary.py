@@ -85,14 +85,22 @@ RULES = (frequency, zeros, dominance, p_percent, group)
 MAGNITUDE_RULES = (dominance, p_percent)
 
 
+def amount_primary_cells(policy: Policy, amounts: Sequence[Amounts]) -> pl.DataFrame:
+    """The magnitude rules' cells of each amount published in a count table's cells (funded hours beside the
+    places), their reasons naming it."""
+    return merged([rule(a.table, policy).cast(PRIMARY_COLUMNS).filter(pl.col(CELL_ID).is_in(list(a.cells)))
+                   .with_columns(pl.format("{}: {}", pl.lit(a.name), pl.col("reason")).alias("reason"))
+                   for a in amounts for rule in MAGNITUDE_RULES])
+
+
 def primary_cells(table: TableSet, policy: Policy, amounts: Sequence[Amounts] = ()) -> pl.DataFrame:
-    """Every primary cell once, with every rule that fired on it; an amount published in the cells (funded hours
-    beside the places) adds the magnitude rules' cells, their reasons naming it."""
-    found = [rule(table, policy).cast(PRIMARY_COLUMNS) for rule in RULES]
-    found += [rule(a.table, policy).cast(PRIMARY_COLUMNS).filter(pl.col(CELL_ID).is_in(list(a.cells)))
-              .with_columns(pl.format("{}: {}", pl.lit(a.name), pl.col("reason")).alias("reason"))
-              for a in amounts for rule in MAGNITUDE_RULES]
-    found = pl.concat(found)
+    """Every primary cell once, with every rule that fired on it, the amounts' included."""
+    return merged([*(rule(table, policy).cast(PRIMARY_COLUMNS) for rule in RULES), amount_primary_cells(policy, amounts)])
+
+
+def merged(found: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """Each cell once, with every rule that fired on it."""
+    found = pl.concat([pl.DataFrame(schema=PRIMARY_COLUMNS), *found])
     return found.group_by(CELL_ID, maintain_order=True).agg(
         pl.col("rule").unique(maintain_order=True).str.join("+"), pl.col("reason").str.join("; ")).sort(CELL_ID)
 

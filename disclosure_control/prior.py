@@ -78,8 +78,10 @@ class Attacker:
     whatever this release does and the cells no repair may change. Only the first attacker (this release and the
     figures public elsewhere) audits every hidden cell; the others only the cells they must not narrow.
     `relaxed` cells are held only to not being worked out exactly: no pattern gives them their full protection
-    against this intruder. With `mirror` (the table's number of cells), the model holds copies of the table's
-    cells (table.joint_table: amounts tied together), each hidden and shown with its original."""
+    against this intruder. With `mirror` (the table's number of cells), the model holds `copies` blocks of the
+    table's cells (table.joint_table: amounts tied together; cell c of block i is c + i mirror), each hidden and
+    shown with its original; `virtual` cells are the model's own (sums a singleton's contributor could read),
+    never published."""
 
     name: str
     known: frozenset[int]
@@ -89,13 +91,15 @@ class Attacker:
     fixed: frozenset[int] = frozenset()
     relaxed: frozenset[int] = frozenset()
     mirror: int = 0
+    copies: int = 1
+    virtual: frozenset[int] = frozenset()
 
     def seen(self, suppressed: set[int]) -> set[int]:
         """The model's cells this intruder does not see, given the table's suppressed cells."""
         hidden = suppressed | self.hidden
         if self.mirror:
-            hidden = {c + k * self.mirror for c in hidden for k in range(self.model.cells.height // self.mirror)}
-        return hidden - self.known
+            hidden = {c + k * self.mirror for c in hidden for k in range(self.copies)}
+        return (hidden | self.virtual) - self.known
 
     def audit(self, table: TableSet, suppressed: set[int], only: set[int] | None = None, rounds: int | None = None,
               every_cell: bool = False) -> pl.DataFrame:
@@ -109,8 +113,8 @@ class Attacker:
         """The table's cells to suppress as well (a copy's repair suppresses its original), and the cells no
         repair can hold."""
         model = self.model or table
-        costs = (np.tile(costs, model.cells.height // self.mirror) if self.mirror
-                 else np.concatenate([costs, np.zeros(model.cells.height - len(costs))]))
+        costs = np.tile(costs, self.copies) if self.mirror else costs
+        costs = np.concatenate([costs, np.zeros(model.cells.height - len(costs))])
         added, stuck = interval_repairs(model, self.seen(suppressed), unsafe, costs, self.known | self.fixed)
         return ({c % self.mirror for c in added} if self.mirror else added), stuck
 
@@ -177,17 +181,16 @@ def exposed_by_known(table: TableSet, required: pl.DataFrame, known: frozenset[i
 
 
 def plain_attacker(table: TableSet, policy: Policy, prior: Prior, primary: set[int], name: str = "this release",
-                   model: TableSet | None = None, mirror: int = 0) -> tuple[Attacker, set[int]]:
+                   model: TableSet | None = None, copies: int = 1) -> tuple[Attacker, set[int]]:
     """The intruder with this release and the figures public elsewhere, and the primaries those figures alone
     narrow below their protection level (held only to not being worked out exactly). With a model (an amount in
     the same cells), the intruder attacks the amount: the same cells are hidden, their values are the amount's;
-    with mirror too, the model's copies of the cells (amounts tied to it) are protected like their originals."""
-    target = model or table
-    copies = target.cells.height // mirror if mirror else 1
-    public = frozenset(c + k * mirror for c in prior.public for k in range(copies)) if mirror else frozenset(prior.public)
-    required = required_protection(target, {c + k * mirror for c in primary for k in range(copies)}, policy)
-    exposed = exposed_by_known(target, required, public)
-    attacker = Attacker(name, public, required, model, mirror=mirror)
+    with copies, the model's blocks of the cells (amounts tied to it) are protected like their originals."""
+    n = table.cells.height
+    public = frozenset(c + k * n for c in prior.public for k in range(copies))
+    required = required_protection(model or table, {c + k * n for c in primary for k in range(copies)}, policy)
+    exposed = exposed_by_known(model or table, required, public)
+    attacker = Attacker(name, public, required, model, mirror=n if copies > 1 else 0, copies=copies)
     return (attacker.relaxing(exposed) if exposed else attacker), exposed
 
 

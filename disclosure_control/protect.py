@@ -23,14 +23,16 @@ clock, and ties broken by cell number, so the same inputs give the same pattern 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import polars as pl
+from scipy import sparse
 
 from .audit import RECHECK_ROUNDS, AttackModel
 from .policy import Policy, PolicyError
-from .primary import primary_cells
-from .prior import Attacker, Differencing, Prior, differencing, plain_attacker
+from .primary import amount_primary_cells, merged, primary_cells
+from .prior import RELAXED, REQUIRED_COLUMNS, Attacker, Differencing, Prior, differencing, plain_attacker
 from .secondary import cell_costs, gauss_suppression, recoverable_pairs
 from .singletons import singleton_cells, singleton_pairs
 from .status import STATUSES, SUPPRESSED, SYMBOL_KEY, Status
@@ -103,21 +105,24 @@ def without_needless_secondaries(table: TableSet, suppressed: set[int], protecte
 
 
 def determined_secondaries(table: TableSet, attackers: Sequence[Attacker], suppressed: set[int], primary: set[int],
-                           checked: pl.DataFrame) -> set[int]:
-    """Secondary cells that the published cells already fix exactly, in the counts and in every amount published
-    beside them (each attacker's model: the first is the counts'). Showing them tells an attacker nothing new
-    (the equation is implied), whereas a `c` that anyone can work out would only mislead the auditor."""
+                           checked: pl.DataFrame, trials: int) -> tuple[set[int], set[int]]:
+    """Secondary cells whose counts the published cells already fix exactly (the first attacker's model), to be
+    shown: a `c` that anyone can work out would only mislead the auditor. Where every amount beside them is fixed
+    too, showing them tells an attacker nothing new (the equation is implied); where an amount is not, a cell is
+    shown only if every intruder on the amounts still holds every primary (at most `trials` such cells). Returns
+    the cells to show, and those whose counts are fixed but must stay hidden."""
     found = set(checked.filter(~pl.col(CELL_ID).is_in(list(primary)) & (pl.col("upper") - pl.col("lower") < 1e-6))[CELL_ID].to_list())
-    n = table.cells.height
+    n, fixed = table.cells.height, set()
     for attacker in attackers:
-        if not found:
-            break
-        model = attacker.model or table
-        copies = model.cells.height // n if attacker.mirror else 1
-        attack = AttackModel(model, attacker.seen(suppressed))
-        found = {c for c in sorted(found) if all(attack.reach(c + k * n, True) - attack.reach(c + k * n, False) < 1e-6
-                                                 for k in range(copies))}
-    return found
+        attack = AttackModel(attacker.model or table, attacker.seen(suppressed))
+        exact = {c for c in sorted(found) if all(attack.reach(c + k * n, True) - attack.reach(c + k * n, False) < 1e-6
+                                                 for k in range(attacker.copies))}
+        fixed, found = (exact, exact) if attacker is attackers[0] else (fixed, found & exact)
+    for cell in sorted(fixed - found)[:trials]:  # the count is fixed, an amount beside it is not
+        trial = suppressed - found - {cell}
+        if all(a.audit(table, trial)["safe"].all() for a in attackers[1:]):
+            found.add(cell)
+    return found, fixed - found
 
 
 def checked_amounts(table: TableSet, amounts: Sequence[Amounts]) -> Sequence[Amounts]:
@@ -135,24 +140,48 @@ def checked_amounts(table: TableSet, amounts: Sequence[Amounts]) -> Sequence[Amo
         if amount.tied_to not in untied or untied[amount.tied_to].cells != amount.cells:
             raise TableError(f"amounts of {amount.name}: tied to {amount.tied_to!r}, which is not an amount of the same "
                              "cells that is tied to none")
+        low, high = amount.multiples
+        theirs, mine = untied[amount.tied_to].table.inner_values, amount.table.inner_values
+        if len(low) != len(mine) or np.any(low > high) or np.any(mine < low * theirs - 1e-6) or np.any(mine > high * theirs + 1e-6):
+            raise TableError(f"amounts of {amount.name}: not between its multiples of {amount.tied_to} in every inner cell")
     return amounts
 
 
 def amount_attacker(table: TableSet, policy: Policy, prior: Prior, primary: set[int], amount: Amounts,
                     amounts: Sequence[Amounts]) -> Attacker:
-    """The intruder on an amount, and on the amounts tied to it (their values follow from its inner cells)."""
+    """The intruder on an amount, and on the amounts tied to it (each between known multiples of it), who has of
+    what is published elsewhere only what the tables show (its counts, and so the amounts beside them)."""
     tied = [a for a in amounts if a.tied_to == amount.name]
-    if not tied:
-        return plain_attacker(table, policy, prior, primary & amount.cells, AMOUNTS + amount.name, amount.table)[0]
-    return plain_attacker(table, policy, prior, primary & amount.cells, AMOUNTS + " and ".join(
-        [amount.name, *(a.name for a in tied)]), joint_table(amount, tied), table.cells.height)[0]
+    shown = {c: where for c, where in prior.public.items() if table.cells["tables"][c].len() and c in amount.cells}
+    model = joint_table(amount, tied) if tied else amount.table
+    return plain_attacker(table, policy, Prior(shown), primary & amount.cells, AMOUNTS + " and ".join(
+        [amount.name, *(a.name for a in tied)]), model, 1 + len(tied))[0]
 
 
-def amount_views(attacker: Attacker, amount: Amounts, amounts: Sequence[Amounts]) -> dict[str, set[int]]:
+def with_pair_sums(attacker: Attacker, pairs: list[tuple[int, int]], n: int) -> Attacker:
+    """The intruder on amounts with a cell of its own for each singleton pair's sum, in every block: never
+    published, and held to not being worked out exactly (the singleton's only contributor would read the other
+    cell off it), in the amount model, where the counts' structure alone cannot show it safe."""
+    if not pairs:
+        return attacker
+    model, first = attacker.model, attacker.model.cells.height
+    sums = [(s + k * n, p + k * n) for k in range(attacker.copies) for s, p in pairs]
+    m = model.membership.tocsc()
+    added = sparse.hstack([m[:, [s]] + m[:, [p]] for s, p in sums], format="csc")
+    rows = model.cells[[s for s, _ in sums]].with_columns(
+        pl.Series(CELL_ID, np.arange(first, first + len(sums)), dtype=pl.Int64),
+        pl.Series(VALUE, added.T @ model.inner_values).cast(model.cells.schema[VALUE]))
+    grown = replace(model, cells=pl.concat([model.cells, rows]), membership=sparse.hstack([m, added], format="csc"))
+    virtual = frozenset(range(first, first + len(sums)))
+    required = pl.concat([attacker.required, pl.DataFrame([(c, *RELAXED) for c in sorted(virtual)], schema=REQUIRED_COLUMNS,
+                                                          orient="row")])
+    return replace(attacker, model=grown, required=required, virtual=virtual)
+
+
+def amount_views(attacker: Attacker, amount: Amounts, amounts: Sequence[Amounts], n: int) -> dict[str, set[int]]:
     """Each amount the attacker protects (this one and those tied to it) -> the primaries it holds to their
     protection level in that amount, numbered as the table's cells."""
     names = [amount.name, *(a.name for a in amounts if a.tied_to == amount.name)]
-    n = attacker.mirror or attacker.model.cells.height
     held = set(attacker.required[CELL_ID].to_list()) - attacker.relaxed
     return {name: {c - i * n for c in held if i * n <= c < (i + 1) * n} for i, name in enumerate(names)}
 
@@ -172,24 +201,30 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
             raise PolicyError(f"{key}: applies to magnitude tables (amounts with their contributors), and this table "
                               "counts units: remove it from the policy, or give the table its contributors")
     structural_ids = structural_cells(table, structural)
-    excluded = pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public)))
-    primary = primary_cells(table, policy, amounts).filter(~excluded)
+    counts = primary_cells(table, policy).filter(~pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public))))
+    counted = set(counts[CELL_ID].to_list())  # the counts' own primaries: a count published elsewhere is none
+    primary = merged([counts, amount_primary_cells(policy, amounts).filter(  # an amount's are, wherever its count is
+        ~pl.col(CELL_ID).is_in(list(structural_ids)))])  # published: the amount is not
     primary_ids = set(primary[CELL_ID].to_list())
-    counted = set(primary_cells(table, policy).filter(~excluded)[CELL_ID].to_list())  # the counts' own primaries
-    plain, _ = plain_attacker(table, policy, prior, counted)
+    plain, _ = plain_attacker(table, policy, prior, counted)  # who has every count published elsewhere
     both, kept, crossed, undifferenced = differencing(table, policy, prior, counted)
     kept -= set(prior.public) | structural_ids
+    prior = Prior({c: where for c, where in prior.public.items() if c not in primary_ids}, prior.earlier)  # shown,
+    # unless an amount beside the count is primary there
     untied = [a for a in amounts if a.tied_to is None]
     amount_attackers = [amount_attacker(table, policy, prior, primary_ids, a, amounts) for a in untied]
-    attackers = [plain, *amount_attackers] + ([both.restricted] if both else [])
     protected = set().union(*({c % n for c in a.required[CELL_ID].to_list()} for a in [plain, *amount_attackers]))
     # the primaries that can be protected, in the counts and in the amounts
     costs = cell_costs(table, policy)
     notes = []
-    singletons = set()
+    singletons, amount_singletons = set(), set()
     if policy.protect_singletons:
-        singletons = singleton_cells(table, protected).union(*(singleton_cells(a.table, protected & a.cells) for a in amounts))
-    pairs = singleton_pairs(table, protected, singletons)
+        singletons = singleton_cells(table, protected)
+        amount_singletons = set().union(*(singleton_cells(a.table, protected & a.cells) for a in amounts))
+    pairs = singleton_pairs(table, protected, singletons | amount_singletons)
+    amount_pairs = singleton_pairs(table, protected, amount_singletons)
+    amount_attackers = [with_pair_sums(a, amount_pairs, n) for a in amount_attackers]
+    attackers = [plain, *amount_attackers] + ([both.restricted] if both else [])
     if method == "optimal":
         from .optimal import optimal_suppression
 
@@ -213,25 +248,46 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
             notes.append(f"no secondary cell was tried for publishing again: {table.inner.height:,} inner cells are "
                          f"more than the cleanup's work limit ({CLEANUP_WORK:,})")
         suppressed, checked = without_needless_secondaries(table, suppressed, held, attackers, checked, pairs, costs, trials)
+    counted_required = set(plain.required[CELL_ID].to_list())
+    shown: set[int] = set()
+    for _ in range(MAX_REPAIR_ROUNDS):  # a count fixed exactly is shown, or (to keep an amount beside it hidden)
+        # held from being worked out exactly, which may take more cells
+        mine = attackers[:1 + len(amount_attackers)]
+        determined, exact = determined_secondaries(table, mine, suppressed, held, checked[0],
+                                                   CLEANUP_WORK // max(1, table.inner.height))
+        if determined:
+            shown |= determined
+            suppressed -= determined
+            checked = [checked[0].filter(~pl.col(CELL_ID).is_in(list(determined))),
+                       *(a.audit(table, suppressed) for a in mine[1:]),
+                       *(audited.filter(~pl.col(CELL_ID).is_in(list(determined))) for audited in checked[len(mine):])]
+        if not exact:
+            break
+        held |= exact
+        attackers[0] = replace(attackers[0], required=pl.concat([attackers[0].required, pl.DataFrame(
+            [(c, *RELAXED) for c in sorted(exact)], schema=REQUIRED_COLUMNS, orient="row")]))
+        state = withstood(table, suppressed, attackers, both, costs)
+        suppressed, attackers, checked = state.suppressed, state.attackers, state.checked
+    else:
+        raise ProtectionError(f"secondary cells stay worked out exactly after {MAX_REPAIR_ROUNDS} rounds")
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
-    determined = determined_secondaries(table, [plain, *amount_attackers], suppressed - plain.known, held, checked[0])
-    if determined:
-        suppressed -= determined
-        checked = [audited.filter(~pl.col(CELL_ID).is_in(list(determined))) for audited in checked]
-        notes.append(f"{len(determined)} secondary cells were fixed exactly by the published cells, so they are shown")
+    if shown:
+        notes.append(f"{len(shown)} secondary cells were fixed exactly by the published cells, so they are shown")
     notes += prior_notes(prior, suppressed, kept, narrowed, undifferenced)
     if amounts and prior.earlier is not None:
         notes.append(f"the intruder holding {prior.earlier.label} too is modelled on the counts only ("
                      f"{', '.join(a.name for a in amounts)} have no bound on what a mover changes); the cells it hid "
                      "are hidden again")
     result = checked[0]
-    for audited in checked[1:]:  # a cell is safe when it is safe against every attacker, in every copy of it
-        also = audited.group_by(pl.col(CELL_ID) % n).agg(pl.col("safe").all().alias("__also"))
+    for attacker, audited in zip(attackers[1:], checked[1:], strict=True):  # a cell is safe when it is safe against
+        # every attacker, in every block of it (an earlier release's cells and a pair's sum are no cell of this one)
+        mine = audited.filter(pl.col(CELL_ID) < n * attacker.copies) if attacker.mirror else audited.filter(pl.col(CELL_ID) < n)
+        also = mine.group_by(pl.col(CELL_ID) % n).agg(pl.col("safe").all().alias("__also"))
         result = result.join(also, on=CELL_ID, how="left").with_columns(
             safe=pl.col("safe") & pl.col("__also").fill_null(True)).drop("__also")
-    full = set(plain.required[CELL_ID].to_list()) - narrowed["exposed"] - narrowed["given_away"]
+    full = counted_required - narrowed["exposed"] - narrowed["given_away"]
     both_full = None if both is None else set().union(*(
         set(a.required.filter(pl.col(CELL_ID) < n)[CELL_ID].to_list()) - a.relaxed
         for a in attackers if a.name in ("both releases", "differencing"))) - narrowed["given_away_both"]
@@ -242,7 +298,7 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
                      "level by what is already published, whatever this release hides: they are kept from being worked "
                      "out exactly")
     held_in = {name: cells_held for attacker, amount in zip(final, untied, strict=True)
-               for name, cells_held in amount_views(attacker, amount, amounts).items()}
+               for name, cells_held in amount_views(attacker, amount, amounts, n).items()}
     return Protection(with_amounts(cells, amounts, held_in, narrowed["given_away"]), result, policy, method, notes)
 
 

@@ -320,36 +320,42 @@ class Amounts:
     name: str
     table: TableSet
     cells: frozenset[int]
-    tied_to: str | None = None  # an amount this one is, in every inner cell, a multiple of that the intruder knows
-    # (funding: the hourly rate of the cell's entitlement times its hours): one intruder attacks the two together
-
-    def ratios(self, other: "Amounts") -> np.ndarray:
-        """Per inner cell, this amount over the one it is tied to; refused where that is zero and this is not."""
-        mine, theirs = self.table.inner_values, other.table.inner_values
-        if np.any((theirs == 0) & (mine != 0)):
-            raise TableError(f"amounts of {self.name}: not a multiple of {other.name} in every inner cell (an inner "
-                             f"cell has {self.name} without {other.name})")
-        return np.divide(mine, theirs, out=np.zeros_like(mine), where=theirs != 0)
+    tied_to: str | None = None  # an amount this one lies between known multiples of, inner cell by inner cell
+    multiples: tuple[np.ndarray, np.ndarray] | None = None  # (low, high) per inner cell: funding between the
+    # lowest and highest public hourly rate of the entitlements in the cell, times its hours
 
 
 def joint_table(first: Amounts, tied: Sequence[Amounts]) -> TableSet:
-    """One model of an amount and the amounts tied to it: its inner cells are the unknowns, and each tied amount's
-    cells follow as copies of the cells (numbered on from the table's, in order) whose inner cells count at their
-    known multiple (the copies of cell c are c + n, c + 2n, ...)."""
-    base, n = first.table, first.table.cells.height
-    membership = sparse.hstack([base.membership] + [sparse.diags(a.ratios(first)) @ base.membership for a in tied]).tocsc()
-    membership.eliminate_zeros()
-    cells = pl.concat([base.cells] + [a.table.cells.with_columns(pl.col(CELL_ID) + n * (i + 1)) for i, a in enumerate(tied)])
-    cells = cells.with_columns(pl.Series(VALUE, membership.T @ base.inner_values))
-    return replace(base, cells=cells, membership=membership, contributions=None)
+    """One model of an amount and the amounts tied to it, each with inner cells of its own (block by block: the
+    first's, then each tied one's, numbered on) and its cells over them (cell c of block i is c + i n), and facts
+    that hold each tied inner cell between its multiples of the first amount's inner cell at the same place. An
+    intruder who knows the rates knows exactly that: a table that breaks none of it is one they cannot rule out."""
+    base, n_in, n = first.table, first.table.inner.height, first.table.cells.height
+    blocks, width = [first, *tied], (len(tied) + 1) * first.table.inner.height
+    inner = pl.concat([a.table.inner.select(INNER_ID, *base.dimensions, pl.col(VALUE).cast(pl.Float64))
+                       .with_columns(pl.col(INNER_ID) + i * n_in) for i, a in enumerate(blocks)])
+    cells = pl.concat([a.table.cells.with_columns(pl.col(CELL_ID) + i * n, pl.col(VALUE).cast(pl.Float64))
+                       for i, a in enumerate(blocks)])
+    facts = [a.table.facts.widened(width, i * n_in) for i, a in enumerate(blocks) if a.table.facts is not None]
+    for i, amount in enumerate(tied, start=1):
+        for multiple, lower, upper in ((amount.multiples[0], 0.0, np.inf), (amount.multiples[1], -np.inf, 0.0)):
+            rows = sparse.hstack([-sparse.diags(multiple), sparse.csr_matrix((n_in, (i - 1) * n_in)), sparse.identity(n_in),
+                                  sparse.csr_matrix((n_in, width - (i + 1) * n_in))], format="csr")
+            facts.append(Facts(rows, np.full(n_in, lower), np.full(n_in, upper)))
+    nested = [a.table.nested.with_columns(pl.col("small") + i * n, pl.col("large") + i * n)
+              for i, a in enumerate(blocks) if a.table.nested is not None and a.table.nested.height]
+    return TableSet(base.dimensions, base.hierarchies, base.tables, inner, cells,
+                    sparse.block_diag([base.membership] * len(blocks), format="csc"), None,
+                    pl.concat(nested) if nested else None, Facts.stacked(*facts))
 
 
 def amounts_of(table: TableSet, name: str, contributions: pl.DataFrame, cells: frozenset[int] | None = None,
-               tied_to: str | None = None) -> Amounts:
+               tied_to: str | None = None, multiples: tuple[np.ndarray, np.ndarray] | None = None) -> Amounts:
     """The amount summed over the count table's cells. contributions: one row per contributor and combination of
     the table's leaf codes (its dimensions, CONTRIBUTOR and VALUE, a non-negative amount); a combination the
-    table does not count is refused. The count table's nestings and facts are kept: they hold for an amount of
-    the same units (those of a population within another are among its units), so the attacker has them too."""
+    table does not count is refused. The count table's nestings between cells the amount is published for are
+    kept (an amount of units within others is at most theirs, when both carry it), and its other facts only when
+    the amount is published for every cell: a nesting whose outer population lacks the amount does not hold."""
     dimensions = list(table.dimensions)
     _check_dimensions(contributions, [*dimensions, CONTRIBUTOR, VALUE])
     amounts = contributions[VALUE].cast(pl.Float64, strict=False)
@@ -364,6 +370,11 @@ def amounts_of(table: TableSet, name: str, contributions: pl.DataFrame, cells: f
     np.add.at(inner_values, placed[INNER_ID].to_numpy(), placed[VALUE].to_numpy())
     inner = table.inner.with_columns(pl.Series(VALUE, inner_values))
     summed = table.cells.with_columns(pl.Series(VALUE, table.membership.T @ inner_values))
-    magnitude = replace(table, inner=inner, cells=summed)
-    return Amounts(name, _with_contributions(magnitude, frame, dimensions, CONTRIBUTOR),
-                   frozenset(range(table.cells.height)) if cells is None else frozenset(cells), tied_to)
+    cells = frozenset(range(table.cells.height)) if cells is None else frozenset(cells)
+    nested = None if table.nested is None else table.nested.filter(pl.col("small").is_in(list(cells))
+                                                                   & pl.col("large").is_in(list(cells)))
+    magnitude = replace(table, inner=inner, cells=summed, nested=nested,
+                        facts=table.facts if len(cells) == table.cells.height else None)
+    if (tied_to is None) != (multiples is None):
+        raise TableError(f"amounts of {name}: an amount tied to another needs its multiples, and only it")
+    return Amounts(name, _with_contributions(magnitude, frame, dimensions, CONTRIBUTOR), cells, tied_to, multiples)

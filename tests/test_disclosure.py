@@ -4,16 +4,19 @@ LP written here, independently of the library's own audit (scipy's linprog, not 
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy import sparse
 from scipy.optimize import linprog
 
 from disclosure_control.hierarchy import Hierarchy, HierarchyError
 from disclosure_control.policy import Dominance, Policy, PolicyError, parse_policy
+from disclosure_control.prior import Prior
 from disclosure_control.protect import protect
 from disclosure_control.table import (CONTRIBUTOR, VALUE, TableError, TableSpec, amounts_of, from_frequencies,
                                       from_microdata)
@@ -377,27 +380,30 @@ def test_a_secondary_cell_that_the_published_cells_fix_exactly_is_found_to_be_sh
     required = required_protection(table, set(primary_cells(table, policy)["cell_id"]), policy)
     checked = audit(table, suppressed, required)
     plain = Attacker("this release", frozenset(), required)
-    assert determined_secondaries(table, [plain], suppressed, primary, checked) == {ids[("C", "z")]}
+    assert determined_secondaries(table, [plain], suppressed, primary, checked, 10) == ({ids[("C", "z")]}, set())
 
 
 def test_an_amount_tied_to_another_is_attacked_with_it():
     """Funding is each type's known hourly rate times the hours. Published side by side, a district's hours and
     funding totals are two equations in its two hidden cells, which fix both; attacked one amount at a time that
     pattern looks safe. Tied, the intruder attacks the two together, and an independent LP over both shows every
-    primary keeps its protection level in hours and in funding."""
+    primary keeps its protection level in hours and in funding, the small count with no hours (D4 B) too: the
+    rate holds there as everywhere, whatever hours the intruder tries."""
     rates = {"A": 5.0, "B": 8.0}
     micro = pl.DataFrame(
         [r for i in range(5) for r in _places("D1", "A", f"a{i}", 2, 100.0)] + _places("D1", "B", "b1", 6, 120.0)
         + [r for i in range(6) for r in _places("D2", "A", f"c{i}", 2, 90.0)]
         + [r for i in range(6) for r in _places("D2", "B", f"d{i}", 2, 110.0)]
         + [r for i in range(4) for r in _places("D3", "A", f"e{i}", 3, 95.0)]
-        + [r for i in range(5) for r in _places("D3", "B", f"f{i}", 2, 105.0)])
+        + [r for i in range(5) for r in _places("D3", "B", f"f{i}", 2, 105.0)]
+        + [r for i in range(4) for r in _places("D4", "A", f"g{i}", 3, 80.0)] + _places("D4", "B", "h1", 2, 0.0))
     micro = micro.with_columns(funding=pl.col("hours") * pl.col("type").replace_strict(rates, return_dtype=pl.Float64))
     table = from_microdata(micro, [TableSpec("places", ("district", "type"))])
 
     def amount(column: str, tied_to: str | None = None):
         rows = micro.select("district", "type", pl.col("provider").alias(CONTRIBUTOR), pl.col(column).alias(VALUE))
-        return amounts_of(table, column, rows, tied_to=tied_to)
+        rate = table.inner["type"].replace_strict(rates, return_dtype=pl.Float64).to_numpy()  # known in every
+        return amounts_of(table, column, rows, tied_to=tied_to, multiples=(rate, rate) if tied_to else None)  # cell
     policy = parse_policy({"threshold": 3, "dominance": {"n": 1, "k": 85}})
     separate = protect(table, policy, amounts=[amount("hours"), amount("funding")])
     tied = protect(table, policy, amounts=[amount("hours"), amount("funding", tied_to="hours")])
@@ -431,3 +437,64 @@ def test_an_amount_tied_to_another_is_attacked_with_it():
             need = max(1.0, np.ceil(policy.protection_level / 100 * cell[column]))
             assert high >= cell[column] + need - 1e-6 and low <= cell[column] - min(cell[column], need) + 1e-6, (column, cell)
     assert tied.cells["funding_protected"].filter(tied.cells["status"] == "primary").all()
+
+
+def test_a_dominated_amount_stays_hidden_where_its_count_is_published_elsewhere():
+    """Others publish the count of D1 A (the DfE's own figures, say), but not its hours, which one provider holds:
+    the cell stays primary, and the intruder who has the count still cannot work out the hours."""
+    micro = pl.DataFrame([r for d in ("D1", "D2") for t in ("A", "B") for i in range(6)
+                          for r in _places(d, t, "big" if (d, t) == ("D1", "A") else f"p{i}{d}{t}", 1, 100.0)])
+    table = from_microdata(micro, [TableSpec("places", ("district", "type"))])
+    hours = amounts_of(table, "hours", micro.select("district", "type", pl.col("provider").alias(CONTRIBUTOR),
+                                                    pl.col("hours").alias(VALUE)))
+    ids = {(r["district"], r["type"]): r["cell_id"] for r in table.cells.iter_rows(named=True)}
+    result = protect(table, parse_policy({"threshold": 3, "dominance": {"n": 1, "k": 85}}), amounts=[hours],
+                     prior=Prior({ids[("D1", "A")]: "the DfE's file"}))
+    got = statuses(result, ["district", "type"])
+    assert got[("D1", "A")] == "primary" and got[("D1", "B")] == got[("D2", "A")] == got[("D2", "B")] == "secondary"
+    assert result.cells.filter(pl.col("cell_id") == ids[("D1", "A")])["hours_protected"].item()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_single_providers_cell_cannot_be_subtracted_from_a_sum_the_hours_and_funding_fix(seed):
+    """Where one provider alone makes a primary cell, the sum of it and another primary along a margin must not be
+    fixed by the hours and funding published (that provider would read the other cell off it), nor any primary
+    narrowed: checked by LP on the joint model with the true rates, zero hours included."""
+    from disclosure_control.audit import AttackModel
+    from disclosure_control.singletons import singleton_cells, singleton_pairs
+    from disclosure_control.table import joint_table
+
+    rates, rng = {"U": 5.0, "E": 5.0, "Y": 8.0}, np.random.default_rng(seed)
+    micro = pl.DataFrame([{"district": d, "type": t, "provider": f"p{int(rng.integers(0, providers))}{d}{t}",
+                           "hours": float(rng.choice([0, 60, 100, 150]))}
+                          for d in ("D1", "D2", "D3") for t in rates
+                          for n, providers in [(int(rng.choice([1, 2, 3, 4, 6, 8])), int(rng.choice([1, 1, 2, 4])))]
+                          for _ in range(n)])
+    micro = micro.with_columns(funding=pl.col("hours") * pl.col("type").replace_strict(rates, return_dtype=pl.Float64))
+    table = from_microdata(micro, [TableSpec("places", ("district", "type"))])
+    rate = table.inner["type"].replace_strict(rates, return_dtype=pl.Float64).to_numpy()
+
+    def amount(column: str, tied_to: str | None = None):
+        rows = micro.select("district", "type", pl.col("provider").alias(CONTRIBUTOR), pl.col(column).alias(VALUE))
+        return amounts_of(table, column, rows, tied_to=tied_to, multiples=(rate, rate) if tied_to else None)
+    hours, funding = amount("hours"), amount("funding", "hours")
+    policy = parse_policy({"threshold": 3, "dominance": {"n": 1, "k": 85}})
+    result = protect(table, policy, amounts=[hours, funding])
+    hidden = set(result.cells.filter(pl.col("status") != "published")["cell_id"].to_list())
+    primary = set(result.cells.filter(pl.col("status") == "primary")["cell_id"].to_list())
+    joint, n = joint_table(hours, [funding]), table.cells.height
+    m = joint.membership.tocsc()
+    for s, p in singleton_pairs(table, primary, singleton_cells(hours.table, primary)):
+        for k in (0, 1):
+            summed = m[:, [s + k * n]] + m[:, [p + k * n]]
+            row = joint.cells[s].with_columns(pl.lit(2 * n, pl.Int64).alias("cell_id"),
+                                              pl.lit(joint.cell_values[s + k * n] + joint.cell_values[p + k * n]).alias(VALUE))
+            grown = replace(joint, membership=sparse.hstack([m, summed]).tocsc(), cells=pl.concat([joint.cells, row]))
+            attack = AttackModel(grown, hidden | {c + n for c in hidden} | {2 * n})
+            assert attack.reach(2 * n, True) - attack.reach(2 * n, False) > 1e-6, (s, p, k)
+    attack = AttackModel(joint, hidden | {c + n for c in hidden})
+    for c in primary:
+        for k in (0, 1):
+            value, low, high = joint.cell_values[c + k * n], attack.reach(c + k * n, False), attack.reach(c + k * n, True)
+            need = max(1.0, np.ceil(policy.protection_level / 100 * value))
+            assert high >= value + need - 1e-6 and low <= value - min(value, need) + 1e-6, (c, k)

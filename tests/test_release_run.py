@@ -94,7 +94,8 @@ def test_the_audit_fails_funding_protected_apart_from_the_hours_it_is_a_multiple
     frames = staged_frames(paths.warehouse, ("early_years", "schools", "postcodes"))
     release = build_release(frames, config.publications_of(("early_years",)), term, frames["schools"], frames["postcodes"])
     problem = release.problem_of("early_years_places")
-    apart = [replace(a, tied_to=None) for a in release.amounts(problem, problem.table)]
+    amounts = release.amounts(problem, problem.table, term.academic_year)
+    apart = [replace(a, tied_to=None, multiples=None) for a in amounts]
     assert {a.name for a in apart} == {"funded_hours", "funding"}
     result = round_published(protect(problem.table, config.problem_policy(problem.publications), amounts=apart))
     for publication in problem.publications:

@@ -50,9 +50,9 @@ class PublishedFile:
     indicator: str
     rounding_base: int | None = None
     low: str = "low"  # the symbol for a count that rounds to zero but is not zero
-    also: tuple[tuple[str, Callable[[tuple], float], float], ...] = ()  # other columns the intruder reads as sums of
-    # the same unknowns, each finest cell (its key) at a known multiple, each shown value known to within a margin
-    # (funding beside hours: the entitlement's public hourly rate)
+    also: tuple[tuple[str, Callable[[dict], tuple[float, float]], float], ...] = ()  # other columns the intruder
+    # knows, in each finest cell (its filter values), to lie between two multiples of this one (funding beside hours:
+    # the entitlement's public hourly rates), each shown value to within a margin
 
     @classmethod
     def read(cls, path, rounding_base: int | None = None, indicator: str | None = None, low: str = "low") -> "PublishedFile":
@@ -215,15 +215,23 @@ def _published_rows(model: _Model, file: _File, hidden: list[tuple[Key, list[int
 
 
 def _tied_rows(model: _Model, file: _File, host: _File) -> None:
-    """A file's other amounts, each shown value a sum over the finest cells of the population's file that has all
-    its filters (`host`: the multiples are known there, where each cell has one rate), at their multiples."""
+    """A file's other amounts: unknowns of their own in the finest cells of the population's file that has all its
+    filters (`host`), each between its two multiples of the unknown there, and each shown value their sum."""
     for row in file.published.data.iter_rows(named=True):
         level, code = file.published.node(row)
-        for column, weight, margin in file.published.also:
-            if row[column].replace(".", "", 1).isdigit():
-                keys = host.keys(level, code, {f: row[f] for f in file.published.filters})
-                model.add([model.var(k) for k in keys], [weight(k) for k in keys], max(float(row[column]) - margin, 0.0),
-                          float(row[column]) + margin)
+        for column, bounds, margin in file.published.also:
+            if not row[column].replace(".", "", 1).isdigit():
+                continue
+            keys = host.keys(level, code, {f: row[f] for f in file.published.filters})
+            for key in keys:
+                if ("also", column, *key) not in model.index:
+                    low, high = bounds(dict(zip(host.published.filters, key[3:], strict=True)))
+                    mine, other = model.var(key), model.var(("also", column, *key))
+                    model.add([other, mine], [1.0, -low], 0.0, np.inf)
+                    if np.isfinite(high):
+                        model.add([other, mine], [1.0, -high], -np.inf, 0.0)
+            model.add([model.var(("also", column, *k)) for k in keys], [1.0] * len(keys),
+                      max(float(row[column]) - margin, 0.0), float(row[column]) + margin)
 
 
 def _known_rows(model: _Model, published: PublishedFile, files: list[_File]) -> None:

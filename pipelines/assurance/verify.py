@@ -14,6 +14,7 @@ recorded in its report.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from disclosure_control.status import SUPPRESSED
 from outputs.files import read_json
 from pipelines.assurance import intruder
 from pipelines.assurance.leakscan import leaks_by_recipient
+from pipelines.nodes.publication import rate_bounds
 from pipelines.nodes.release import KnownFile, joined_groups, ours, populations, relations
 from pipelines.store.commit import decision_hashes, latest_run, leftovers, output_hashes
 from pipelines.store.history import EarlierRelease, earlier_for, known_files
@@ -82,16 +84,16 @@ def hash_findings(paths: RunPaths, entry: dict | None) -> list[Finding]:
 
 
 def intruder_view(path_of, publications: list[Publication], policies: dict[str, dict], known: list[KnownFile] = (),
-                  measure: Measure | None = None, also: tuple[tuple[Measure, dict], ...] = ()
+                  measure: Measure | None = None, also: tuple[tuple[Measure, Callable], ...] = ()
                   ) -> tuple[list[intruder.Population], intruder.Relations]:
     """The published files (path_of(publication, table name) -> its CSV), grouped as the specs group their
     populations, with the relations the specs imply; a file of figures others publish joins the population it
     counts, with its rows of this release's period and LA. With a measure, the files' amounts instead of their
     counts: each shown amount is known to within the half of its last decimal place; `also` gives amounts tied
-    to it, each with its multiple of the measure in every finest cell (key -> multiple)."""
+    to it, each with the multiples of the measure it lies between in a finest cell (filter values -> low, high)."""
     groups = populations(publications)
     filters = {f.name: f for g in groups for f in g.filters}
-    tied = tuple((m.col_name, lambda key, r=ratios: r.get(key, 0.0), 0.5 * 10.0 ** -m.dp) for m, ratios in also)
+    tied = tuple((m.col_name, bounds, 0.5 * 10.0 ** -m.dp) for m, bounds in also)
     view = []
     for group in groups:
         files = [replace(intruder.PublishedFile.read(path_of(p, t.name), 10.0 ** -measure.dp if measure else
@@ -201,31 +203,36 @@ def measures_of(publications: list[Publication]) -> list[tuple[Measure, list[Pub
     return [(found[name], [p for p in publications if found[name] in p.measures]) for name in sorted(found)]
 
 
-def multiples(work: RunPaths, publications: list[Publication], of: Measure, per: Measure) -> dict[tuple, float]:
-    """(release, file, area, filter values) -> one amount over another in each cell, from the restricted decision
-    records: what an intruder who knows the rates (funding per funded hour, by entitlement) can take as known."""
-    out = {}
-    for publication in publications:
-        cells = pl.read_parquet(work.decisions(publication.name)).filter(pl.col(per.col_name) > 0)
-        for table in publication.tables:
-            filters = [f.name for f in table.filters]
-            for row in cells.filter(pl.col("tables").list.contains(table.name)).iter_rows(named=True):
-                out[("current", table.name, row[AREA], *(row[f] for f in filters))] = row[of.col_name] / row[per.col_name]
-    return out
+def multiples(attacked: Measure, other: Measure, publications: list[Publication], academic_year: int) -> Callable:
+    """What the intruder knows of `other` in a cell with these filter values, as multiples of `attacked`: for
+    funding over hours, the public rates of the codes in the cell's category of the rate filter (all of them at
+    Total); for hours over funding, their inverses."""
+    tied = other if other.tied_to == attacked.col_name else attacked
+    spec = next(f for p in publications for f in p.filters if f.name == tied.rate[0])
+    by_label, everything = rate_bounds(tied, spec, academic_year)
+
+    def bounds(values: dict) -> tuple[float, float]:
+        low, high = by_label.get(values.get(tied.rate[0]), everything)
+        return (low, high) if tied is other else (1 / high, 1 / low if low else math.inf)
+    return bounds
 
 
 def amount_finding(paths: RunPaths, delivered: Path, measure: Measure, carriers: list[Publication], policies: dict[str, dict],
                    levels: dict[str, float], measures: list[Measure]) -> Finding:
     """The intruder on an amount published beside counts (funded hours): every primary the run held to its
-    protection level in the amount must keep it against the amounts shown, and no hidden amount is worked out.
-    The amounts tied to it, or it is tied to (funding and hours), it reads as known multiples of it."""
+    protection level in the amount must keep it against the amounts shown. The amounts tied to it, or it is tied
+    to (funding and hours), it reads as lying between the multiples of it the public rates allow."""
     linked = [m for m in measures if m.tied_to == measure.col_name or measure.tied_to == m.col_name]
     targets, truth = protection_targets(paths, carriers, levels, value=measure.col_name,
                                         protected=f"{measure.col_name}_protected")
-    view, relations_ = intruder_view(lambda p, t: table_file(delivered / p.recipient, t), carriers, policies,
-                                     measure=measure, also=tuple((m, multiples(paths, carriers, m, measure)) for m in linked))
+    path_of = lambda p, t: table_file(delivered / p.recipient, t)  # noqa: E731
+    first = pl.read_csv(path_of(carriers[0], carriers[0].tables[0].name), infer_schema=False, n_rows=1)
+    year = int(first["time_period"][0][:4])  # the files' academic year (YYYYZZ)
+    view, relations_ = intruder_view(path_of, carriers, policies, measure=measure,
+                                     also=tuple((m, multiples(measure, m, carriers, year)) for m in linked))
     found = intruder.attack({"current": view}, relations_, targets=targets)
-    narrow = _narrow(found, targets, truth)
+    narrow = [key for key in _narrow(found, targets, truth) if key in targets]  # a secondary's amount may be fixed
+    # where its count is not (the count keeps it hidden): only the primaries' amounts are owed protection
     return Finding(f"release attack on {measure.col_name}", not narrow,
                    f"{len(narrow)} hidden amounts narrowed below their protection, e.g. {' / '.join(map(str, narrow[0][1:]))}"
                    if narrow else f"{sum(len(v.files) for v in view)} files: no protected amount narrowed",

@@ -71,7 +71,7 @@ def protected_release(release: Release, earlier: dict[tuple, EarlierRun], known:
                              "left_out": left_out})
         run = earlier.get(problem.names)
         before = problem_earlier(release, problem, table, run, policy) if run else None
-        amounts = release.amounts(problem, table)
+        amounts = release.amounts(problem, table, term.academic_year)
         policy = policy if amounts else policy.for_counts()  # its magnitude rules are for the amounts alone
         result = round_published(protect(table, policy, prior=Prior(public, before), amounts=amounts))
         cells = result.cells

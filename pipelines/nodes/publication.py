@@ -21,7 +21,7 @@ from disclosure_control.rounding import percentages
 from pipelines.nodes.characteristics import DERIVED, DERIVED_TOGETHER
 from schemas.calendar import Term
 from schemas.lookups import codeset
-from schemas.specs.publication import AREA, Filter, Publication, PublicationError
+from schemas.specs.publication import AREA, Filter, Measure, Publication, PublicationError
 
 
 def filter_labels(spec: Filter, academic_year: int) -> dict[str, str] | None:
@@ -106,6 +106,21 @@ def area_hierarchy(publication: Publication, schools: pl.DataFrame, postcodes: p
                    .sort("lad_code"))
     children = {"Total": sorted(by_district["lad_code"].to_list())} | dict(by_district.iter_rows())
     return Hierarchy.from_children(AREA, children)
+
+
+def rate_bounds(measure: Measure, spec: Filter, academic_year: int) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
+    """What an intruder knows of a tied measure's multiple (funding per funded hour): each published category of
+    its rate filter -> the lowest and highest public rate of its codes (one code: its rate), and the range over
+    every code (for a missing category, or a cell at Total)."""
+    _, name, column = measure.rate
+    rates = {code: float(rate) for code, rate in codeset(name, academic_year).select("code", column).iter_rows()}
+    if not rates:
+        raise PublicationError(f"{name}: no {column} for {academic_year}/{(academic_year + 1) % 100:02d}")
+    by_label: dict[str, list[float]] = {}
+    for code, label in (filter_labels(spec, academic_year) or {c: c for c in rates}).items():
+        if code in rates:
+            by_label.setdefault(label, []).append(rates[code])
+    return {label: (min(r), max(r)) for label, r in by_label.items()}, (min(rates.values()), max(rates.values()))
 
 
 def share_percents(cells: pl.DataFrame, publication: Publication, policy: Policy) -> pl.DataFrame:

@@ -24,6 +24,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+import numpy as np
 import polars as pl
 
 from disclosure_control.hierarchy import ROOT, Hierarchy
@@ -33,7 +34,7 @@ from disclosure_control.release import POPULATION, Nesting, population_cells, re
 from disclosure_control.status import STATUSES, SUPPRESSED, Status
 from disclosure_control.table import (CELL_ID, CONTRIBUTOR, VALUE, Amounts, TableSet, TableSpec, amounts_of, build,
                                       from_microdata)
-from pipelines.nodes.publication import area_hierarchy, published_rows
+from pipelines.nodes.publication import area_hierarchy, published_rows, rate_bounds
 from schemas.calendar import Term
 from schemas.specs.publication import AREA, Filter, Measure, Publication
 
@@ -239,19 +240,23 @@ class Release:
         population = self.population_of(publication)
         return next(problem for problem in self.problems if population in problem.populations)
 
-    def amounts(self, problem: Problem, table: TableSet) -> list[Amounts]:
+    def amounts(self, problem: Problem, table: TableSet, academic_year: int) -> list[Amounts]:
         """Each measure its populations publish, as an amount in the cells of the problem's model (`table`: the
         model, grown by any figures others publish), its providers as contributors, published for the cells of
-        the populations that carry it."""
+        the populations that carry it; a tied one with the multiples the public rates allow in each inner cell."""
         out = []
-        for measure in sorted({m for p in problem.populations for m in p.measures}, key=lambda m: m.col_name):
-            carriers = [p for p in problem.populations if measure in p.measures]
+        measures = {m.col_name: m for p in problem.populations for m in p.measures}
+        for measure in (measures[name] for name in sorted(measures)):
+            carriers = [p for p in problem.populations if measure.col_name in {m.col_name for m in p.measures}]
+            if any(measure not in p.measures for p in carriers):
+                raise ReleaseError(f"{measure.col_name}: publications of one problem define it differently")
             rows = [self.rows[p.name].select(
                 pl.lit(p.name).alias(POPULATION),
                 *[(pl.col(d) if d in self.parts[p.name].dimensions else pl.lit(ROOT)).alias(d) for d in table.dimensions[1:]],
                 pl.col(measure.contributor).alias(CONTRIBUTOR), pl.col(measure.col_name).alias(VALUE)) for p in carriers]
             cells = table.cells.filter(pl.col(POPULATION).is_in([p.name for p in carriers]))[CELL_ID]
-            out.append(amounts_of(table, measure.col_name, pl.concat(rows), frozenset(cells.to_list()), measure.tied_to))
+            out.append(amounts_of(table, measure.col_name, pl.concat(rows), frozenset(cells.to_list()), measure.tied_to,
+                                  inner_multiples(table, measure, carriers, academic_year) if measure.tied_to else None))
         return out
 
     def publication_cells(self, cells: pl.DataFrame, publication: Publication) -> pl.DataFrame:
@@ -263,6 +268,17 @@ class Release:
         others = [f.name for f in population.filters if f.name not in {g.name for g in publication.filters}]
         return (mine.with_columns(pl.col("tables").list.set_intersection(tables))
                 .filter(pl.col("tables").list.len() > 0).drop(others))
+
+
+def inner_multiples(table: TableSet, measure: Measure, carriers: list[Population], academic_year: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest and highest multiple a tied measure can be of the measure it is tied to in each inner cell of the
+    model, from the public rates of the codes in the cell's category of the rate filter."""
+    spec = next(f for p in carriers for f in p.filters if f.name == measure.rate[0])
+    by_label, everything = rate_bounds(measure, spec, academic_year)
+    labels = table.inner[measure.rate[0]].to_list()
+    bounds = np.array([by_label.get(label, everything) for label in labels]).reshape(-1, 2)
+    return bounds[:, 0].copy(), bounds[:, 1].copy()
 
 
 def build_release(frames: dict[str, pl.DataFrame], publications: list[Publication], term: Term, schools: pl.DataFrame,

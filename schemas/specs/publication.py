@@ -50,6 +50,8 @@ class Measure:
     dp: int = 0
     tied_to: str | None = None  # a measure of the publication this one is a known multiple of, child by child
     # (funding: the hours at the entitlement's public hourly rate), so an intruder attacks the two together
+    rate: tuple[str, str, str] | None = None  # (filter, code set, column): the public multiple per code of the
+    # filter, for each year; a category of several codes lies between their lowest and highest
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,23 @@ PUBLICATION_NESTED = {  # a nested table's allowed and required keys: a misspelt
     "indicator": (("col_name", "label"), ("col_name", "label")),
     "share": (("filter", "label"), ("filter", "label")),
     "tables": (("name", "filters"), ("name", "filters")),
-    "measures": (("col_name", "source", "label", "contributor", "unit", "dp", "tied_to"),
+    "measures": (("col_name", "source", "label", "contributor", "unit", "dp", "tied_to", "rate"),
                  ("col_name", "source", "label", "contributor")),
 }
+
+
+def _measure(raw: dict, filters: dict[str, Filter]) -> Measure:
+    rate = raw.get("rate")
+    if (raw.get("tied_to") is None) != (rate is None):
+        raise PublicationError(f"measures.{raw['col_name']}: a measure tied to another needs its rate, and only it")
+    if rate is not None:
+        if not isinstance(rate, dict) or set(rate) != {"filter", "codeset", "column"}:
+            raise PublicationError(f"measures.{raw['col_name']}.rate: a table with exactly the keys filter, codeset and column")
+        if rate["filter"] not in filters or filters[rate["filter"]].codeset is None:
+            raise PublicationError(f"measures.{raw['col_name']}.rate.filter: {rate['filter']!r} is not a filter with a code set")
+    return Measure(raw["col_name"], raw["source"], raw["label"], raw["contributor"], raw.get("unit", ""),
+                   int(raw.get("dp", 0)), raw.get("tied_to"),
+                   (rate["filter"], rate["codeset"], rate["column"]) if rate else None)
 
 
 def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publication:
@@ -140,13 +156,15 @@ def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publi
             raise PublicationError(f"share.filter: {share['filter']!r} is not in filters.toml")
         if raw.get("time", "term") not in TIMES:
             raise PublicationError(f"time: {raw['time']!r} is not one of {', '.join(TIMES)}")
-        measures = tuple(Measure(m["col_name"], m["source"], m["label"], m["contributor"], m.get("unit", ""),
-                                 int(m.get("dp", 0)), m.get("tied_to")) for m in raw.get("measures", []))
+        measures = tuple(_measure(m, filters) for m in raw.get("measures", []))
         untied = {m.col_name for m in measures if m.tied_to is None}
         for measure in measures:
             if measure.tied_to is not None and measure.tied_to not in untied:
                 raise PublicationError(f"measures.{measure.col_name}.tied_to: {measure.tied_to!r} is not a measure of "
                                        "this publication that is tied to none")
+            if measure.tied_to is not None and not any(measure.rate[0] in {f.name for f in t.filters} for t in tables):
+                raise PublicationError(f"measures.{measure.col_name}.rate.filter: {measure.rate[0]!r} is not a filter of "
+                                       "this publication's tables")
         return Publication(
             name, raw["title"], raw["return"], raw["recipient"], raw["dataset"], geography["kind"], geography["source"], tuple(raw["unit"]),
             tuple((column, tuple(map(str, values))) for column, values in raw.get("where", {}).items()),
