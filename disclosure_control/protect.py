@@ -324,9 +324,9 @@ class Withstood:
     checked: list[pl.DataFrame]
     given_away: set[int] = field(default_factory=set)  # what is already published gives them away regardless
 
-    def relaxed(self, *names: str) -> set[int]:
-        """Cells the named intruders hold only to not being worked out exactly."""
-        return set().union(*(a.relaxed for a in self.attackers if a.name in names))
+    def relaxed(self, name: str) -> set[int]:
+        """Cells the named intruder holds only to not being worked out exactly."""
+        return set().union(*(a.relaxed for a in self.attackers if a.name == name))
 
     def held(self, cells: int) -> set[int]:
         """This release's cells some intruder must not narrow (so never to be published again)."""

@@ -55,8 +55,8 @@ def funded_hours(frame: pl.DataFrame, term: Term) -> pl.Expr:
 def funding(frame: pl.DataFrame, term: Term) -> pl.Expr:
     """Funding in the term: the funded hours at the LA's hourly base rate to providers for the entitlement
     (schemas/codesets/ey_funding_rate.csv, per academic year: the LA's own rates from its local funding
-    formula; the repository's are illustrative). Supplements are not in it. A missing rate is an error, never a
-    zero."""
+    formula; the repository's are illustrative). Supplements are not in it. An entitlement with no rate for the
+    year is an error, never a zero."""
     rates = {code: float(rate) for code, rate in
              codeset("ey_funding_rate", term.academic_year).select("code", "hourly_rate").iter_rows()}
     missing = sorted(set(frame["entitlement"].drop_nulls().unique().to_list()) - set(rates))
