@@ -20,8 +20,8 @@ WORK = Path(os.environ.get("BENCH_DIR", "out/bench"))
 
 
 def scenarios() -> list[list[str]]:
-    runs = [(kind, scale) for kind in ("generator", "validation", "sdc", "release", "e2e") for scale in SCALES
-            if kind not in ("sdc", "release") or scale == "county"]
+    runs = [("cli", "county")] + [(kind, scale) for kind in ("generator", "validation", "sdc", "release", "e2e")
+                                  for scale in SCALES if kind not in ("sdc", "release") or scale == "county"]
     if ("release", "county") in runs:  # and at the size where per-population protection was first undone
         runs.insert(runs.index(("release", "county")) + 1, ("release", "8000"))
     return [[sys.executable, "-m", f"bench.{kind}", scale, str(WORK / f"{kind}-{scale}")] for kind, scale in runs]
