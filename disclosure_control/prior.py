@@ -138,8 +138,9 @@ class Differencing:
 
     def __init__(self, restricted: Attacker, table: TableSet, earlier: Earlier, matched: pl.DataFrame,
                  now_required: pl.DataFrame, then_required: pl.DataFrame, movers: int, bounded: set[str],
-                 crossed: set[int]):
+                 crossed: set[int], hold: set[int]):
         self.restricted, self.table, self.earlier, self.matched = restricted, table, earlier, matched
+        self.hold = hold  # secondaries hidden in both releases: neither may be worked out exactly
         self.now_required, self.then_required, self.movers, self.bounded = now_required, then_required, movers, bounded
         self.crossed, self.escalated = set(crossed), set()
         self.relaxed: set[int] = set()
@@ -155,14 +156,19 @@ class Differencing:
             self._model = differencing_model(self.table, self.earlier.table, self.movers, self.bounded)
         offset = self.table.cells.height
         then = self.matched.filter(pl.col(CELL_ID).is_in(list(cells)))["then"].to_list()
-        relaxed = pl.DataFrame([(c, *RELAXED) for c in sorted(self.crossed)], schema=REQUIRED_COLUMNS, orient="row")
-        required = pl.concat([self.now_required.filter(pl.col(CELL_ID).is_in(list(self.escalated - self.crossed))), relaxed,
-                              self.then_required.filter(pl.col(CELL_ID).is_in(then)).with_columns(pl.col(CELL_ID) + offset)])
+        held = self.escalated & self.hold
+        owed = set(self.then_required.filter(pl.col(CELL_ID).is_in(then))[CELL_ID].to_list())  # kept at their level
+        counterparts = {offset + t for t in self.matched.filter(pl.col(CELL_ID).is_in(list(held)))["then"].to_list()
+                        if t not in self.earlier.published and t not in owed}
+        relaxed = pl.DataFrame([(c, *RELAXED) for c in sorted(self.crossed | held | counterparts)], schema=REQUIRED_COLUMNS,
+                               orient="row")
+        required = pl.concat([self.now_required.filter(pl.col(CELL_ID).is_in(list(self.escalated - self.crossed - held))),
+                              relaxed, self.then_required.filter(pl.col(CELL_ID).is_in(then)).with_columns(pl.col(CELL_ID) + offset)])
         unseen = frozenset(offset + c for c in range(self.earlier.table.cells.height) if c not in self.earlier.published)
         attacker = Attacker("differencing", public | {offset + c for c in self.earlier.published},
                             required.filter(~pl.col(CELL_ID).is_in(list(self.given_away))), self._model, unseen,
                             frozenset(range(offset, self._model.cells.height)))
-        return attacker.relaxing((self.relaxed | self.crossed) - self.given_away)
+        return attacker.relaxing((self.relaxed | self.crossed | held | counterparts) - self.given_away)
 
     def stuck(self, cells: set[int]) -> None:
         """Cells the exact intruder narrows whatever this release hides: held only to not being worked out
@@ -227,9 +233,12 @@ def differencing(table: TableSet, policy: Policy, prior: Prior, primary: set[int
     required = (pl.concat([now, owed.cast(REQUIRED_COLUMNS)])
                 .group_by(CELL_ID).agg(pl.col("upper_required").max(), pl.col("lower_required").max()).sort(CELL_ID))
     known = frozenset(prior.public) | frozenset(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
-    restricted = Attacker("both releases", known, required.filter(~pl.col(CELL_ID).is_in(list(known))),
-                          restricted_table(table, change))
-    return Differencing(restricted, table, earlier, matched, now, then_required, policy.movers, bounded, crossed), kept, crossed, None
+    hold = kept - set(required[CELL_ID].to_list()) - known  # hidden in both: held from being worked out exactly
+    held = pl.DataFrame([(c, *RELAXED) for c in sorted(hold)], schema=REQUIRED_COLUMNS, orient="row")
+    restricted = Attacker("both releases", known, pl.concat([required, held]).filter(~pl.col(CELL_ID).is_in(list(known))),
+                          restricted_table(table, change)).relaxing(hold)
+    return (Differencing(restricted, table, earlier, matched, now, then_required, policy.movers, bounded, crossed, hold),
+            kept, crossed, None)
 
 
 def restricted_table(table: TableSet, change: pl.DataFrame) -> TableSet:
