@@ -203,8 +203,9 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
     structural_ids = structural_cells(table, structural)
     counts = primary_cells(table, policy).filter(~pl.col(CELL_ID).is_in(list(structural_ids | set(prior.public))))
     counted = set(counts[CELL_ID].to_list())  # the counts' own primaries: a count published elsewhere is none
+    unpublished = structural_ids | set(table.cells.filter(pl.col("tables").list.len() == 0)[CELL_ID].to_list())
     primary = merged([counts, amount_primary_cells(policy, amounts).filter(  # an amount's are, wherever its count is
-        ~pl.col(CELL_ID).is_in(list(structural_ids)))])  # published: the amount is not
+        ~pl.col(CELL_ID).is_in(list(unpublished)))])  # published (the amount is not), in the cells tables show
     primary_ids = set(primary[CELL_ID].to_list())
     plain, _ = plain_attacker(table, policy, prior, counted)  # who has every count published elsewhere
     both, kept, crossed, undifferenced = differencing(table, policy, prior, counted)
@@ -238,9 +239,7 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
     first_pattern = frozenset(suppressed)
     state = withstood(table, suppressed, attackers, both, costs)
     suppressed, attackers, checked = state.suppressed, state.attackers, state.checked
-    narrowed = {"exposed": state.relaxed("this release"), "given_away": state.given_away,
-                "bounded": {c for c in (both.relaxed if both else set()) if c < n} - crossed,
-                "crossed": crossed, "given_away_both": {c for c in (both.given_away if both else set()) if c < n}}
+    exposed, given_away = state.relaxed("this release"), set(state.given_away)
     held = primary_ids | protected | state.held(n)  # never shown again, whatever the cleanup finds
     if method == "fast" and suppressed - held:
         trials = CLEANUP_WORK // max(1, table.inner.height)
@@ -250,8 +249,8 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
         suppressed, checked = without_needless_secondaries(table, suppressed, held, attackers, checked, pairs, costs, trials)
     counted_required = set(plain.required[CELL_ID].to_list())
     shown: set[int] = set()
-    for _ in range(MAX_REPAIR_ROUNDS):  # a count fixed exactly is shown, or (to keep an amount beside it hidden)
-        # held from being worked out exactly, which may take more cells
+    for round_ in range(MAX_REPAIR_ROUNDS + 1):  # a count fixed exactly is shown, or (to keep an amount beside it
+        # hidden) held from being worked out exactly, which may take more cells
         mine = attackers[:1 + len(amount_attackers)]
         determined, exact = determined_secondaries(table, mine, suppressed, held, checked[0],
                                                    CLEANUP_WORK // max(1, table.inner.height))
@@ -263,13 +262,18 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
                        *(audited.filter(~pl.col(CELL_ID).is_in(list(determined))) for audited in checked[len(mine):])]
         if not exact:
             break
+        if round_ == MAX_REPAIR_ROUNDS or exact & given_away:
+            raise ProtectionError(f"{len(exact)} secondary counts stay worked out exactly and must stay hidden (an "
+                                  "amount beside them would be narrowed if they were shown)")
         held |= exact
         attackers[0] = replace(attackers[0], required=pl.concat([attackers[0].required, pl.DataFrame(
             [(c, *RELAXED) for c in sorted(exact)], schema=REQUIRED_COLUMNS, orient="row")]))
         state = withstood(table, suppressed, attackers, both, costs)
         suppressed, attackers, checked = state.suppressed, state.attackers, state.checked
-    else:
-        raise ProtectionError(f"secondary cells stay worked out exactly after {MAX_REPAIR_ROUNDS} rounds")
+        exposed, given_away = exposed | state.relaxed("this release"), given_away | state.given_away
+    narrowed = {"exposed": exposed, "given_away": given_away,
+                "bounded": {c for c in (both.relaxed if both else set()) if c < n} - crossed,
+                "crossed": crossed, "given_away_both": {c for c in (both.given_away if both else set()) if c < n}}
     if len(suppressed - first_pattern):
         notes.append(f"the interval audit asked for more protection: {len(suppressed - first_pattern)} cells "
                      "were suppressed on top of the first pattern")
@@ -283,7 +287,7 @@ def protect(table: TableSet, policy: Policy, method: str | None = None, structur
     result = checked[0]
     for attacker, audited in zip(attackers[1:], checked[1:], strict=True):  # a cell is safe when it is safe against
         # every attacker, in every block of it (an earlier release's cells and a pair's sum are no cell of this one)
-        mine = audited.filter(pl.col(CELL_ID) < n * attacker.copies) if attacker.mirror else audited.filter(pl.col(CELL_ID) < n)
+        mine = audited.filter(pl.col(CELL_ID) < n * attacker.copies)
         also = mine.group_by(pl.col(CELL_ID) % n).agg(pl.col("safe").all().alias("__also"))
         result = result.join(also, on=CELL_ID, how="left").with_columns(
             safe=pl.col("safe") & pl.col("__also").fill_null(True)).drop("__also")

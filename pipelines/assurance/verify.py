@@ -126,6 +126,16 @@ def protection_targets(work: RunPaths, publications: list[Publication], levels: 
     (`protected` for counts, `<measure>_protected` for an amount, whose `value` is the measure's column); column:
     also `protected_against_both` (held against the earlier release too), for the differencing attack."""
     targets, truth = {}, {}
+    for key, row in hidden_rows(work, publications):
+        truth[key] = amount = float(row[value])
+        if row.get(protected) and (column is None or row.get(column) is not False):
+            need = max(1.0, math.ceil(levels[row["__publication"]] / 100 * amount))
+            targets[key] = (amount - min(amount, need), amount + need)
+    return targets, truth
+
+
+def hidden_rows(work: RunPaths, publications: list[Publication]):
+    """(release, file, area, filter values) and the decision record of every hidden cell of the release."""
     for publication in publications:
         path = work.decisions(publication.name)
         if not path.exists():
@@ -134,12 +144,7 @@ def protection_targets(work: RunPaths, publications: list[Publication], levels: 
         for table in publication.tables:
             filters = [f.name for f in table.filters]
             for row in cells.filter(pl.col("tables").list.contains(table.name)).iter_rows(named=True):
-                key = ("current", table.name, row[AREA], *(row[f] for f in filters))
-                truth[key] = amount = float(row[value])
-                if row.get(protected) and (column is None or row.get(column) is not False):
-                    need = max(1.0, math.ceil(levels[publication.name] / 100 * amount))
-                    targets[key] = (amount - min(amount, need), amount + need)
-    return targets, truth
+                yield ("current", table.name, row[AREA], *(row[f] for f in filters)), row | {"__publication": publication.name}
 
 
 def _narrow(found: dict, targets: dict, truth: dict) -> list[tuple]:
@@ -231,8 +236,10 @@ def amount_finding(paths: RunPaths, delivered: Path, measure: Measure, carriers:
     view, relations_ = intruder_view(path_of, carriers, policies, measure=measure,
                                      also=tuple((m, multiples(measure, m, carriers, year)) for m in linked))
     found = intruder.attack({"current": view}, relations_, targets=targets)
-    narrow = [key for key in _narrow(found, targets, truth) if key in targets]  # a secondary's amount may be fixed
-    # where its count is not (the count keeps it hidden): only the primaries' amounts are owed protection
+    primaries = {key for key, row in hidden_rows(paths, carriers) if row["status"] == "primary"}
+    narrow = [key for key in _narrow(found, targets, truth) if key in primaries]  # a secondary's amount may be
+    # fixed where its count is not (the count keeps it hidden): the primaries' amounts are owed protection (their
+    # level, or, where the run could only keep one from being worked out exactly, that)
     return Finding(f"release attack on {measure.col_name}", not narrow,
                    f"{len(narrow)} hidden amounts narrowed below their protection, e.g. {' / '.join(map(str, narrow[0][1:]))}"
                    if narrow else f"{sum(len(v.files) for v in view)} files: no protected amount narrowed",

@@ -48,8 +48,8 @@ class Measure:
     contributor: str  # the column naming who contributes each unit's amount
     unit: str = ""
     dp: int = 0
-    tied_to: str | None = None  # a measure of the publication this one is a known multiple of, child by child
-    # (funding: the hours at the entitlement's public hourly rate), so an intruder attacks the two together
+    tied_to: str | None = None  # a measure of the publication this one lies between known multiples of, child by
+    # child (funding: the hours at the entitlement's public hourly rate), so an intruder attacks the two together
     rate: tuple[str, str, str] | None = None  # (filter, code set, column): the public multiple per code of the
     # filter, for each year; a category of several codes lies between their lowest and highest
 
