@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from disclosure_control.status import SUPPRESSED
+from disclosure_control.status import SUPPRESSED, Status
 from outputs.files import read_json
 from pipelines.assurance import intruder
 from pipelines.assurance.leakscan import leaks_by_recipient
@@ -236,7 +236,7 @@ def amount_finding(paths: RunPaths, delivered: Path, measure: Measure, carriers:
     view, relations_ = intruder_view(path_of, carriers, policies, measure=measure,
                                      also=tuple((m, multiples(measure, m, carriers, year)) for m in linked))
     found = intruder.attack({"current": view}, relations_, targets=targets)
-    primaries = {key for key, row in hidden_rows(paths, carriers) if row["status"] == "primary"}
+    primaries = {key for key, row in hidden_rows(paths, carriers) if row["status"] == Status.PRIMARY}
     narrow = [key for key in _narrow(found, targets, truth) if key in primaries]  # a secondary's amount may be
     # fixed where its count is not (the count keeps it hidden): the primaries' amounts are owed protection (their
     # level, or, where the run could only keep one from being worked out exactly, that)
