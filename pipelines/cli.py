@@ -138,6 +138,15 @@ def run(
                                                               "units (the DfE's own school figures): protected as public.")] = None,
 ) -> None:
     """Run a return now on the embedded Prefect API: validate, protect, deliver, report."""
+    from schemas.catalog import RETURN_NAMES
+
+    if return_name not in ("census", *RETURN_NAMES):  # answered before Prefect is imported or started
+        raise fail(f"no return {return_name!r}; choose one of {', '.join(('census', *RETURN_NAMES))}")
+    if period is not None:
+        checked_term(period)
+    for option, folder in (("--input", input), ("--known-published", known_published)):
+        if folder is not None and not folder.is_dir():
+            raise fail(f"{option} {folder}: no such folder")
     from disclosure_control.policy import PolicyError
     from disclosure_control.protect import ProtectionError
     from pipelines.flows.prefect_api import ApiUnavailable, prefect_api
@@ -149,10 +158,6 @@ def run(
     from pipelines.store.keys import MissingKey
     from pipelines.store.warehouse import ReconciliationError, WarehouseBusy
 
-    if return_name not in RETURNS:
-        raise fail(f"no return {return_name!r}; choose one of {', '.join(RETURNS)}")
-    if period is not None:
-        checked_term(period)
     try:
         with prefect_api(), console.status(f"running {return_name} for {period or 'the current term'} (Prefect logs below)"):
             result = RETURNS[return_name](input, out, period, policy, known_published)

@@ -44,3 +44,16 @@ def test_the_command_sets_its_own_prefect_settings_however_it_is_started():
     script = f"import json, os\nimport pipelines.cli\nprint(json.dumps([os.environ[n] for n in {names!r}]))"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == ["120", "false", "1", "true"]
+
+
+def test_a_missing_input_folder_is_answered_before_prefect_is_imported(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    args = ["run", "census", "--input", str(tmp_path / "absent"), "--out", str(tmp_path / "out")]
+    assert not imported_by(args) & {"prefect", "great_expectations", "duckdb", "polars"}
+    result = CliRunner().invoke(app, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and said.startswith("error: --input ") and said.endswith("absent: no such folder")
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
