@@ -52,8 +52,8 @@ class Prior:
     public   cell -> where it is already published, for the same units and at the same value: shown, since
              publishing it costs nothing, and never a primary
     earlier  the earlier release of the series: its hidden cells stay hidden (where no intruder holding both
-             can be modelled, unless publishing one gives nothing away), and the pattern must withstand an intruder who holds both releases and knows that at most
-             `movers` units joined or left in between
+             can be modelled, unless publishing one gives nothing away), and the pattern must withstand an
+             intruder who holds both releases and knows that at most `movers` units joined or left in between
     """
 
     public: dict[int, str] = field(default_factory=dict)

@@ -111,13 +111,19 @@ def determined_secondaries(table: TableSet, attackers: Sequence[Attacker], suppr
     too, showing them tells an attacker nothing new (the equation is implied); where an amount is not, a cell is
     shown only if every intruder on the amounts still holds every primary (at most `trials` such cells). Returns
     the cells to show, and those whose counts are fixed but must stay hidden."""
-    found = set(checked.filter(~pl.col(CELL_ID).is_in(list(primary)) & (pl.col("upper") - pl.col("lower") < 1e-6))[CELL_ID].to_list())
-    n, fixed = table.cells.height, set()
-    for attacker in attackers:
+    n = table.cells.height
+
+    def exact_in(attacker: Attacker, cells: set[int]) -> set[int]:
         attack = AttackModel(attacker.model or table, attacker.seen(suppressed))
-        exact = {c for c in sorted(found) if all(attack.reach(c + k * n, True) - attack.reach(c + k * n, False) < 1e-6
-                                                 for k in range(attacker.copies))}
-        fixed, found = (exact, exact) if attacker is attackers[0] else (fixed, found & exact)
+        return {c for c in sorted(cells) if all(attack.reach(c + k * n, True) - attack.reach(c + k * n, False) < 1e-6
+                                                for k in range(attacker.copies))}
+    narrow = checked.filter(~pl.col(CELL_ID).is_in(list(primary)) & (pl.col("upper") - pl.col("lower") < 1e-6))
+    if narrow.is_empty():
+        return set(), set()
+    fixed = exact_in(attackers[0], set(narrow[CELL_ID].to_list()))
+    found = set(fixed)
+    for attacker in attackers[1:]:
+        found = exact_in(attacker, found) if found else found
     for cell in sorted(fixed - found)[:trials]:  # the count is fixed, an amount beside it is not
         trial = suppressed - found - {cell}
         if all(a.audit(table, trial)["safe"].all() for a in attackers[1:]):

@@ -107,5 +107,10 @@ def nth_thursday(year: int, month: int, n: int) -> dt.date:
     return first_thursday + dt.timedelta(weeks=n - 1)
 
 
+def academic_year_label(academic_year: int) -> str:
+    """2025/26, as messages name a year."""
+    return f"{academic_year}/{(academic_year + 1) % 100:02d}"
+
+
 def academic_year_end(academic_year: int) -> dt.date:
     return dt.date(academic_year + 1, 8, 31)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from schemas.calendar import TERM_START_MONTHS, Term, academic_year_end
+from schemas.calendar import TERM_START_MONTHS, Term, academic_year_end, academic_year_label
 from schemas.contract import Column, Contract, RuleSpec
 from schemas.identifiers import is_valid_nass, is_valid_nino, is_valid_postcode, is_valid_uln, is_valid_upn, upn_la_code
 from schemas.lookups import codeset, dfe_lookup
@@ -158,8 +158,8 @@ def column_rules(contract: Contract, column: Column, period: Period) -> list[Com
         )
         rules.append(CompiledRule(
             f"{rid}-CODE", "error",
-            f"{column.label} is not a code in the {column.codeset or 'allowed'} list for {period.academic_year}/"
-            f"{(period.academic_year + 1) % 100:02d}",
+            f"{column.label} is not a code in the {column.codeset or 'allowed'} list for "
+            f"{academic_year_label(period.academic_year)}",
             present & unknown,
         ))
     if column.type == "flag":

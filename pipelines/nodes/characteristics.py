@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.nodes.growth import bmi_categories
-from schemas.calendar import Term, age_reference_date
+from schemas.calendar import Term, academic_year_label, age_reference_date
 from schemas.lookups import codeset
 from schemas.specs.publication import PublicationError
 
@@ -61,8 +61,8 @@ def funding(frame: pl.DataFrame, term: Term) -> pl.Expr:
              codeset("ey_funding_rate", term.academic_year).select("code", "hourly_rate").iter_rows()}
     missing = sorted(set(frame["entitlement"].drop_nulls().unique().to_list()) - set(rates))
     if missing:
-        raise PublicationError(f"ey_funding_rate: no hourly rate for entitlement {missing[0]!r} in {term.academic_year}"
-                               f"/{(term.academic_year + 1) % 100:02d}")
+        raise PublicationError(f"ey_funding_rate: no hourly rate for entitlement {missing[0]!r} in "
+                               f"{academic_year_label(term.academic_year)}")
     return funded_hours(frame, term) * pl.col("entitlement").replace_strict(rates, default=None, return_dtype=pl.Float64)
 
 

@@ -19,7 +19,7 @@ from disclosure_control.hierarchy import ROOT, Hierarchy
 from disclosure_control.policy import Policy
 from disclosure_control.rounding import percentages
 from pipelines.nodes.characteristics import DERIVED, DERIVED_TOGETHER
-from schemas.calendar import Term
+from schemas.calendar import Term, academic_year_label
 from schemas.lookups import codeset
 from schemas.specs.publication import AREA, Filter, Measure, Publication, PublicationError
 
@@ -115,7 +115,7 @@ def rate_bounds(measure: Measure, spec: Filter, academic_year: int) -> tuple[dic
     _, name, column = measure.rate
     rates = {code: float(rate) for code, rate in codeset(name, academic_year).select("code", column).iter_rows()}
     if not rates:
-        raise PublicationError(f"{name}: no {column} for {academic_year}/{(academic_year + 1) % 100:02d}")
+        raise PublicationError(f"{name}: no {column} for {academic_year_label(academic_year)}")
     by_label: dict[str, list[float]] = {}
     for code, label in (filter_labels(spec, academic_year) or {c: c for c in rates}).items():
         if code in rates:
