@@ -33,7 +33,7 @@ from .audit import RECHECK_ROUNDS, AttackModel
 from .policy import Policy, PolicyError
 from .primary import amount_primary_cells, merged, primary_cells
 from .prior import RELAXED, REQUIRED_COLUMNS, Attacker, Differencing, Prior, differencing, plain_attacker
-from .secondary import cell_costs, gauss_suppression, recoverable_pairs
+from .secondary import PairSums, cell_costs, gauss_suppression
 from .singletons import singleton_cells, singleton_pairs
 from .status import STATUSES, SUPPRESSED, SYMBOL_KEY, Status
 from .table import CELL_ID, INNER_ID, VALUE, Amounts, TableError, TableSet, joint_table
@@ -90,9 +90,10 @@ def without_needless_secondaries(table: TableSet, suppressed: set[int], protecte
     """Publish again, most expensive first, any secondary cell the pattern stays safe without (against every
     attacker), trying at most `trials` cells; returns the pattern and its audits. A passing audit also rules out
     exact recovery: every protected cell keeps room both ways."""
+    sums = PairSums(table, suppressed - attackers[0].known, pairs) if pairs else None
     for cell in sorted(suppressed - protected, key=lambda c: (-costs[c], c))[:trials]:
         trial = suppressed - {cell}
-        if pairs and recoverable_pairs(table, trial - attackers[0].known, pairs):
+        if sums and sums.recovered_with(cell):  # a known cell is in the span already: it adds nothing
             continue
         trial_audits = []
         for i, attacker in enumerate(attackers):
@@ -101,6 +102,8 @@ def without_needless_secondaries(table: TableSet, suppressed: set[int], protecte
                 break
         else:
             suppressed, checked = trial, trial_audits
+            if sums:
+                sums.publish(cell)
     return suppressed, checked
 
 

@@ -180,16 +180,33 @@ def gauss_suppression(table: TableSet, primary: set[int], forced: set[int], poli
     return suppressed
 
 
-def recoverable_pairs(table: TableSet, suppressed: set[int], pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The pairs whose sum follows exactly from the published cells (independent of any visiting order)."""
-    cols = columns(table)
-    span = Echelon()
-    for cell in range(len(cols)):
-        if cell not in suppressed:
-            v = span.reduce(dict(cols[cell]))
-            if v:
-                span.add(v)
-    return [pair for pair in pairs if not span.reduce(_sum(cols[pair[0]], cols[pair[1]]))]
+class PairSums:
+    """The published span and each pair's sum reduced against it: whether publishing one more cell lets a pair's
+    sum be worked out is then one reduction, not a rebuild of the span (independent of any visiting order).
+
+    A residual reduced against an echelon basis holds no pivot coordinate, so a sum lies in the span widened by a
+    cell exactly when its residual is zero or a multiple of the cell's residual."""
+
+    def __init__(self, table: TableSet, suppressed: set[int], pairs: list[tuple[int, int]]) -> None:
+        self.cols = columns(table)
+        self.span = Echelon()
+        for cell in range(len(self.cols)):
+            if cell not in suppressed:
+                v = self.span.reduce(dict(self.cols[cell]))
+                if v:
+                    self.span.add(v)
+        self.residuals = [self.span.reduce(_sum(self.cols[a], self.cols[b])) for a, b in pairs]
+
+    def recovered_with(self, cell: int) -> bool:
+        """Whether some pair's sum follows exactly from the published cells and this one."""
+        v = self.span.reduce(dict(self.cols[cell]))
+        return any(not r or (v and _parallel(r, v)) for r in self.residuals)
+
+    def publish(self, cell: int) -> None:
+        v = self.span.reduce(dict(self.cols[cell]))
+        if v:
+            self.span.add(v)
+            self.residuals = [self.span.reduce(r) for r in self.residuals]
 
 
 def cell_costs(table: TableSet, policy: Policy) -> np.ndarray:

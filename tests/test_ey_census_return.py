@@ -13,7 +13,7 @@ import xmlschema
 
 from pipelines.assurance.dfe_returns import ReturnRejected, checked_return, ey_census_rule_failures
 from pipelines.nodes.characteristics import extended_hours, universal_hours
-from pipelines.nodes.dfe_xml import EyCensusHeader, LayoutError, ey_census_document
+from pipelines.nodes.dfe_xml import EyCensusHeader, LayoutError, ey_census_document, parsed
 from pipelines.store.warehouse import staged_frames
 from schemas.calendar import Term
 from schemas.catalog import FORMATS_DIR, RunPaths
@@ -37,7 +37,7 @@ def test_the_delivered_census_matches_its_schema_and_its_settings(census_run):
     out, _ = census_run
     delivered = (RunPaths(out).deliveries / "dfe" / "ey_census.xml").read_bytes()
     xmlschema.XMLSchema(str(FORMATS_DIR / "ey_census.xsd")).validate(delivered.decode("utf-8"))
-    assert {r for r, _ in ey_census_rule_failures(delivered).items() if not r.endswith("Q")} == set()
+    assert {r for r, _ in ey_census_rule_failures(parsed(delivered)).items() if not r.endswith("Q")} == set()
     root = ET.fromstring(delivered)
     header = root.find("Header")
     assert [e.text for e in header.find("CollectionDetails")] == ["EYC", "SPR", "2026", "2026-01-15"]
@@ -68,11 +68,11 @@ def test_funding_bases_repeat_and_hours_are_the_census_items(census_run):
 
 
 def test_designed_settings_and_children_break_exactly_the_named_rules(tmp_path):
-    assert ey_census_rule_failures(document()) == {}
-    assert ey_census_rule_failures(document(HoursAtSetting=25.0)) == {"8220": 1}
-    assert ey_census_rule_failures(document(HoursAtSetting=32.25, FundedHours=10.0)) == {"8215": 1}
-    assert ey_census_rule_failures(document(PROVIDERS.with_columns(weeks_open_per_year=pl.lit(53)))) == {"8105": 1}
-    assert ey_census_rule_failures(document(DOB=dt.date(2020, 1, 1))) == {"8155": 1}  # aged 6: no funded child under 5
+    assert ey_census_rule_failures(parsed(document())) == {}
+    assert ey_census_rule_failures(parsed(document(HoursAtSetting=25.0))) == {"8220": 1}
+    assert ey_census_rule_failures(parsed(document(HoursAtSetting=32.25, FundedHours=10.0))) == {"8215": 1}
+    assert ey_census_rule_failures(parsed(document(PROVIDERS.with_columns(weeks_open_per_year=pl.lit(53))))) == {"8105": 1}
+    assert ey_census_rule_failures(parsed(document(DOB=dt.date(2020, 1, 1)))) == {"8155": 1}  # aged 6: no funded child under 5
     late = PROVIDERS.with_columns(hours_open_per_week=pl.lit(80.0))
     assert checked_return(tmp_path / "ey_census.xml", document(late), "ey_census_xml") == {"8100Q": 1}  # a query
     with pytest.raises(ReturnRejected, match=r"rule 8220 \(a child's funded hours .*\): 1 record"):

@@ -13,7 +13,7 @@ import pytest
 import xmlschema
 
 from pipelines.assurance.dfe_returns import NCCIS_RULES, ReturnRejected, checked_return, nccis_rule_failures
-from pipelines.nodes.dfe_xml import LayoutError, NccisHeader, nccis_document
+from pipelines.nodes.dfe_xml import LayoutError, NccisHeader, nccis_document, parsed
 from pipelines.store.warehouse import staged_frames
 from schemas.catalog import EXTRACTS_DIR, FORMATS_DIR, RunPaths
 from schemas.config import load_extract, load_recipients
@@ -47,7 +47,7 @@ def delivered(census_run):
 def test_the_delivered_nccis_file_matches_its_schema_and_breaks_no_rule(delivered, census_run):
     schema = xmlschema.XMLSchema(str(FORMATS_DIR / "nccis.xsd"))
     schema.validate(delivered.decode("utf-8"))  # raises on the first failure
-    assert nccis_rule_failures(delivered) == {}
+    assert nccis_rule_failures(parsed(delivered)) == {}
     root = ET.fromstring(delivered)
     assert root.tag == "NCCIS" and root.findtext("FileHeader/PeriodEnd") == "2026-01-31"
     staged = staged_frames(RunPaths(census_run[0]).warehouse, ("destinations",))["destinations"]
@@ -71,15 +71,15 @@ def test_the_file_carries_the_datasets_the_requirement_asks_for(delivered):
 
 
 def test_a_designed_record_passes_and_each_broken_rule_is_named():
-    assert nccis_rule_failures(document()) == {}
-    assert nccis_rule_failures(document(**{"Activities/Cohort/ActivityCode": "619"})) == {"224": 1}
-    assert nccis_rule_failures(document(**{"PersonalDetails/CohortStatus": "T"})) == {"13": 1}
-    assert nccis_rule_failures(document(**{"Activities/Cohort/ActivityCode": "260"})) == {"262": 1}
-    assert nccis_rule_failures(document(**{"Activities/Cohort/DateVerified": dt.date(2026, 2, 3)})) == {"305": 1}
-    assert nccis_rule_failures(document(**{"PersonalDetails/LEACodeAtYear11": "999"})) == {"24": 1}
+    assert nccis_rule_failures(parsed(document())) == {}
+    assert nccis_rule_failures(parsed(document(**{"Activities/Cohort/ActivityCode": "619"}))) == {"224": 1}
+    assert nccis_rule_failures(parsed(document(**{"PersonalDetails/CohortStatus": "T"}))) == {"13": 1}
+    assert nccis_rule_failures(parsed(document(**{"Activities/Cohort/ActivityCode": "260"}))) == {"262": 1}
+    assert nccis_rule_failures(parsed(document(**{"Activities/Cohort/DateVerified": dt.date(2026, 2, 3)}))) == {"305": 1}
+    assert nccis_rule_failures(parsed(document(**{"PersonalDetails/LEACodeAtYear11": "999"}))) == {"24": 1}
     lapsed = document(**{"Activities/Cohort/DueToLapseDate": dt.date(2026, 1, 5),
                          "Activities/Cohort/CurrencyLapsed": dt.date(2026, 1, 5)})
-    assert b"<CurrencyLapsed>Y</CurrencyLapsed>" in lapsed and nccis_rule_failures(lapsed) == {}
+    assert b"<CurrencyLapsed>Y</CurrencyLapsed>" in lapsed and nccis_rule_failures(parsed(lapsed)) == {}
 
 
 BROKEN = {  # Appendix D error -> a change to the designed record that breaks it and no other rule
@@ -112,7 +112,7 @@ BROKEN = {  # Appendix D error -> a change to the designed record that breaks it
 def test_each_appendix_d_rule_fires_on_a_record_designed_to_break_it(rule):
     """Every rule the checker knows, broken alone (231, 232 and 903 are set by the builder itself and 26 by the
     header: a record cannot be built to break them)."""
-    assert nccis_rule_failures(document(**BROKEN[rule])) == {rule: 1}
+    assert nccis_rule_failures(parsed(document(**BROKEN[rule]))) == {rule: 1}
     assert set(BROKEN) | {"231", "232", "903", "26"} == set(NCCIS_RULES)
 
 
