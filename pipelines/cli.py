@@ -127,6 +127,11 @@ def validate(
                   f"warehouse: {run.warehouse}")
 
 
+def _import_great_expectations() -> None:
+    """Imported while Prefect's server starts (4-6 s of the run's validation otherwise)."""
+    import great_expectations  # noqa: F401
+
+
 @app.command()
 def run(
     input: Annotated[Path, typer.Option("--input", help="Folder holding the MIS exports.")],
@@ -159,7 +164,8 @@ def run(
     from pipelines.store.warehouse import ReconciliationError, WarehouseBusy
 
     try:
-        with prefect_api(), console.status(f"running {return_name} for {period or 'the current term'} (Prefect logs below)"):
+        with prefect_api(meanwhile=_import_great_expectations), console.status(
+                f"running {return_name} for {period or 'the current term'} (Prefect logs below)"):
             result = RETURNS[return_name](input, out, period, policy, known_published)
     except (FileProblem, PolicyError, ValueError, WarehouseBusy, ReconciliationError, ProtectionError, LeakFound,
             MissingKey, HistoryError, ReleaseError, RunFolderBusy, ApiUnavailable) as error:

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -87,14 +87,16 @@ def _drained() -> None:
 
 
 @contextlib.contextmanager
-def prefect_api() -> Iterator[str]:
+def prefect_api(meanwhile: Callable[[], None] = lambda: None) -> Iterator[str]:
     """The configured API, or a temporary server for the block (given PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
-    to answer); yields its URL."""
+    to answer); yields its URL. `meanwhile` runs while the server starts: the imports a run needs take about as
+    long as the start, and the server is another process, so on two cores the two overlap."""
     import prefect
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     settings = get_current_settings()
     if settings.api.url:
+        meanwhile()
         yield settings.api.url
         return
     port = _free_port()
@@ -111,6 +113,7 @@ def prefect_api() -> Iterator[str]:
         stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + settings.server.ephemeral.startup_timeout_seconds
+        meanwhile()
         while not _answers(url):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise ApiUnavailable(
