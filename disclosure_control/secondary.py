@@ -190,8 +190,8 @@ class PairSums:
     def __init__(self, table: TableSet, suppressed: set[int], pairs: list[tuple[int, int]]) -> None:
         self.cols = columns(table)
         self.span = Echelon()
-        for cell in range(len(self.cols)):
-            if cell not in suppressed:
+        for cell in sorted(range(len(self.cols)), key=lambda c: (len(self.cols[c]), c)):  # the sparsest first:
+            if cell not in suppressed:  # the span is the same in any order, and the basis stays sparse
                 v = self.span.reduce(dict(self.cols[cell]))
                 if v:
                     self.span.add(v)
