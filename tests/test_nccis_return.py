@@ -136,6 +136,19 @@ def test_a_file_the_dfe_would_reject_is_refused_in_one_line_without_its_values(t
         checked_return(tmp_path / "nccis.xml", document(**{"Activities/Cohort/ActivityCode": "619"}), "nccis_xml")
 
 
+def test_a_missing_item_a_bad_value_and_a_broken_file_are_told_apart_without_values(tmp_path):
+    target = tmp_path / "nccis.xml"
+    no_status = re.sub(rb"<CohortStatus>P</CohortStatus>\s*", b"", document())
+    with pytest.raises(ReturnRejected, match=r"PersonalDetails/GivenName: missing or out of order") as refused:
+        checked_return(target, no_status, "nccis_xml")  # GivenName is found where CohortStatus should be
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ReturnRejected, match=r"Gender: not valid for its type") as refused:
+        checked_return(target, document(**{"PersonalDetails/Gender": "Q"}), "nccis_xml")
+    assert "'Q'" not in str(refused.value) and "\n" not in str(refused.value)
+    with pytest.raises(ReturnRejected, match=r"^nccis\.xml: not readable as XML \(line \d+\)$"):
+        checked_return(target, document()[:-40], "nccis_xml")
+
+
 @pytest.mark.parametrize(("change", "error"), [
     (lambda t: t.replace('  { name = "PersonalDetails/Postcode", source = "postcode" },\n', ""),
      r"columns: the nccis_xml layout requires PersonalDetails/Postcode"),

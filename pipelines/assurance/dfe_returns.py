@@ -1,7 +1,7 @@
 """The DfE's XML returns checked as the receiver would before they leave: against the XML schema written from the
 specification (schemas/formats/, with libxml2's validator through lxml; the tests check the same files with
-`xmlschema`, a second validator) and against the specification's
-validation rules that apply to an LA's data. Independent of the builder: the file is read back as written.
+`xmlschema`, a second validator) and against the specification's validation rules that apply to an LA's data.
+Independent of the builder: the file is read back as written.
 
 A finding names the rule (the NCCIS Appendix D error number, as the 2019-20 rules give it; the early years
 census rule number, from the only edition whose rules could be read, about 2015, with Q for a query) and how many
@@ -76,7 +76,7 @@ def _schema(layout: str) -> ET.XMLSchema:
     return ET.XMLSchema(ET.parse(str(format_schema(layout))))
 
 
-CONTENT_ERRORS = ("SCHEMAV_ELEMENT_CONTENT", "SCHEMAV_CVC_COMPLEX_TYPE_2_4", "SCHEMAV_CVC_ELT_1")
+CONTENT_ERRORS = ("SCHEMAV_ELEMENT_CONTENT", "SCHEMAV_CVC_COMPLEX_TYPE_2_4", "SCHEMAV_CVC_ELT_1")  # libxml2's
 
 
 def schema_problems(root: ET._Element, layout: str, limit: int = 5) -> list[str]:
@@ -85,7 +85,8 @@ def schema_problems(root: ET._Element, layout: str, limit: int = 5) -> list[str]
     schema = _schema(layout)
     if schema.validate(root):
         return []
-    return [f"{error.path or '/'}: {'missing or out of order' if error.type_name in CONTENT_ERRORS else 'not valid for its type'}"
+    kinds = {True: "missing or out of order", False: "not valid for its type"}
+    return [f"{error.path or '/'}: {kinds[error.type_name in CONTENT_ERRORS]}"
             for error in list(schema.error_log)[:limit]]
 
 

@@ -11,6 +11,7 @@ Three traps handled here (see docs in the issue notes):
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -130,8 +131,6 @@ def build_data_docs(inputs: list[tuple[Contract, pl.DataFrame, int | None]], doc
     after every suite has run (a checkpoint's docs action per dataset would rebuild every page each time)."""
     if not inputs:
         return {}
-    import datetime as dt
-
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 

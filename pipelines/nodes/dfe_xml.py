@@ -197,7 +197,8 @@ def age_counts(children: pl.DataFrame, on: dt.date) -> dict[str, int]:
     return {name: sum(1 for a in ages if a == years) for years, name in enumerate(AGE_COUNTS)}
 
 
-def establishment_element(provider: dict, children: pl.DataFrame, layout: Layout, header: EyCensusHeader) -> ET._Element:
+def establishment_element(provider: dict, children: pl.DataFrame, layout: Layout,
+                          header: EyCensusHeader) -> ET._Element:
     element = ET.Element("Establishment")
     modules: dict[str, ET._Element] = {}
     for module, name, column in ESTABLISHMENT:
@@ -256,7 +257,7 @@ def parsed(document: bytes) -> ET._Element:
         raise LayoutError(f"not readable as XML (line {error.lineno})") from None
 
 
-def leaf_paths(element: ET.Element, prefix: str = "") -> list[tuple[str, str]]:
+def leaf_paths(element: ET._Element, prefix: str = "") -> list[tuple[str, str]]:
     """(path below the element, text) of every leaf, in document order."""
     out = []
     for child in element:
