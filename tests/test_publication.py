@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 from dataclasses import replace
@@ -38,6 +39,22 @@ def test_by_district_of_residence_an_unknown_postcode_is_left_out_and_counted():
     pupils = PUPILS.with_columns(postcode=pl.Series(["le1 6xn", "LE16XN", "ZZ9 9ZZ", "ZZ9 9ZZ"]))
     rows, unplaced = published_rows(pupils, parse_publication(spec, FILTERS, "t"), Term.parse("2026-spring"), SCHOOLS, POSTCODES)
     assert rows[AREA].to_list() == ["E07000129", "E07000129"] and unplaced == 1
+
+
+def test_a_young_person_whose_activity_is_no_longer_current_is_counted_as_not_known():
+    """Currency is judged at the end of the census month (31 January for spring 2026): a lapse on the 30th counts
+    the record as not known, whatever its code; one on the 31st, or none, keeps the activity."""
+    spec = load_publication(PUBLICATIONS_DIR / "destinations.toml")
+    young = pl.DataFrame({
+        "person_id": ["P1", "P2", "P3", "P4"], "postcode": ["LE1 6XN"] * 4,
+        "date_of_birth": [dt.date(2009, 3, 1)] * 4, "sex": ["F", "M", "F", "M"], "sen_provision": ["N"] * 4,
+        "ethnicity": ["WBRI"] * 4,
+        "activity_code": ["230", "330", "619", "230"],
+        "due_to_lapse_date": [dt.date(2026, 1, 30), dt.date(2026, 1, 31), dt.date(2026, 1, 2), None]})
+    rows, unplaced = published_rows(young, spec, Term.parse("2026-spring"), SCHOOLS, POSTCODES)
+    assert unplaced == 0
+    assert rows["activity_group"].to_list() == ["Activity not known", "Employment",
+                                               "Activity not known", "Education"]
 
 
 AMOUNTS = "early_years_places"  # a spec with measures: amounts with contributors, one tied to the other

@@ -36,6 +36,16 @@ def academic_age(frame: pl.DataFrame, term: Term) -> pl.Expr:
     return (on.year - born.dt.year() - (~had_birthday).cast(pl.Int32)).cast(pl.Int32)
 
 
+def reported_activity_code(frame: pl.DataFrame, term: Term) -> pl.Expr:
+    """The activity a young person is counted under at the end of the term's census month (NCCIS's period end):
+    a record whose currency lapsed before then is counted as 810, "Current situation not known", as the DfE
+    counts records that are no longer current (the NCCIS return itself keeps the code and sends CurrencyLapsed
+    Y). How long an activity stays current is the LA's own reckoning, sent as its lapse date; the requirement's
+    currency appendix could not be read (schemas/reference/dfe-specs/nccis-mi-requirement-notes.md, section 5)."""
+    lapsed = pl.col("due_to_lapse_date") < term.census_month_end
+    return pl.when(lapsed.fill_null(False)).then(pl.lit("810")).otherwise(pl.col("activity_code").cast(pl.String))
+
+
 def two_year_basis_group(frame: pl.DataFrame, term: Term) -> pl.Expr:
     """A two-year-old's bases for funding as one category ("Economic criteria; Looked after ..."): a child can
     qualify on several, and a published breakdown must put each child in exactly one row. Null for any other
@@ -113,7 +123,7 @@ def growth(frame: pl.DataFrame, term: Term) -> pl.DataFrame:
                                         pl.col("bmi_category").cast(pl.String))
 
 
-DERIVED = {f.__name__: f for f in (ks2_rwm_expected, persistent_absence, academic_age, two_year_basis_group,
+DERIVED = {f.__name__: f for f in (ks2_rwm_expected, persistent_absence, academic_age, reported_activity_code, two_year_basis_group,
                                     funded_hours, funding, universal_hours, extended_hours, expanded_hours,
                                     eypp_receipt)}
 DERIVED_TOGETHER = {column: growth for column in ("bmi", "bmi_centile", "bmi_category")}  # column -> its frame

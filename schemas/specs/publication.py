@@ -177,7 +177,7 @@ def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publi
 
 # The characteristics a publication may count that no export holds: made by pipelines/nodes/characteristics.py
 # (its DERIVED and DERIVED_TOGETHER, which a test holds equal to this list) from the staged columns.
-DERIVED_COLUMNS = ("ks2_rwm_expected", "persistent_absence", "academic_age", "two_year_basis_group", "funded_hours", "funding",
+DERIVED_COLUMNS = ("ks2_rwm_expected", "persistent_absence", "academic_age", "reported_activity_code", "two_year_basis_group", "funded_hours", "funding",
                    "universal_hours", "extended_hours", "expanded_hours", "eypp_receipt", "bmi",
                    "bmi_centile", "bmi_category")
 
