@@ -13,7 +13,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 
 DEMO_DIR ?= out/demo
 
-.PHONY: install run test bench ui clean
+.PHONY: install run test bench bench-national ui clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -47,6 +47,11 @@ test: install
 
 bench: install
 	$(UV) run --frozen python -m bench
+
+# Every LA of `generate --scale national` on a local Dask cluster of two workers (BENCH_NATIONAL_LAS=N for N LAs
+# spread by size, BENCH_WORKERS for more workers).
+bench-national: install
+	$(UV) run --frozen python -m bench national
 
 # The Prefect server and UI at http://127.0.0.1:4200 (this machine only); `lareturns serve` registers the scheduled
 # returns with it when PREFECT_API_URL=http://127.0.0.1:4200/api. Ctrl-C stops it.

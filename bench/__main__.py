@@ -1,6 +1,7 @@
 """make bench: every scenario in its own process (so peak memory is its own), then one table.
 
-BENCH_SCALES picks the scales (default "county,national"); BENCH_DIR is where data goes.
+BENCH_SCALES picks the scales (default "county,national"); BENCH_DIR is where data goes. `python -m bench national`
+(make bench-national) runs the national Dask run alone (bench/national.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ WORK = Path(os.environ.get("BENCH_DIR", "out/bench"))
 
 
 def scenarios() -> list[list[str]]:
+    if sys.argv[1:] == ["national"]:
+        return [[sys.executable, "-m", "bench.national", str(WORK / "national")]]
     runs = [("cli", "county")] + [(kind, scale) for kind in ("generator", "validation", "sdc", "release", "e2e")
                                   for scale in SCALES if kind not in ("sdc", "release") or scale == "county"]
     if ("release", "county") in runs:  # and at the size where per-population protection was first undone

@@ -140,12 +140,14 @@ def cross_check(spec: RuleSpec) -> str:
         limits = codeset(p["codeset"], PERIOD.academic_year).select("code", p["attribute"])
         limit = "CASE " + q(p["code_column"]) + " " + " ".join(f"WHEN '{c}' THEN {v}" for c, v in limits.iter_rows()) + " END"
         return f"{q('t_' + p['column'])} > {limit}"
-    if spec.check == "entitlement_age":
-        months = codeset("ey_entitlement", PERIOD.academic_year).select("code", "min_age_months")
-        m = "CASE " + q(p["code_column"]) + " " + " ".join(f"WHEN '{c}' THEN {v}" for c, v in months.iter_rows()) + " END"
+    if spec.check in ("entitlement_age", "below_school_age"):
         term = q(p["term_column"])
         start = (f"make_date(try_cast(left({term}, 4) AS INTEGER), CASE substr({term}, 6) WHEN 'autumn' THEN 9 "
                  "WHEN 'spring' THEN 1 WHEN 'summer' THEN 4 END, 1)")
+        if spec.check == "below_school_age":
+            return f"({q('t_' + p['dob_column'])} + to_years(5)) < {start}"
+        months = codeset("ey_entitlement", PERIOD.academic_year).select("code", "min_age_months")
+        m = "CASE " + q(p["code_column"]) + " " + " ".join(f"WHEN '{c}' THEN {v}" for c, v in months.iter_rows()) + " END"
         return f"({q('t_' + p['dob_column'])} + to_months({m})) >= {start}"
     if spec.check == "age_between":
         age = age_sql(q("t_" + p["dob_column"]))

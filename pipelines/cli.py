@@ -65,6 +65,9 @@ def generate(
     scale: Annotated[str, typer.Option(help="county, national, or a number of pupils.")] = "county",
     faults: Annotated[float | None, typer.Option(help="Share of rows given one realistic defect each, listed in faults.csv.")] = None,
     academic_year: Annotated[int, typer.Option(help="Start year of the academic year (2025 is 2025/26).")] = DEFAULT_ACADEMIC_YEAR,
+    by_la: Annotated[bool, typer.Option("--by-la", help="A folder per LA, named by its old LA code (the input of "
+                                                        "`lareturns run-national`).")] = False,
+    la: Annotated[list[str] | None, typer.Option(help="Only this LA of the plan (old LA code, such as 855); repeatable.")] = None,
 ) -> None:
     """Write a synthetic county shaped like MIS exports: no real child's data, ever."""
     from pipelines.synthetic.generate import generate as generate_county
@@ -76,7 +79,7 @@ def generate(
             summary = generate_county(
                 out, seed, scale, faults, academic_year,
                 progress=lambda plan: status.update(f"generated {plan.la_name} ({plan.index + 1})"),
-            )
+                by_la=by_la, only=tuple(la or ()))
     except ValueError as error:
         raise fail(str(error)) from None
     table = Table(title=f"Synthetic {scale} written to {out}")
@@ -88,7 +91,7 @@ def generate(
         table.add_row(name, f"{rows:,}", f"{fault_counts.get(name, 0):,}")
     console.print(table)
     console.print(f"{summary.las} LA(s), {summary.schools:,} schools, {summary.providers:,} early-years providers; "
-                  f"reference data in {reference_folder(out)}")
+                  f"reference data in {reference_folder(out / 'LA' if by_la else out)}")
 
 
 @app.command()
@@ -152,23 +155,14 @@ def run(
     for option, folder in (("--input", input), ("--known-published", known_published)):
         if folder is not None and not folder.is_dir():
             raise fail(f"{option} {folder}: no such folder")
-    from disclosure_control.policy import PolicyError
-    from disclosure_control.protect import ProtectionError
-    from pipelines.flows.prefect_api import ApiUnavailable, prefect_api
-    from pipelines.flows.returns import RETURNS, LeakFound
-    from pipelines.nodes.release import ReleaseError
-    from pipelines.store.commit import RunFolderBusy
-    from pipelines.store.exports import FileProblem
-    from pipelines.store.history import HistoryError
-    from pipelines.store.keys import MissingKey
-    from pipelines.store.warehouse import ReconciliationError, WarehouseBusy
+    from pipelines.flows.prefect_api import prefect_api
+    from pipelines.flows.returns import RETURNS, RUN_ERRORS
 
     try:
         with prefect_api(meanwhile=_import_great_expectations), console.status(
                 f"running {return_name} for {period or 'the current term'} (Prefect logs below)"):
             result = RETURNS[return_name](input, out, period, policy, known_published)
-    except (FileProblem, PolicyError, ValueError, WarehouseBusy, ReconciliationError, ProtectionError, LeakFound,
-            MissingKey, HistoryError, ReleaseError, RunFolderBusy, ApiUnavailable) as error:
+    except (*RUN_ERRORS, ValueError) as error:
         raise fail(str(error)) from None
     for line in result["recovered"]:
         console.print(f"recovered: {line}")
@@ -185,6 +179,66 @@ def run(
     console.print(f"ledger entry {result['ledger_entry']} ({result['ledger_hash']}) in {RunPaths(out).ledger}, signed; an "
                   f"auditor keeps that hash and the ledger's public key (`lareturns ledger-key`) and checks the run with "
                   f"`lareturns audit {out} --expect-entry {result['ledger_hash']} --public-key KEY.pem`")
+
+
+@app.command("run-national")
+def run_national(
+    input: Annotated[Path, typer.Option("--input", help="Folder of LA folders, each named by its old LA code and holding "
+                                                       "that LA's exports (`lareturns generate --by-la`).")],
+    out: Annotated[Path, typer.Option(help="Folder for a run folder per LA and the national summary.")],
+    period: Annotated[str, typer.Option(help="Census term, such as 2026-spring.")] = DEFAULT_CENSUS,
+    workers: Annotated[int, typer.Option(help="Worker processes of the local Dask cluster, one LA each at a time.")] = 2,
+    cluster: Annotated[str | None, typer.Option(help="Address of a running Dask scheduler, such as tcp://10.0.0.5:8786, "
+                                                     "instead of a local cluster; its workers need PREFECT_API_URL.")] = None,
+    la: Annotated[list[str] | None, typer.Option(help="Only this LA (old LA code); repeatable, for rerunning failed LAs.")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Disclosure policy TOML for all statistics (default: each recipient's).")] = None,
+) -> None:
+    """Run the census for every LA in the input, one flow per LA fanned out on Dask; failed LAs are retried once,
+    then listed."""
+    checked_term(period)
+    if not input.is_dir():
+        raise fail(f"--input {input}: no such folder")
+    if workers < 1:
+        raise fail(f"--workers {workers}: at least one")
+    from schemas.catalog import NationalPaths
+
+    paths = NationalPaths(input, out)
+    found = paths.las()
+    missing = sorted(set(la or ()) - set(found))
+    if missing:
+        raise fail(f"--la {missing[0]}: no folder {input / missing[0]}")
+    if not found:
+        raise fail(f"--input {input}: no LA folders (named by old LA code, such as 855)")
+    import json
+
+    from outputs.files import read_json, write_text_atomic
+    from pipelines.flows.national import national_census, national_summary, task_runner
+    from pipelines.flows.prefect_api import ApiUnavailable, prefect_api
+
+    las = [code for code in found if not la or code in la]
+    try:
+        with prefect_api(meanwhile=_import_great_expectations) as api_url:
+            result = national_census.with_options(task_runner=task_runner(workers, cluster, api_url))(
+                input, out, period, las, policy)
+    except ApiUnavailable as error:
+        raise fail(str(error)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    summary = national_summary(read_json(paths.summary) if paths.summary.exists() else None, result)
+    write_text_atomic(paths.summary, json.dumps(summary, indent=2) + "\n")
+    table = Table(title=f"national census {period}: {len(result['las'])} of {len(las)} LAs delivered")
+    for column in ("LA", "seconds", "worker", "worker peak MB", "audit"):
+        table.add_column(column, justify="right" if column in ("seconds", "worker peak MB") else "left")
+    for item in result["las"]:
+        table.add_row(item["la"], f"{item['seconds']:.1f}", item["worker"], f"{item['worker_peak_rss_mb']:,}",
+                      "passed" if item["audit_passed"] else "FAILED")
+    console.print(table)
+    console.print(f"summary of every LA's latest run: {paths.summary}")
+    for item in result["failed"]:
+        console.print(f"[bold red]failed:[/] LA {item['la']} after {item['attempts']} attempts: {item['error']}",
+                      highlight=False)
+    if result["failed"]:
+        again = " ".join(f"--la {item['la']}" for item in result["failed"])
+        raise fail(f"{len(result['failed'])} LA(s) failed; the others are delivered. Rerun only those with {again}")
 
 
 def _hierarchies(specs: list[str]) -> dict[str, Hierarchy]:

@@ -256,3 +256,26 @@ def codeset_names() -> list[str]:
 
 def dfe_lookup_file(name: str) -> Path:
     return DFE_LOOKUPS_DIR / f"{name}.csv"
+
+
+@dataclass(frozen=True)
+class NationalPaths:
+    """A national run's folders: the LAs' exports, a folder per LA named by its old LA code (`lareturns generate
+    --by-la`), and its output, a run folder per LA (RunPaths) beside the national summary."""
+
+    inputs: Path
+    root: Path
+
+    def las(self) -> list[str]:
+        """The LAs whose exports are in the input: folders named by a 3-digit old LA code."""
+        return sorted(p.name for p in self.inputs.iterdir() if p.is_dir() and p.name.isdigit() and len(p.name) == 3)
+
+    def la_input(self, la: str) -> Path:
+        return self.inputs / la
+
+    def la_run(self, la: str) -> Path:
+        return self.root / la
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "national.json"

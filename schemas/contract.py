@@ -28,6 +28,7 @@ RULE_CHECKS = {
     "not_greater": {"column", "than"},
     "within_code_limit": {"column", "code_column", "codeset", "attribute"},
     "entitlement_age": {"dob_column", "term_column", "code_column"},
+    "below_school_age": {"dob_column", "term_column"},
     "age_between": {"dob_column", "min_age", "max_age"},
     "only_when": {"column", "when_column", "when_in"},
     "code_when": {"column", "code", "when_column", "when_in", "present"},

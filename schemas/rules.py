@@ -247,6 +247,8 @@ def cross_rule(spec: RuleSpec, period: Period, contract: Contract) -> pl.Expr:
         qualifying = pl.col(typed_name(p["dob_column"])).dt.offset_by(
             pl.col(p["code_column"]).replace_strict(months, default=None, return_dtype=pl.String) + "mo")
         return qualifying >= term_start(pl.col(p["term_column"]))
+    if spec.check == "below_school_age":  # compulsory school age starts the term after the fifth birthday
+        return pl.col(typed_name(p["dob_column"])).dt.offset_by("5y") < term_start(pl.col(p["term_column"]))
     if spec.check == "age_between":
         age = age_on_31_august(pl.col(typed_name(p["dob_column"])), period)
         outside = (age < p["min_age"]) | (age > p["max_age"])

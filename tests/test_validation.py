@@ -79,6 +79,7 @@ CROSS_RULE_ROWS = {
     "EY-2YO-BASIS-REQUIRED": (pl.col("entitlement") == "2YO", {"two_year_basis": None}),
     "EY-HOURS-CAP": (pl.col("entitlement") == "U34", {"funded_hours_per_week": "16"}),
     "EY-ENTITLEMENT-AGE": (pl.col("entitlement") == "U34", {"date_of_birth": "2024-06-01"}),
+    "EY-SCHOOL-AGE": (pl.col("term") == "2026-spring", {"date_of_birth": "2020-12-31"}),
     "DST-PERSON-DUPLICATE": (pl.lit(True), "copy_previous_person"),
     "DST-EHCP-SEN": (pl.col("sen_provision") == "N", {"ehcp": "Y"}),
     "DST-AGE-COHORT": (pl.col("ehcp") == "N", {"date_of_birth": "2003-05-01"}),

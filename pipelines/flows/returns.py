@@ -26,16 +26,17 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from disclosure_control.policy import PolicyError
 from disclosure_control.protect import ProtectionError
 from outputs.ees import write_publication
 from outputs.files import (copy_atomic, fault_point, read_json, restrict_new_files, write_bytes_atomic,
                            write_csv_atomic, write_parquet_atomic)
 from outputs.manifest import write_manifests
 from outputs.report import run_result, write_report
-from pipelines.assurance.dfe_returns import checked_return
+from pipelines.assurance.dfe_returns import ReturnRejected, checked_return
 from pipelines.assurance.leakscan import leaks_by_recipient
 from pipelines.assurance.verify import release_attack
-from pipelines.flows.prefect_api import without_tracebacks
+from pipelines.flows.prefect_api import ApiUnavailable, without_tracebacks
 from pipelines.flows.validate import new_run_id, run_validation
 from pipelines.governance.rectify import reapply_rectifications
 from pipelines.nodes.dfe_xml import return_document
@@ -43,12 +44,13 @@ from pipelines.nodes.ees import district_geography, ees_tables
 from pipelines.nodes.extract import extract_made, extract_rows
 from pipelines.nodes.protection import ProtectedRelease, protected_release
 from pipelines.nodes.publication import share_percents
-from pipelines.nodes.release import build_release
-from pipelines.store.commit import (record_delivery, record_run, recovered, run_folder_lock, run_record, run_started,
-                                    staged_delivery)
-from pipelines.store.history import archive_counts, earlier_run, keep_counts, known_files
-from pipelines.store.keys import ledger_signing_key, pseudonymisation_key
-from pipelines.store.warehouse import open_warehouse, staged_frames
+from pipelines.nodes.release import ReleaseError, build_release
+from pipelines.store.commit import (RunFolderBusy, record_delivery, record_run, recovered, run_folder_lock, run_record,
+                                    run_started, staged_delivery)
+from pipelines.store.history import HistoryError, archive_counts, earlier_run, keep_counts, known_files
+from pipelines.store.keys import MissingKey, ledger_signing_key, pseudonymisation_key
+from pipelines.store.exports import FileProblem
+from pipelines.store.warehouse import ReconciliationError, WarehouseBusy, open_warehouse, staged_frames
 from schemas.calendar import Term, current_term, england_time
 from schemas.catalog import RETURN_NAMES, RunPaths, ValidationPaths, ees_files
 from schemas.config import load_access_group, load_run_config
@@ -64,6 +66,12 @@ class RunFolderError(ValueError):
 
 class LeakFound(RuntimeError):
     """An outbound file holds a direct identifier its recipient is not entitled to; nothing was delivered."""
+
+
+# The errors a run ends with that are written for its user: each names the file, row, rule or setting at fault and
+# never a value from a row, so the command (and a national run's report) can show it as it is.
+RUN_ERRORS = (FileProblem, PolicyError, WarehouseBusy, ReconciliationError, ProtectionError, LeakFound, MissingKey,
+              HistoryError, ReleaseError, RunFolderBusy, RunFolderError, ReturnRejected, ApiUnavailable)
 
 
 def stage(reads: tuple[str, ...], writes: tuple[str, ...], **options):

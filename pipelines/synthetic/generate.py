@@ -1,4 +1,5 @@
-"""Generate a synthetic county (or country) as MIS exports: one LA at a time, appended to each file.
+"""Generate a synthetic county (or country) as MIS exports: one LA at a time, appended to each file (or each LA
+in a folder of its own).
 
 Each LA has its own random stream, seeded from the run's seed and the LA's place in the plan, so output
 depends only on the seed and scale and memory is bounded by the largest LA, not by the country.
@@ -47,37 +48,56 @@ def generate(
     fault_rate: float | None = None,
     academic_year: int = DEFAULT_ACADEMIC_YEAR,
     progress: Callable[[LaPlan], None] | None = None,
+    by_la: bool = False,
+    only: tuple[str, ...] = (),
 ) -> Summary:
+    """The exports in one folder, or (by_la) in a folder per LA named by its old LA code, as each LA's MIS would
+    send them; `only` keeps those LAs of the plan (old LA codes). An LA's rows are the same either way."""
     if fault_rate is not None and not 0 <= fault_rate <= 0.5:
         raise ValueError(f"--faults must be a rate between 0 and 0.5, not {fault_rate}")
     plans = plan_las(scale, seed)
-    summary, reference = Summary(las=len(plans)), _Reference()
-    fault_lists = []
+    unknown = sorted(set(only) - {plan.old_la_code for plan in plans})
+    if unknown:
+        raise ValueError(f"--la {unknown[0]}: no LA of the {scale} plan has that old LA code")
+    plans = [plan for plan in plans if not only or plan.old_la_code in only]
+    summary = Summary(las=len(plans))
     with staged_output(out) as staging:
-        writers = {name: CsvAppender(staging / f"{name}.csv") for name in DATASET_COLUMNS}
-        try:
-            for plan in plans:
-                frames = _la_frames(plan, seed, academic_year, reference)
-                if fault_rate is not None:
-                    fault_rng = np.random.default_rng([seed, plan.index + 1, 1])
-                    for name in frames:
-                        frames[name], listing = inject(frames[name], name, fault_rate, fault_rng, writers[name].rows + 1)
-                        fault_lists.append(listing)
-                for name, frame in frames.items():
-                    writers[name].append(frame)
-                if progress:
-                    progress(plan)
-        finally:
-            for writer in writers.values():
-                writer.close()
-        summary.rows = {f"{name}.csv": writer.rows for name, writer in writers.items()}
-        _write_reference(reference_folder(staging), reference)
-        if fault_rate is not None:
-            summary.faults = pl.concat(fault_lists).sort("file", "source_row")
-            write_csv(summary.faults, staging / "faults.csv")
-    summary.schools = sum(f.height for f in reference.schools)
-    summary.providers = sum(f.height for f in reference.providers)
+        for folder, group in ([(staging / p.old_la_code, [p]) for p in plans] if by_la else [(staging, plans)]):
+            folder.mkdir(exist_ok=True)
+            _write_exports(folder, group, seed, fault_rate, academic_year, progress, summary)
     return summary
+
+
+def _write_exports(folder: Path, plans: list[LaPlan], seed: int, fault_rate: float | None, academic_year: int,
+                   progress: Callable[[LaPlan], None] | None, summary: Summary) -> None:
+    """The plans' LAs appended to one set of export files in the folder, with their reference data and faults
+    (added to the summary)."""
+    reference, fault_lists = _Reference(), []
+    writers = {name: CsvAppender(folder / f"{name}.csv") for name in DATASET_COLUMNS}
+    try:
+        for plan in plans:
+            frames = _la_frames(plan, seed, academic_year, reference)
+            if fault_rate is not None:
+                fault_rng = np.random.default_rng([seed, plan.index + 1, 1])
+                for name in frames:
+                    frames[name], listing = inject(frames[name], name, fault_rate, fault_rng, writers[name].rows + 1)
+                    fault_lists.append(listing)
+            for name, frame in frames.items():
+                writers[name].append(frame)
+            if progress:
+                progress(plan)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for name, writer in writers.items():
+        summary.rows[f"{name}.csv"] = summary.rows.get(f"{name}.csv", 0) + writer.rows
+    _write_reference(reference_folder(folder), reference)
+    if fault_rate is not None:
+        faults = pl.concat(fault_lists).sort("file", "source_row")
+        write_csv(faults, folder / "faults.csv")
+        summary.faults = pl.concat([summary.faults, faults]) if summary.faults.height else faults
+    summary.schools += sum(f.height for f in reference.schools)
+    summary.providers += sum(f.height for f in reference.providers)
 
 
 def _la_frames(plan: LaPlan, seed: int, academic_year: int, reference: _Reference) -> dict[str, pl.DataFrame]:
