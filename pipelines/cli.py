@@ -90,8 +90,9 @@ def generate(
     for name, rows in summary.rows.items():
         table.add_row(name, f"{rows:,}", f"{fault_counts.get(name, 0):,}")
     console.print(table)
+    where = "the reference folder of each LA's folder" if by_la else reference_folder(out)
     console.print(f"{summary.las} LA(s), {summary.schools:,} schools, {summary.providers:,} early-years providers; "
-                  f"reference data in {reference_folder(out / 'LA' if by_la else out)}")
+                  f"reference data in {where}")
 
 
 @app.command()

@@ -13,6 +13,7 @@ PACKAGES = ("pipelines", "outputs", "disclosure_control", "schemas")
 PREFECT_MODULES = {
     "pipelines/flows/returns.py": "the returns' flows and tasks",
     "pipelines/flows/housekeeping.py": "the retention purge's flow",
+    "pipelines/flows/national.py": "the national run's flow, one task per LA on Dask",
     "pipelines/flows/serve.py": "deployments and their schedules",
     "pipelines/flows/prefect_api.py": "the API a run reports to, and Prefect's log handlers",
     "pipelines/store/keys.py": "keys kept as Prefect Secret blocks",

@@ -110,7 +110,9 @@ def test_the_audit_fails_funding_protected_apart_from_the_hours_it_is_a_multiple
 def test_the_same_data_under_two_period_labels_gives_the_same_published_files(census_run, small_clean, tmp_path):
     """Autumn 2025 and spring 2026 are both 2025/26: every publication not limited to the run's term is the same.
     An autumn run checks admissions against the October census day, and NCCIS dates against October's month end,
-    so what happened since is dated at the October census here: the same people are staged under both labels."""
+    so what happened since is dated at the October census here: the same people are staged under both labels.
+    Destinations are left out: a record whose currency lapses between the two month ends is current in October and
+    not known in January, as the DfE counts it."""
     out, _ = census_run
     autumn, inputs = tmp_path / "autumn", tmp_path / "inputs"
     shutil.copytree(small_clean, inputs)
@@ -122,7 +124,7 @@ def test_the_same_data_under_two_period_labels_gives_the_same_published_files(ce
     tracked.with_columns(capped(c) for c in ("activity_start_date", "date_ascertained", "date_verified",
                                              "neet_start_date")).write_csv(inputs / "destinations.csv")
     census_return(inputs, autumn, "2025-autumn")
-    for name in ("absence", "attainment", "destinations", "ncmp_prevalence", "school_statistics"):
+    for name in ("absence", "attainment", "ncmp_prevalence", "school_statistics"):
         columns = ["cell_id", "status", "display"]
         assert decisions(autumn, name).select(columns).equals(decisions(out, name).select(columns)), name
     for path in (p for p in (out / "04_deliveries" / "publication").glob("pupils_by_*.csv") if not p.name.endswith(".meta.csv")):
