@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -35,15 +36,18 @@ def main(work: Path) -> None:
     count = int(os.environ["BENCH_NATIONAL_LAS"]) if os.environ.get("BENCH_NATIONAL_LAS") else None
     workers = os.environ.get("BENCH_WORKERS", "2")
     las, pupils, national = chosen_las(count)
-    paths = NationalPaths(work / "input", work / "out")
+    paths = NationalPaths(work / f"input-{len(las)}", work / "out")
+    shutil.rmtree(paths.root, ignore_errors=True)  # the summary of this run alone
     if not paths.inputs.exists():
         generate(paths.inputs, seed=1, scale="national", fault_rate=0.02, by_la=True, only=tuple(las))
     env = os.environ | {"LARETURNS_KEY_HEALTH": os.environ.get("LARETURNS_KEY_HEALTH", secrets.token_hex(32)),
                         "LARETURNS_LEDGER_KEY": os.environ.get("LARETURNS_LEDGER_KEY", secrets.token_hex(32))}
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", "from pipelines.cli import app; app()", "run-national", "--input", str(paths.inputs), "--out",
-                           str(paths.root), "--workers", workers], env=env, capture_output=True, text=True, check=False)
+                           str(paths.root), "--workers", workers, *(a for code in las for a in ("--la", code))], env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
+    if not paths.summary.exists():
+        raise SystemExit(f"run-national wrote no summary:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     summary = json.loads(paths.summary.read_text())
     serial = sum(item["seconds"] for item in summary["las"])
     worker_peaks: dict[str, int] = {}

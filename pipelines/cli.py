@@ -190,7 +190,7 @@ def run_national(
     period: Annotated[str, typer.Option(help="Census term, such as 2026-spring.")] = DEFAULT_CENSUS,
     workers: Annotated[int, typer.Option(help="Worker processes of the local Dask cluster, one LA each at a time.")] = 2,
     cluster: Annotated[str | None, typer.Option(help="Address of a running Dask scheduler, such as tcp://10.0.0.5:8786, "
-                                                     "instead of a local cluster; its workers need PREFECT_API_URL.")] = None,
+                                                     "instead of a local cluster; needs PREFECT_API_URL set to a server the workers reach.")] = None,
     la: Annotated[list[str] | None, typer.Option(help="Only this LA (old LA code); repeatable, for rerunning failed LAs.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Disclosure policy TOML for all statistics (default: each recipient's).")] = None,
 ) -> None:
@@ -214,13 +214,16 @@ def run_national(
 
     from outputs.files import read_json, write_text_atomic
     from pipelines.flows.national import national_census, national_summary, task_runner
-    from pipelines.flows.prefect_api import ApiUnavailable, prefect_api
+    from pipelines.flows.prefect_api import ApiUnavailable, configured_api_url, prefect_api
 
     las = [code for code in found if not la or code in la]
+    if cluster and not configured_api_url():  # a temporary server answers on this machine only
+        raise fail("--cluster needs a Prefect server its workers can reach: start one (`prefect server start --host "
+                   "0.0.0.0`) and set PREFECT_API_URL to it, here and on the workers")
     try:
         with prefect_api(meanwhile=_import_great_expectations) as api_url:
             result = national_census.with_options(task_runner=task_runner(workers, cluster, api_url))(
-                input, out, period, las, policy)
+                input.resolve(), out.resolve(), period, las, policy.resolve() if policy else None)
     except ApiUnavailable as error:
         raise fail(str(error)) from None
     out.mkdir(parents=True, exist_ok=True)
@@ -235,8 +238,7 @@ def run_national(
     console.print(table)
     console.print(f"summary of every LA's latest run: {paths.summary}")
     for item in result["failed"]:
-        console.print(f"[bold red]failed:[/] LA {item['la']} after {item['attempts']} attempts: {item['error']}",
-                      highlight=False)
+        console.print(f"[bold red]failed:[/] LA {item['la']}: {item['error']}", highlight=False)
     if result["failed"]:
         again = " ".join(f"--la {item['la']}" for item in result["failed"])
         raise fail(f"{len(result['failed'])} LA(s) failed; the others are delivered. Rerun only those with {again}")

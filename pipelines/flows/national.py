@@ -3,7 +3,7 @@
 Each LA's exports are a folder of their own and each LA's run a run folder of its own (warehouse, ledger,
 deliveries, report), so an LA's task shares nothing with another's but the file system: it is given paths and
 returns a small summary, and a worker may be any machine that sees both folders and the Prefect API. An LA whose
-run fails is retried once on whichever worker is free, then reported; the other LAs run on regardless, and a
+run fails is retried once, then reported, as is an LA whose worker died; the other LAs run on regardless, and a
 rerun naming only the failed LAs (`lareturns run-national --la`) leaves the others' folders as they are.
 """
 
@@ -62,16 +62,19 @@ def la_census(la: str, inputs: Path, out: Path, period: str, policy_file: Path |
 @flow(name="national_census")
 def national_census(inputs: Path, out: Path, period: str, las: list[str], policy_file: Path | None = None,
                     known_dir: Path | None = None) -> dict:
-    """Every LA's census, at most one per worker at a time; the LAs that failed twice are listed, not raised, so
-    that one LA's bad exports do not hide the others' results."""
+    """Every LA's census (one per local worker at a time); the LAs that failed are listed, not raised, so that one
+    LA's bad exports do not hide the others' results."""
     paths = NationalPaths(Path(inputs), Path(out))
     futures = {la: la_census.submit(la, paths.la_input(la), paths.la_run(la), period, policy_file, known_dir)
                for la in las}
     done, failed = [], []
     for la, future in futures.items():
-        outcome = future.result(raise_on_failure=False)
+        try:  # a worker that died (out of memory, say) raises here, whatever raise_on_failure says
+            outcome = future.result(raise_on_failure=False)
+        except Exception as error:  # noqa: BLE001 - reported for this LA, the others' results kept
+            outcome = error
         if isinstance(outcome, BaseException):
-            failed.append({"la": la, "error": failure_line(outcome), "attempts": RETRIES + 1})
+            failed.append({"la": la, "error": failure_line(outcome)})
         else:
             done.append(outcome)
     return {"period": period, "las": done, "failed": failed}

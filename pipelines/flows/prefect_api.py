@@ -86,6 +86,13 @@ def _drained() -> None:
     EventsWorker.drain_all()
 
 
+def configured_api_url() -> str | None:
+    """The API named by PREFECT_API_URL or the Prefect profile; None when a run would start a temporary one."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
 @contextlib.contextmanager
 def prefect_api(meanwhile: Callable[[], None] = lambda: None) -> Iterator[str]:
     """The configured API, or a temporary server for the block (given PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
@@ -95,9 +102,9 @@ def prefect_api(meanwhile: Callable[[], None] = lambda: None) -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     settings = get_current_settings()
-    if settings.api.url:
+    if configured := configured_api_url():
         meanwhile()
-        yield settings.api.url
+        yield configured
         return
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
