@@ -164,9 +164,11 @@ def evidence_cells(hidden: pl.DataFrame, cell: pl.Expr) -> list[dict]:
 
 
 def run_result(paths: RunPaths, run: dict, report: Path, entry: dict, closing: dict, protections: list[dict],
-               deliveries: list[dict]) -> dict:
-    """What a run tells its caller (the CLI's summary; a scheduled run's result in Prefect): no value from a row."""
-    return {"run_id": run["run_id"], "period": run["period"], "deliveries": str(paths.deliveries), "report": str(report),
+               deliveries: list[dict], flow_run_id: str) -> dict:
+    """What a run tells its caller (the CLI's summary; a scheduled run's result in Prefect): no value from a row.
+    The flow run's id finds its artifacts and logs through Prefect's API."""
+    return {"run_id": run["run_id"], "flow_run_id": flow_run_id, "period": run["period"],
+            "deliveries": str(paths.deliveries), "report": str(report),
             "recovered": run["recovered"], "run_entry": entry["seq"],
             "ledger_entry": closing["seq"], "ledger_hash": closing["entry_hash"],
             "audit_passed": all(p["summary"]["audit"]["passed"] for p in protections),

@@ -10,6 +10,7 @@ import re
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from uuid import UUID
 
 import duckdb
 import polars as pl
@@ -19,8 +20,11 @@ from disclosure_control.policy import PolicyError
 from pipelines.assurance.verify import attack_findings
 from pipelines.flows.returns import census_return
 from pipelines.store.history import HistoryError
+from prefect import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from schemas.catalog import EXTRACTS_DIR, PUBLICATIONS_DIR, RunPaths
 from tests.conftest import input_identifiers
+from tests.test_logs import phrases
 from tests.ees_screener import outside_dictionary, screen
 
 PUBLICATIONS = {p.stem: tomllib.loads(p.read_text()) for p in sorted(PUBLICATIONS_DIR.glob("*.toml")) if p.stem != "filters"}
@@ -300,6 +304,41 @@ def test_the_auditor_report_lists_every_release_and_delivery(census_run):
     for table in document["tables"]:
         assert table["units_without_area"] == 0 or table["units_without_area"] < 0.02 * table["units"]
         assert len(table["suppressed"]) == table["summary"]["by_status"]["primary"] + table["summary"]["by_status"]["secondary"]
+
+
+def run_artifacts(flow_run_id: str) -> dict:
+    """The flow run's artifacts as Prefect's API serves them to its UI, by key."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)])))
+    return {a.key: a for a in found}
+
+
+def test_the_run_tells_its_story_in_its_prefect_artifacts(census_run, small_clean):
+    """What an analyst sees in the UI reconciles with the run's own files: rows per dataset, cells per publication,
+    files per recipient, every check and the ledger entry; nothing from a row and no file:// link."""
+    out, result = census_run
+    artifacts = run_artifacts(result["flow_run_id"])
+    kinds = ("datasets", "publications", "deliveries", "checks")
+    assert set(artifacts) == {f"census-return-{k}" for k in (*kinds, "verdict")}
+    tables = {k: json.loads(artifacts[f"census-return-{k}"].data) for k in kinds}
+    validation = json.loads((out / "01_validated" / "validation.json").read_text())["datasets"]
+    assert [(r["dataset"], r["rows read"], r["staged"], r["quarantined"]) for r in tables["datasets"]] == [
+        (d["dataset"], d["rows_read"], d["rows_staged"], d["rows_quarantined"]) for d in validation]
+    assert [(r["publication"], r["cells"], r["primary"], r["secondary"], r["audit"]) for r in tables["publications"]] == [
+        (p["name"], p["cells"], p["primary"], p["secondary"], "passed") for p in result["publications"]]
+    assert {r["recipient"]: r["files"] for r in tables["deliveries"]} == {d["recipient"]: d["files"] for d in result["delivered"]}
+    youth = next(r for r in tables["deliveries"] if r["recipient"] == "youth_support")
+    assert re.fullmatch(r"youth_support \([\d,]+ rows\)", youth["extracts"])
+    checks = {r["check"]: r for r in tables["checks"]}
+    assert {r["result"] for r in tables["checks"]} == {"passed"}
+    assert {"every row staged or quarantined", "leak scan", "manifests", "ledger entry", "release attack",
+            *(f"protection audit of {p}" for p in PUBLICATIONS)} <= set(checks)
+    assert result["ledger_hash"] in checks["ledger entry"]["detail"]
+    verdict = artifacts["census-return-verdict"].data
+    assert f"all {len(checks)} checks passed" in verdict and result["report"] in verdict and "file://" not in verdict
+    shown = phrases(" ".join(a.data for a in artifacts.values()))
+    assert not {v.upper() for values in input_identifiers(small_clean).values() for v in values} & shown
 
 
 def test_a_run_that_fails_midway_leaves_no_delivery(prefect_harness, health_key, small_clean, tmp_path):

@@ -53,7 +53,8 @@ def malformed_copy(source: Path, folder: Path) -> Path:
 
 
 def debug_run(input_dir: Path, out: Path, home: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """`lareturns run census` at DEBUG in a process of its own; its output and every log line Prefect stored."""
+    """`lareturns run census` at DEBUG in a process of its own; its output, and every log line and artifact
+    Prefect stored (what its UI shows)."""
     env = os.environ | {
         "PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "DEBUG", "PREFECT_LOGGING_ROOT_LEVEL": "DEBUG",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_TASKS_DEFAULT_NO_CACHE": "true",
@@ -66,6 +67,7 @@ def debug_run(input_dir: Path, out: Path, home: Path) -> tuple[subprocess.Comple
                           capture_output=True, text=True, env=env, timeout=600, check=False)
     with sqlite3.connect(home / "prefect.db") as db:
         stored = [message for (message,) in db.execute("SELECT message FROM log")]
+        stored += [str(data) for (data,) in db.execute("SELECT data FROM artifact")]
     return done, stored
 
 
@@ -85,6 +87,9 @@ def test_a_debug_run_over_malformed_rows_logs_no_direct_identifier(small_faulty,
     pupils = next(d for d in quarantined if d["dataset"] == "pupils")
     assert pupils["blank_lines_skipped"] == 2 and {"PUP-ROW-FIELDS", "PUP-ROW-NUL", "PUP-ROW-LENGTH",
                                                    "PUP-SURNAME-FORMULA"} <= {r["rule_id"] for r in pupils["rule_counts"]}
+    assert (f"pupils (pupils.csv): {pupils['rows_read']:,} rows read, {pupils['rows_staged']:,} staged, "
+            f"{pupils['rows_quarantined']:,} quarantined") in "\n".join(stored)  # the counts, in the UI's log
+    assert any("checks passed" in line for line in stored)  # the verdict artifact was stored with the logs
     assert not leaked(small_faulty, console, stored)
 
 

@@ -7,24 +7,16 @@ checked against auditor_report.json, so new tables or returns need no change her
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import struct
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Module-level skip, so that without a browser the session's flow run is not started for nothing.
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no headless browser: neither `chromium` nor `chromium-browser` is on PATH "
-                             "(on Debian: apt-get install chromium; .ci/run installs it)")
+from tests.chromium import HEIGHT, WIDTH, needs_chromium, run_chromium
 
-TIMEOUT = 60  # seconds per browser launch; one takes under a second here
-WIDTH, HEIGHT = 1280, 900
+pytestmark = needs_chromium
+
 # Measured 1280x900 screenshots (Chromium 156, Debian 12): an empty page 5.3 KB, a page of one solid colour
 # 5.3 KB, the report cut after its <h1> and run line 18 KB; the test run's report (headings, the validation
 # table, a coloured chart, the status table) 71 KB, or 59 KB with DejaVu as the only fonts (what a
@@ -33,21 +25,6 @@ MIN_SCREENSHOT_BYTES = 35_000
 # Attributes through which a page could load something or send a request.
 URL_ATTRIBUTES = {"src", "href", "srcset", "poster", "data", "xlink:href", "background", "manifest", "ping",
                   "action", "formaction", "codebase", "archive"}
-
-
-def run_chromium(*args: str, user_data_dir: Path) -> subprocess.CompletedProcess:
-    """One headless launch; on timeout the whole process group (browser, zygote, renderers) is killed."""
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={user_data_dir}", *args]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8",
-                          errors="replace", start_new_session=True) as process:
-        try:
-            stdout, stderr = process.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            pytest.fail(f"chromium did not finish within {TIMEOUT} s: {' '.join(command)}")
-    assert process.returncode == 0, f"chromium exited {process.returncode}:\n{stderr[-3000:]}"
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 class Page(HTMLParser):

@@ -21,8 +21,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 import polars as pl
-from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -33,6 +33,7 @@ from outputs.files import (copy_atomic, fault_point, read_json, restrict_new_fil
                            write_csv_atomic, write_parquet_atomic)
 from outputs.manifest import write_manifests
 from outputs.report import run_result, write_report
+from outputs.story import check_rows, counted, publication_rows, story_tables, verdict_markdown
 from pipelines.assurance.dfe_returns import ReturnRejected, checked_return
 from pipelines.assurance.leakscan import leaks_by_recipient
 from pipelines.assurance.verify import release_attack
@@ -85,7 +86,11 @@ def stage(reads: tuple[str, ...], writes: tuple[str, ...], **options):
 @stage(reads=("inputs",), writes=("validated", "warehouse"))
 def validate_exports(input_dir: Path, paths: RunPaths, term: Term, run_id: str) -> dict:
     run_validation(input_dir, paths.validated, term, paths.warehouse, run_id=run_id)
-    return read_json(ValidationPaths(paths.validated).summary)
+    summary = read_json(ValidationPaths(paths.validated).summary)
+    for d in summary["datasets"]:
+        get_run_logger().info(f"{d['dataset']} ({d['source_file']}): {d['rows_read']:,} rows read, {d['rows_staged']:,} "
+                              f"staged, {d['rows_quarantined']:,} quarantined, {d['rows_with_warnings']:,} with warnings")
+    return summary
 
 
 @stage(reads=("warehouse",), writes=("warehouse",))
@@ -113,7 +118,11 @@ def protect_release(paths: RunPaths, config: RunConfig, returns: tuple[str, ...]
         keep_counts(paths.protected, key, inner, hierarchies)
     for name, cells in protected.decisions.items():
         write_parquet_atomic(cells, paths.decisions(name))
-    return protected.summary()
+    summary = protected.summary()
+    for row in publication_rows(summary["protections"]):
+        get_run_logger().info(f"{row['publication']} for {row['recipient']}: {row['cells']:,} cells, {row['primary']:,} "
+                              f"primary, {row['secondary']:,} secondary, audit {row['audit']}")
+    return summary
 
 
 @stage(reads=("protected", "warehouse"), writes=("deliveries",), task_run_name="publish-{name}")
@@ -146,6 +155,7 @@ def write_extract(paths: RunPaths, config: RunConfig, name: str, staging: Path, 
                                    term, england_time(dt.datetime.fromisoformat(started)), version("lareturns"))
         queries = checked_return(target, document, extract.layout)
         write_bytes_atomic(target, document)
+    get_run_logger().info(f"{name} for {extract.recipient}: {counted(rows.height, 'row')}, {target.name}")
     return extract_made(extract, rows.height, queries)
 
 
@@ -157,6 +167,8 @@ def leak_scan(paths: RunPaths, config: RunConfig, staging: Path) -> int:
     leaks = [leak for recipient_leaks in found.values() for leak in recipient_leaks]
     if leaks:
         raise LeakFound("; ".join(str(leak) for leak in leaks[:5]))
+    get_run_logger().info(f"leak scan: no direct identifier a recipient is not entitled to, in the files of "
+                          f"{counted(len(found), 'recipient')}")
     return len(found)
 
 
@@ -180,6 +192,7 @@ def attack_release(paths: RunPaths, config: RunConfig, staging: Path, protection
     failed = [f for f in findings if not f.passed]
     if failed:
         raise ProtectionError("; ".join(f"{f.check}: {f.detail}" for f in failed))
+    get_run_logger().info(f"release attacks: all {len(findings)} passed" if findings else "release attacks: no statistics to attack")
     return [f.__dict__ for f in findings]
 
 
@@ -196,7 +209,10 @@ def archive_release(staging: Path, run_id: str, protections: list[dict]) -> None
 
 @stage(reads=("deliveries",), writes=("deliveries",))
 def manifests(config: RunConfig, staging: Path, run: dict, protections: list[dict]) -> list[dict]:
-    return write_manifests(RunPaths(staging).deliveries, config, run, protections)
+    listed = write_manifests(RunPaths(staging).deliveries, config, run, protections)
+    for d in listed:
+        get_run_logger().info(f"{d['recipient']}: {counted(len(d['files']), 'file')} in its manifest")
+    return listed
 
 
 @stage(reads=("protected", "validated"), writes=("report",))
@@ -223,7 +239,9 @@ def record_in_ledger(paths: RunPaths, config: RunConfig, run: dict, staging: Pat
 @stage(reads=("warehouse",), writes=("warehouse", "ledger"))
 def record_delivered(paths: RunPaths, entry: dict) -> dict:
     """The entry that closes the run's: its delivery is in place."""
-    return record_delivery(paths, entry)
+    closing = record_delivery(paths, entry)
+    get_run_logger().info(f"ledger: run entry {entry['seq']}, delivered entry {closing['seq']} (SHA-256 {closing['entry_hash']})")
+    return closing
 
 
 def deliver(input_dir: Path, out: Path, period: str, policy_file: Path | None, returns: tuple[str, ...],
@@ -251,7 +269,7 @@ def delivered(input_dir: Path, paths: RunPaths, config: RunConfig, run_id: str, 
     release = protect_release(paths, config, returns, term, known_dir)
     with staged_delivery(paths, run_id) as staging:
         extracts = [e for name in returns for e in return_outputs(name, paths, config, staging, term, started)]
-        leak_scan(paths, config, staging)
+        scanned = leak_scan(paths, config, staging)
         attack = attack_release(paths, config, staging, release["protections"], known_dir)
         archive_release(staging, run_id, release["protections"])
         deliveries = manifests(config, staging, run, release["protections"])
@@ -262,10 +280,19 @@ def delivered(input_dir: Path, paths: RunPaths, config: RunConfig, run_id: str, 
         fault_point("pending")
     fault_point("moved")
     closing = record_delivered(paths, entry)
-    create_markdown_artifact(f"[Auditor report]({report.as_uri()}) for run {run_id} ({', '.join(returns)}); ledger entry "
-                             f"{closing['seq']}, SHA-256 {closing['entry_hash']}",
-                             key="auditor-report", description="lareturns auditor report")
-    return run_result(paths, run, report, entry, closing, release["protections"], deliveries)
+    checks = check_rows(validation, release["protections"], attack, scanned, deliveries, entry, closing)
+    tables = story_tables(validation, release["protections"], deliveries, extracts, checks)
+    told_story(returns, run_id, tables, verdict_markdown(run_id, returns, tables, str(report)))
+    return run_result(paths, run, report, entry, closing, release["protections"], deliveries, flow_run.id)
+
+
+def told_story(returns: tuple[str, ...], run_id: str, tables: dict[str, tuple[str, list[dict]]], verdict: str) -> None:
+    """The run's tables and verdict as artifacts of its flow run, keyed by the flow (so the UI's Artifacts page
+    keeps each return's history) and described with the run id."""
+    prefix = (flow_run.flow_name or "lareturns").replace("_", "-")
+    for name, (description, rows) in tables.items():
+        create_table_artifact(rows, key=f"{prefix}-{name}", description=f"{description} (run {run_id})")
+    create_markdown_artifact(verdict, key=f"{prefix}-verdict", description=f"lareturns run {run_id} ({', '.join(returns)})")
 
 
 def run_period(period: str | None) -> str:
