@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +17,7 @@ import polars as pl
 from disclosure_control.status import SUPPRESSED, Status
 from outputs.files import OWNER_ONLY, write_text_atomic
 from schemas.catalog import DELIVERIES, EVIDENCE, MANIFEST, ReportFiles, RunPaths
-from schemas.specs.publication import Publication
+from schemas.specs.publication import AREA, Publication
 
 MARKING = "OFFICIAL-SENSITIVE"
 
@@ -37,79 +38,164 @@ def pattern_chart(by_status: dict[str, int]) -> str:
     return f'<svg role="img" aria-label="cells by status" width="600" height="18">{"".join(parts)}</svg>'
 
 
+STATUS_MEANINGS = {
+    Status.PUBLISHED: "shown as counted",
+    Status.PRIMARY: "hidden by a rule of the policy (too few units, or one contributor dominating an amount)",
+    Status.SECONDARY: "hidden so that no primary cell can be worked out from the cells shown",
+    Status.STRUCTURAL_ZERO: "a combination that cannot occur, shown as not applicable",
+    Status.ROUNDED: "shown, rounded to the policy's base",
+}
+GLOSSARY = {
+    "primary": "A cell the policy hides for itself: fewer units than the threshold, or an amount one or two "
+               "contributors dominate (dominance and p% rules).",
+    "secondary": "A cell hidden only so that a primary cannot be worked out by subtracting the cells shown from the "
+                 "totals they add up to.",
+    "interval": "The lowest and highest value an intruder can prove for a hidden cell from everything published "
+                "(linear programs over the tables' sums), given here in whole units for counts.",
+    "protection level": "How wide, as a percentage of the threshold, that interval must stay around the true value: "
+                        "a hidden cell is safe when no intruder can narrow it further.",
+    "information loss": "What protection costs readers: the number of secondary cells and the total of the counts "
+                        "they hide.",
+}
+
+
+@dataclass(frozen=True)
+class Markup:
+    """A table cell's markup, built in this module from escaped parts (a link, a colour swatch)."""
+    html: str
+
+
+def link(text: str, href: str) -> Markup:
+    return Markup(f'<a href="{html.escape(href)}">{html.escape(text)}</a>')
+
+
+def number(value: int | float) -> str:
+    """Counts with thousands separators; an amount to two places unless it is whole."""
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
+
+
+def _cell(value) -> str:
+    if isinstance(value, Markup):
+        return value.html
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return html.escape(number(value))
+    return html.escape(str(value))
+
+
 def _rows(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def anchor(title: str) -> str:
+    return "s-" + "".join(c if c.isalnum() else "-" for c in title.lower())
+
+
+def swatch(status: str) -> Markup:
+    return Markup(f'<svg role="img" aria-label="{html.escape(status)}" width="14" height="14"><rect width="14" '
+                  f'height="14" fill="{STATUS_COLOURS[status]}"><title>{html.escape(status)}</title></rect></svg>')
+
+
+def verdict_html(checks: list[dict]) -> str:
+    failed = [c["check"] for c in checks if c["result"] != "passed"]
+    line = (f"{len(failed)} of {len(checks)} checks FAILED: {', '.join(failed)}." if failed else
+            f"All {len(checks)} checks passed: the release was delivered.")
+    return (f'<p class="verdict">{html.escape(line)}</p>'
+            + _rows(["check", "result", "detail"], [[c["check"], c["result"], c["detail"]] for c in checks])
+            + "<p>This report's SHA-256 goes into the run's ledger entry, written after it, chained to the entries "
+            "above and signed with the ledger's Ed25519 key; the run's command prints that entry's hash. "
+            "<code>lareturns audit RUN_FOLDER --expect-entry HASH --public-key KEY.pem</code> checks the chain, the "
+            "signatures and every delivered file against it.</p>")
+
+
+def reading_html() -> str:
+    legend = _rows(["colour", "status", "meaning"], [[swatch(s), s, m] for s, m in STATUS_MEANINGS.items()])
+    terms = "".join(f"<dt>{html.escape(t)}</dt><dd>{html.escape(d)}</dd>" for t, d in GLOSSARY.items())
+    return (f"<p>The bars under each table show its cells by status, in these colours:</p>{legend}"
+            f"<dl>{terms}</dl>")
+
+
 def report_html(document: dict) -> str:
+    """Verdict first, then a contents list of every section, a key to the colours, statuses and terms, and the
+    detail: validation, the release, the attacks, each table, the extracts and each delivery with links to its files."""
     run = document["run"]
-    sections = [f"<h1>lareturns auditor report</h1><p>Run {html.escape(run['run_id'])}, period "
-                f"{html.escape(run['period'])}, created {html.escape(run['created_at'])}.</p>"
-                "<p>This report shows no hidden count, only the intervals an intruder can prove. The hidden counts "
-                f'and the reasons that state them are in <a href="{EVIDENCE}.html">{EVIDENCE}.html</a> beside it: '
-                "OFFICIAL-SENSITIVE, readable by its owner alone, not to leave the council.</p>"]
+    intro = (f"<h1>lareturns auditor report</h1><p>Run {html.escape(run['run_id'])}, period "
+             f"{html.escape(run['period'])}, created {html.escape(run['created_at'])}.</p>"
+             "<p>This report shows no hidden count, only the intervals an intruder can prove. The hidden counts "
+             f'and the reasons that state them are in the evidence file <a href="{EVIDENCE}.html">{EVIDENCE}.html</a> '
+             "beside it: OFFICIAL-SENSITIVE, readable by its owner alone, not to leave the council.</p>")
+    parts = [("Verdict", verdict_html(document["checks"]))]
     validation = document["validation"]
-    sections.append("<h2>Validation</h2>" + _rows(
+    parts.append(("Validation", _rows(
         ["dataset", "rows read", "staged", "quarantined", "rows with warnings"],
         [[d["dataset"], d["rows_read"], d["rows_staged"], d["rows_quarantined"], d["rows_with_warnings"]]
-         for d in validation["datasets"]]) + f'<p><a href="{html.escape(validation["data_docs"])}">Great Expectations Data Docs</a></p>')
-    sections.append("<h2>The release as one protection problem</h2><p>Every publication of the run was protected "
-                    "together with the publications that count the same units or some of them, with these relations, "
-                    "derived from the publication specs:</p><ul>"
-                    + "".join(f"<li>{html.escape(r)}</li>" for r in document.get("relations", [])) + "</ul>")
+         for d in validation["datasets"]]) + f'<p><a href="{html.escape(validation["data_docs"])}">Great Expectations Data Docs</a></p>'))
+    parts.append(("The release as one protection problem", "<p>Every publication of the run was protected "
+                  "together with the publications that count the same units or some of them, with these relations, "
+                  "derived from the publication specs:</p><ul>"
+                  + "".join(f"<li>{html.escape(r)}</li>" for r in document.get("relations", [])) + "</ul>"))
     if document.get("known_published"):
-        sections.append("<h2>Figures already published elsewhere</h2><p>Counted as public: shown where this release "
-                        "has them, and protected around.</p>" + _rows(
+        parts.append(("Figures already published elsewhere", "<p>Counted as public: shown where this release "
+                      "has them, and protected around.</p>" + _rows(
             ["file", "publication", "figures used", "figures left out (another LA, period, area or category)"],
-            [[k["file"], k["publication"], k["figures"], k["left_out"]] for k in document["known_published"]]))
-    sections.append("<h2>Independent attack</h2><p>An intruder's linear programs over everything delivered (and any "
-                    "figures already public, and the earlier release with the mover assumption), sharing no code with "
-                    "the engine that protected it.</p>" + _rows(
-        ["check", "result", "detail"], [[f["check"], "pass" if f["passed"] else "FAIL", f["detail"]] for f in document.get("attack", [])]))
+            [[k["file"], k["publication"], k["figures"], k["left_out"]] for k in document["known_published"]])))
+    attack = "<p>An intruder's linear programs over everything delivered (and any figures already public, and the " \
+             "earlier release with the mover assumption), sharing no code with the engine that protected it.</p>" + _rows(
+        ["check", "result", "detail"], [[f["check"], "pass" if f["passed"] else "FAIL", f["detail"]] for f in document.get("attack", [])])
     for finding in (f for f in document.get("attack", []) if f.get("cells")):
-        sections.append(f"<details><summary>{html.escape(finding['check'])}: {len(finding['cells'])} values</summary>" + _rows(
+        attack += f"<details><summary>{html.escape(finding['check'])}: {len(finding['cells'])} values</summary>" + _rows(
             ["release", "file", "area", "filters", "interval", "reason"],
-            [[c["release"], c["file"], c["area"], " / ".join(c["filters"]), f"{c['interval'][0]:g} to {c['interval'][1]:g}",
-              c["reason"]] for c in finding["cells"]]) + "</details>")
-    for table in document["tables"]:
-        summary = table["summary"]
-        audit = summary["audit"]
-        verdict = "PASSED: no suppressed cell can be narrowed below its protection level" if audit["passed"] else "FAILED"
-        sections.append(
-            f"<h2>{html.escape(table['name'])}</h2><p>{html.escape(table['title'])}: {table['units']} units counted"
-            f" for {html.escape(table['recipient'])}"
-            f"{', ' + str(table['units_without_area']) + ' left out with no known area' if table['units_without_area'] else ''};"
-            f" published as {html.escape(', '.join(table['files']))}."
-            f" Protected with {html.escape(', '.join(table.get('protected_with', [table['name']])))}"
-            f"{'; earlier release: ' + html.escape(table['earlier']) if table.get('earlier') else ''}."
-            f"</p><p>{html.escape(verdict)}. Policy {html.escape(summary['policy_version'])}, "
-            f"threshold {table['policy']['threshold']}, protection level {table['policy']['protection_level']}%, "
-            f"method {html.escape(summary['method'])}. Information loss: {summary['information_loss']['secondary_cells']} "
-            f"secondary cells, total value {summary['information_loss']['secondary_value']:g}.</p>"
-            + "".join(f"<p>{html.escape(note)}</p>" for note in summary.get("notes", []))
-            + pattern_chart(summary["by_status"])
-            + _rows(["status", "cells"], [[s, n] for s, n in summary["by_status"].items()])
-            + "<details><summary>Suppressed cells</summary>"
-            + _rows(["cell", "status", "rule", "lower", "upper"],
-                    [[c["cell"], c["status"], c["rule"], c["lower"], c["upper"]] for c in table["suppressed"]])
-            + "</details>")
-    sections.append("<h2>Extracts</h2>" + _rows(
+            [[c["release"], c["file"], c["area"], " / ".join(c["filters"]),
+              f"{number(c['interval'][0])} to {number(c['interval'][1])}", c["reason"]] for c in finding["cells"]]) + "</details>"
+    parts.append(("Independent attack", attack))
+    parts += [(table["name"], table_html(table)) for table in document["tables"]]
+    parts.append(("Extracts", _rows(
         ["extract", "title", "recipient", "rows", "receiver's queries"],
         [[e["name"], e["title"], e["recipient"], e["rows"],
           ", ".join(f"{rule}: {n}" for rule, n in e.get("queries", {}).items()) or "none"]
-         for e in document["extracts"]]))
+         for e in document["extracts"]])))
     for delivery in document["deliveries"]:
-        sections.append(
-            f"<h2>Delivery to {html.escape(delivery['name'])}</h2><p>Legal basis: {html.escape(delivery['legal_basis'])}. "
-            f"Folder {DELIVERIES}/{html.escape(delivery['recipient'])}, listed in its {MANIFEST}.</p>"
-            + _rows(["file", "rows", "bytes", "SHA-256"],
-                    [[f["file"], f.get("rows", ""), f["bytes"], f["sha256"]] for f in delivery["files"]]))
+        folder = f"../{DELIVERIES}/{delivery['recipient']}"  # the report folder's sibling in the run folder
+        parts.append((f"Delivery to {delivery['name']}",
+                      f"<p>Legal basis: {html.escape(delivery['legal_basis'])}. Folder "
+                      f'<a href="{html.escape(folder)}/">{DELIVERIES}/{html.escape(delivery["recipient"])}</a>, listed in its '
+                      f'<a href="{html.escape(folder)}/{MANIFEST}">{MANIFEST}</a>.</p>'
+                      + _rows(["file", "rows", "bytes", "SHA-256"],
+                              [[link(f["file"], f"{folder}/{f['file']}"), f.get("rows", ""), f["bytes"], f["sha256"]]
+                               for f in delivery["files"]])))
+    parts.insert(1, ("How to read this report", reading_html()))
+    contents = "<nav><ol>" + "".join(f'<li><a href="#{anchor(t)}">{html.escape(t)}</a></li>' for t, _ in parts) + "</ol></nav>"
+    body = "".join(f'<h2 id="{anchor(t)}">{html.escape(t)}</h2>{b}' for t, b in [parts[0], ("Contents", contents), *parts[1:]])
     style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}")
+             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}.verdict{font-size:1.3em;font-weight:bold}"
+             "dt{font-weight:bold}")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>lareturns auditor report</title>'
-            f"<style>{style}</style></head><body>{''.join(sections)}</body></html>")
+            f"<style>{style}</style></head><body>{intro}{body}</body></html>")
+
+
+def table_html(table: dict) -> str:
+    summary = table["summary"]
+    audit = summary["audit"]
+    verdict = "PASSED: no suppressed cell can be narrowed below its protection level" if audit["passed"] else "FAILED"
+    return (
+        f"<p>{html.escape(table['title'])}: {number(table['units'])} units counted"
+        f" for {html.escape(table['recipient'])}"
+        f"{', ' + number(table['units_without_area']) + ' left out with no known area' if table['units_without_area'] else ''};"
+        f" published as {html.escape(', '.join(table['files']))}."
+        f" Protected with {html.escape(', '.join(table.get('protected_with', [table['name']])))}"
+        f"{'; earlier release: ' + html.escape(table['earlier']) if table.get('earlier') else ''}."
+        f"</p><p>{html.escape(verdict)}. Policy {html.escape(summary['policy_version'])}, "
+        f"threshold {table['policy']['threshold']}, protection level {table['policy']['protection_level']}%, "
+        f"method {html.escape(summary['method'])}. Information loss: {number(summary['information_loss']['secondary_cells'])} "
+        f"secondary cells, total value {number(summary['information_loss']['secondary_value'])}.</p>"
+        + "".join(f"<p>{html.escape(note)}</p>" for note in summary.get("notes", []))
+        + pattern_chart(summary["by_status"])
+        + _rows(["status", "cells"], [[s, n] for s, n in summary["by_status"].items()])
+        + "<details><summary>Suppressed cells</summary>"
+        + _rows(["cell", "status", "rule", "lower", "upper"],
+                [[c["cell"], c["status"], c["rule"], c["lower"], c["upper"]] for c in table["suppressed"]])
+        + "</details>")
 
 
 def evidence_html(evidence: dict) -> str:
@@ -130,12 +216,13 @@ def evidence_html(evidence: dict) -> str:
 
 def write_report(folder: Path, run: dict, validation: dict, data_docs: Path, release: dict, attack: list[dict],
                  extracts: list[dict], deliveries: list[dict], decisions: dict[str, pl.DataFrame],
-                 publications: dict[str, Publication]) -> list[Path]:
+                 publications: dict[str, Publication], areas: dict[str, str], checks: list[dict]) -> list[Path]:
     """The report (it may leave the building) and the evidence beside it (owner-only: hidden values), from the
-    run's record, its validation summary, the release's protections and each publication's decision records."""
+    run's record, its checks, its validation summary, the release's protections and each publication's decision
+    records. areas: the area dimension's codes -> names (the LA, districts, schools)."""
     hidden = {name: cells.filter(pl.col("status").is_in(list(SUPPRESSED))) for name, cells in decisions.items()}
-    label = {name: pl.concat_str(list(publications[name].dimensions), separator=" / ").alias("cell") for name in decisions}
-    document = {"run": run, "validation": validation | {"data_docs": str(data_docs)},
+    label = {name: cell_label(publications[name], areas) for name in decisions}
+    document = {"run": run, "checks": checks, "validation": validation | {"data_docs": str(data_docs)},
                 "tables": [p | {"suppressed": suppressed_cells(hidden[p["name"]], label[p["name"]])}
                            for p in release["protections"]],
                 "relations": release["relations"], "known_published": release["known"], "attack": attack,
@@ -151,15 +238,30 @@ def write_report(folder: Path, run: dict, validation: dict, data_docs: Path, rel
     return paths
 
 
+def cell_label(publication: Publication, areas: dict[str, str]) -> pl.Expr:
+    """A cell as a reader names it: each dimension's label and value, the area by its name ("Area: Melton;
+    Sex: Female; Year group: Total")."""
+    parts = [pl.concat_str([pl.lit("Area: "), pl.col(AREA).cast(pl.String).replace(areas)])]
+    parts += [pl.concat_str([pl.lit(f"{f.label}: "), pl.col(f.name).cast(pl.String)]) for f in publication.filters]
+    return pl.concat_str(parts, separator="; ").alias("cell")
+
+
+def whole_interval() -> list[pl.Expr]:
+    """The audit's interval for a count in whole units: a count is a whole number, so an intruder's proven bounds
+    tighten to the integers inside them (the solver's 13.999999999999998 is 14)."""
+    return [(pl.col("lower") - 1e-6).ceil().cast(pl.Int64).alias("lower"),
+            (pl.col("upper") + 1e-6).floor().cast(pl.Int64).alias("upper")]
+
+
 def suppressed_cells(hidden: pl.DataFrame, cell: pl.Expr) -> list[dict]:
     """Each suppressed cell named by its area and filter values, with its status, the rule behind it and the
     interval the audit proved an intruder can narrow it to (what anyone can compute), never its value."""
-    return hidden.select(cell, "status", pl.col("rule").fill_null("protects a primary"), "lower", "upper").to_dicts()
+    return hidden.select(cell, "status", pl.col("rule").fill_null("protects a primary"), *whole_interval()).to_dicts()
 
 
 def evidence_cells(hidden: pl.DataFrame, cell: pl.Expr) -> list[dict]:
     """Every suppressed cell with its value and the decision's reason: for the restricted evidence file only."""
-    return hidden.select(cell, "status", "rule", "value", "reason", "lower", "upper", "protected",
+    return hidden.select(cell, "status", "rule", "value", "reason", *whole_interval(), "protected",
                          "protected_against_both").to_dicts()
 
 

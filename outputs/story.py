@@ -10,9 +10,9 @@ from __future__ import annotations
 from disclosure_control.status import Status
 
 
-def counted(n: int, noun: str) -> str:
+def counted(n: int, noun: str, plural: str | None = None) -> str:
     """"1 file", "2,048 files": the counts of a line an analyst reads."""
-    return f"{n:,} {noun if n == 1 else noun + 's'}"
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def dataset_rows(validation: dict) -> list[dict]:
@@ -37,9 +37,10 @@ def delivery_rows(deliveries: list[dict], extracts: list[dict]) -> list[dict]:
 
 
 def check_rows(validation: dict, protections: list[dict], attack: list[dict], recipients_scanned: int,
-               deliveries: list[dict], entry: dict, closing: dict) -> list[dict]:
-    """Every check the run passed before it delivered, in the order it ran them. A run that fails one delivers
-    nothing and ends in a failed state, so a delivered run shows them all passed; listing them says what held."""
+               deliveries: list[dict], ledger_before: dict) -> list[dict]:
+    """Every check of the run before its ledger entry, in the order it ran them. A run that fails one of the others
+    delivers nothing and ends in a failed state, so a delivered run shows them passed; listing them says what held.
+    The ledger as it stood is reported, not a stop: the run's own entry is chained to it either way."""
     unreconciled = [d["dataset"] for d in validation["datasets"]
                     if d["rows_read"] != d["rows_staged"] + d["rows_quarantined"]]
     rows = [{"check": "every row staged or quarantined", "result": "failed" if unreconciled else "passed",
@@ -56,10 +57,20 @@ def check_rows(validation: dict, protections: list[dict], attack: list[dict], re
     rows.append({"check": "manifests", "result": "passed",
                  "detail": f"{counted(len(deliveries), 'recipient')}, "
                            f"{counted(sum(len(d['files']) for d in deliveries), 'file')} hashed"})
-    rows.append({"check": "ledger entry", "result": "passed",
-                 "detail": f"run entry {entry['seq']} and delivered entry {closing['seq']}, each signed (Ed25519); "
-                           f"SHA-256 {closing['entry_hash']}"})
-    return rows
+    return [*rows, ledger_before]
+
+
+def ledger_before_row(entries: int, problems: list[str]) -> dict:
+    """The ledger the run's entry is chained to: every earlier entry in sequence, unchanged, signed by its key."""
+    return {"check": "ledger before this run", "result": "failed" if problems else "passed",
+            "detail": "; ".join(problems[:3]) if problems else "no earlier entry: this run's is the first" if not entries
+            else f"{counted(entries, 'entry', 'entries')}: chain intact, each signed by the ledger's Ed25519 key"}
+
+
+def ledger_row(entry: dict, closing: dict) -> dict:
+    return {"check": "ledger entry", "result": "passed",
+            "detail": f"run entry {entry['seq']} and delivered entry {closing['seq']}, each signed (Ed25519); "
+                      f"SHA-256 {closing['entry_hash']}"}
 
 
 def story_tables(validation: dict, protections: list[dict], deliveries: list[dict], extracts: list[dict],

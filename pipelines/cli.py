@@ -24,13 +24,21 @@ from schemas.catalog import RunPaths, ValidationPaths
 LAYOUT = RunPaths(Path())  # a run folder's places, relative, for messages and help
 
 # Each command imports what it uses when it runs, so that `--help` and the light commands start at once.
+# Plain help (click's layout): a flag is shown as a flag, without the "<bool>" type rich help gives it, every
+# placeholder in one style (<path>, <int>), and each command's examples kept as written.
 app = typer.Typer(
     help="lareturns: statutory returns, de-identification and disclosure control for LA children's data.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 console = Console()
 AUDIT_CELLS_SHOWN = 50
+
+
+def examples(*lines: str) -> str:
+    """A command's help epilog: its example lines, kept unwrapped (click's \\b)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def fail(message: str) -> typer.Exit:
@@ -58,7 +66,10 @@ def main() -> None:
         raise fail(str(error)) from None
 
 
-@app.command()
+@app.command(epilog=examples(
+    'lareturns generate --out in --scale 6000 --faults 0.02',
+    'lareturns generate --out national --scale national --by-la --la 855',
+))
 def generate(
     out: Annotated[Path, typer.Option(help="Folder to write the synthetic MIS exports into.")],
     seed: Annotated[int, typer.Option(help="Same seed, byte-identical files.")] = 1,
@@ -95,7 +106,7 @@ def generate(
                   f"reference data in {where}")
 
 
-@app.command()
+@app.command(epilog=examples('lareturns validate --input in --out checked --period 2026-spring'))
 def validate(
     input: Annotated[Path, typer.Option("--input", help="Folder holding the MIS exports.")],
     out: Annotated[Path, typer.Option(help="Folder for the quarantine files, Data Docs and validation.json.")],
@@ -136,11 +147,14 @@ def _import_great_expectations() -> None:
     import great_expectations  # noqa: F401
 
 
-@app.command()
+@app.command(epilog=examples(
+    'lareturns run census --input in --out runs/2026-spring --period 2026-spring',
+    'lareturns run early_years --input in --out runs/ey-2026-spring --period 2026-spring',
+))
 def run(
     input: Annotated[Path, typer.Option("--input", help="Folder holding the MIS exports.")],
     out: Annotated[Path, typer.Option(help="Folder for the validation results, deliveries, auditor report and warehouse.")],
-    return_name: Annotated[str, typer.Argument(metavar="RETURN", help="census (all), school_statistics, early_years, destinations, health or youth_support.")] = "census",
+    return_name: Annotated[str, typer.Argument(metavar="<return>", help="census (all), school_statistics, early_years, destinations, health or youth_support.")] = "census",
     period: Annotated[str | None, typer.Option(help="Census term, such as 2026-spring (the spring term of 2025/26); default the current term.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Disclosure policy TOML for all statistics (default: each recipient's).")] = None,
     known_published: Annotated[Path | None, typer.Option(help="Folder of EES files others have published about the same "
@@ -182,7 +196,10 @@ def run(
                   f"`lareturns audit {out} --expect-entry {result['ledger_hash']} --public-key KEY.pem`")
 
 
-@app.command("run-national")
+@app.command("run-national", epilog=examples(
+    'lareturns run-national --input national --out national-runs --workers 2',
+    'lareturns run-national --input national --out national-runs --la 855 --la 886',
+))
 def run_national(
     input: Annotated[Path, typer.Option("--input", help="Folder of LA folders, each named by its old LA code and holding "
                                                        "that LA's exports (`lareturns generate --by-la`).")],
@@ -260,7 +277,10 @@ def _hierarchies(specs: list[str]) -> dict[str, Hierarchy]:
     return out
 
 
-@app.command()
+@app.command(epilog=examples(
+    'lareturns protect pupils.csv --dims school,ethnicity,sex --out cells.csv',
+    'lareturns protect funding.csv --dims district,provider_type --value funding --contributor provider --out funding_cells.csv',
+))
 def protect(
     table: Annotated[Path, typer.Argument(help="CSV of microdata (one row per person) or of base cells (with --value).")],
     dims: Annotated[str, typer.Option(help="Comma-separated dimension columns, e.g. school,ethnicity,sex.")],
@@ -333,7 +353,10 @@ def protect(
     console.print(f"written: {out} and {out.with_name(out.stem + '.decisions.csv')}")
 
 
-@app.command()
+@app.command(epilog=examples(
+    'lareturns serve --root /data/returns --dry-run',
+    'PREFECT_API_URL=http://127.0.0.1:4200/api lareturns serve --root /data/returns',
+))
 def serve(
     root: Annotated[Path, typer.Option(help="Folder the schedule's landing and output folders are relative to.")],
     config: Annotated[Path | None, typer.Option(help="Schedule TOML (default: schemas/policies/schedule.toml).")] = None,
@@ -350,15 +373,15 @@ def serve(
         deployments = serving.build_deployments(schedule, root)
     except ValueError as error:  # a ScheduleError naming the key, or a deployment Prefect refuses
         raise fail(str(error)) from None
-    table = Table(title=f"Deployments from {schedule.path}",
-                  caption="No period is passed: each run reports on the term of its own date.")
-    for column in ("deployment", "flow", "schedule", "next runs", "parameters"):
-        table.add_column(column, overflow="fold")
+    # One block per deployment, each line printed whole (soft wrap): a folder path is never broken mid-word.
+    console.print(f"Deployments from {schedule.path}. No period is passed: each run reports on the term of its own "
+                  "date.", soft_wrap=True, highlight=False)
     for spec, deployment in zip(schedule.deployments, deployments, strict=True):
-        runs = "\n".join(f"{run:%Y-%m-%d}" for run in next_runs(spec, 3))
-        values = "\n".join(f"{key}={value}" for key, value in deployment.parameters.items())
-        table.add_row(spec.name, deployment.flow_name, describe(spec), runs, values)
-    console.print(table)
+        console.print(f"\n[bold]{spec.name}[/] ({deployment.flow_name}): {describe(spec)}", soft_wrap=True, highlight=False)
+        console.print(f"  next runs: {', '.join(f'{run:%Y-%m-%d}' for run in next_runs(spec, 3))}", soft_wrap=True,
+                      highlight=False)
+        for key, value in deployment.parameters.items():
+            console.print(f"  {key}={value}", soft_wrap=True, highlight=False)
     if dry_run:
         return
     try:
@@ -369,7 +392,7 @@ def serve(
     serving.serve(deployments)
 
 
-@app.command()
+@app.command(epilog=examples('lareturns audit runs/2026-spring --expect-entry HASH --public-key ledger_public_key.pem'))
 def audit(
     run_dir: Annotated[Path, typer.Argument(help="A run's output folder (the --out of lareturns run).")],
     expect_entry: Annotated[str | None, typer.Option(help="A ledger entry hash you recorded earlier (lareturns run "
@@ -409,7 +432,7 @@ def audit(
                   "and give it as --expect-entry next time")
 
 
-@app.command("ledger-key")
+@app.command("ledger-key", epilog=examples('lareturns ledger-key > ledger_public_key.pem'))
 def ledger_key() -> None:
     """Print the public key of the ledger's signing key (LARETURNS_LEDGER_KEY): give it to the auditor."""
     from pipelines.store.keys import MissingKey, ledger_public_key_pem
@@ -420,7 +443,7 @@ def ledger_key() -> None:
         raise fail(str(error)) from None
 
 
-@app.command()
+@app.command(epilog=examples('lareturns retention --input in --out runs/2026-spring --dry-run'))
 def retention(
     input: Annotated[Path, typer.Option("--input", help="The landing folder of MIS exports.")],
     out: Annotated[Path, typer.Option(help=f"A run's output folder (its {LAYOUT.warehouse} and {LAYOUT.ledger}).")],
@@ -466,7 +489,7 @@ def retention(
         console.print("warehouse compacted: deleted rows are no longer in the file")
 
 
-@app.command()
+@app.command(epilog=examples('lareturns sar --out runs/2026-spring --report sar-request-17 --upn UPN'))
 def sar(
     out: Annotated[Path, typer.Option(help="A run's output folder (the --out of lareturns run).")],
     report: Annotated[Path, typer.Option(help=f"Folder for the report (HTML and JSON); not inside {LAYOUT.deliveries}/ or {LAYOUT.report}/.")],
@@ -498,10 +521,10 @@ def sar(
     console.print(f"report (holds personal data): {written[0]} and {written[1]}")
 
 
-@app.command()
+@app.command(epilog=examples('lareturns rectify corrections.csv --out runs/2026-spring'))
 def rectify(
     out: Annotated[Path, typer.Option(help="A run's output folder (the --out of lareturns run).")],
-    corrections: Annotated[Path, typer.Argument(metavar="CORRECTIONS.csv", help="CSV: dataset, key_column, key_value, column, new_value, reason; one change per row.")],
+    corrections: Annotated[Path, typer.Argument(metavar="<corrections.csv>", help="CSV: dataset, key_column, key_value, column, new_value, reason; one change per row.")],
 ) -> None:
     """Rectification: apply a corrections file to staging (all or nothing), record each change, re-applied on every run."""
     from pipelines.governance.rectify import RectificationError

@@ -18,6 +18,7 @@ needs_chromium = pytest.mark.skipif(
 
 TIMEOUT = 60  # seconds per browser launch; one takes under a second here, a page of Prefect's UI 2-3 s
 WIDTH, HEIGHT = 1280, 900
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "out" / "test-screenshots"  # kept for a person to look at
 
 
 def run_chromium(*args: str, user_data_dir: Path) -> subprocess.CompletedProcess:

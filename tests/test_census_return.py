@@ -18,7 +18,7 @@ import pytest
 
 from disclosure_control.policy import PolicyError
 from pipelines.assurance.verify import attack_findings
-from pipelines.flows.returns import census_return
+from pipelines.flows.returns import census_return, youth_support_return
 from pipelines.store.history import HistoryError
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
@@ -339,6 +339,20 @@ def test_the_run_tells_its_story_in_its_prefect_artifacts(census_run, small_clea
     assert f"all {len(checks)} checks passed" in verdict and result["report"] in verdict and "file://" not in verdict
     shown = phrases(" ".join(a.data for a in artifacts.values()))
     assert not {v.upper() for values in input_identifiers(small_clean).values() for v in values} & shown
+
+
+def test_a_ledger_changed_since_the_last_run_is_the_verdicts_failed_check(prefect_harness, health_key, small_clean, tmp_path):
+    """An entry edited after it was written (here: its run's period) breaks the chain; the next run's report and
+    artifacts say so up front, naming the entry, not its content."""
+    youth_support_return(small_clean, tmp_path, "2026-spring")
+    ledger = tmp_path / "ledger.jsonl"
+    first, *rest = ledger.read_text().splitlines()
+    ledger.write_text("\n".join([first.replace('"2026-spring"', '"2026-summer"'), *rest]) + "\n")
+    result = youth_support_return(small_clean, tmp_path, "2026-spring")
+    report = json.loads((tmp_path / "05_report" / "auditor_report.json").read_text())
+    ledger_check = next(c for c in report["checks"] if c["check"] == "ledger before this run")
+    assert ledger_check["result"] == "failed" and ledger_check["detail"].startswith("entry 1: ")
+    assert "1 of " in run_artifacts(result["flow_run_id"])["youth-support-return-verdict"].data
 
 
 def test_a_run_that_fails_midway_leaves_no_delivery(prefect_harness, health_key, small_clean, tmp_path):

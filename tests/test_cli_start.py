@@ -4,6 +4,7 @@ heavy ones (Prefect, Great Expectations, DuckDB, the growth reference). Import l
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -57,3 +58,25 @@ def test_a_missing_input_folder_is_answered_before_prefect_is_imported(tmp_path)
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and said.startswith("error: --input ") and said.endswith("absent: no such folder")
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_every_commands_help_shows_flags_as_flags_one_placeholder_style_and_runnable_examples():
+    """`--help` of each command: no "<bool>" after a flag, every value placeholder in <angle> style, and
+    examples whose options are the command's own."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    commands = get_command(app).commands
+    assert len(commands) == 11
+    for name, command in commands.items():
+        text = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "100"}).output
+        assert "<bool>" not in text and "Examples:" in text, name
+        options = {opt for param in command.params for opt in param.opts if opt.startswith("--")}
+        examples = [line.strip() for line in text.split("Examples:")[1].splitlines() if f"lareturns {name}" in line]
+        assert examples, name
+        for example in examples:
+            assert set(re.findall(r"(?<!\S)--[a-z-]+", example)) <= options, example
+        placeholders = re.findall(r"^\s+--[a-z-]+ (\S+)", text.split("Examples:")[0], flags=re.M)
+        assert all(p.startswith("<") and p.endswith(">") for p in placeholders), (name, placeholders)

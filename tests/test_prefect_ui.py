@@ -21,12 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.chromium import HEIGHT, WIDTH, needs_chromium, run_chromium
+from tests.chromium import HEIGHT, SCREENSHOTS, WIDTH, needs_chromium, run_chromium
 
 pytestmark = needs_chromium
 
-ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "out" / "test-screenshots"
 STARTUP = 240  # seconds for `prefect server start` to answer: 10-30 s here, more on a busy 2-core CI machine
 RENDER_MS = 20_000  # Chromium's virtual time for the UI's requests to the API (real time is far less)
 

@@ -7,13 +7,15 @@ checked against auditor_report.json, so new tables or returns need no change her
 from __future__ import annotations
 
 import json
+import re
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from tests.chromium import HEIGHT, WIDTH, needs_chromium, run_chromium
+from outputs.report import number
+from tests.chromium import HEIGHT, SCREENSHOTS, WIDTH, needs_chromium, run_chromium
 
 pytestmark = needs_chromium
 
@@ -42,6 +44,7 @@ class Page(HTMLParser):
         self.scripts = 0
         self.event_handlers: list[str] = []
         self.urls: list[tuple[str, str, str]] = []
+        self.heading_ids: list[str] = []
         self.styles: list[str] = []
         self.heading: list[str] | None = None
         self.cell: list[str] | None = None
@@ -64,6 +67,7 @@ class Page(HTMLParser):
                 self.styles.append(value or "")
         if tag == "h2":
             self.heading = []
+            self.heading_ids.append(dict(attrs).get("id", ""))
         elif tag == "p":
             self.section["paragraphs"].append([])
         elif tag == "table":
@@ -146,9 +150,17 @@ def test_rendered_report_matches_its_json(report, rendered):
     for value in (run["run_id"], run["period"], run["created_at"]):
         assert value in text
 
+    shown = lambda value: number(value) if isinstance(value, int | float) else str(value)  # noqa: E731
+    verdict = page.sections["Verdict"]
+    assert plain(verdict["paragraphs"][0]) == f"All {len(document['checks'])} checks passed: the release was delivered."
+    assert verdict["tables"][0][1:] == [[c["check"], c["result"], c["detail"]] for c in document["checks"]]
+    assert {"every row staged or quarantined", "leak scan", "manifests", "ledger before this run"} <= {
+        c["check"] for c in document["checks"]}
+
     validation = page.sections["Validation"]["tables"][0]
-    assert validation[1:] == [[str(d[k]) for k in ("dataset", "rows_read", "rows_staged", "rows_quarantined",
-                                                   "rows_with_warnings")] for d in document["validation"]["datasets"]]
+    assert validation[1:] == [[shown(d[k]) for k in ("dataset", "rows_read", "rows_staged", "rows_quarantined",
+                                                     "rows_with_warnings")] for d in document["validation"]["datasets"]]
+    assert any("," in row[1] for row in validation[1:])  # thousands separators (the pupils' file has thousands)
 
     names = [table["name"] for table in document["tables"]]
     assert names, "the report lists no table"
@@ -156,45 +168,69 @@ def test_rendered_report_matches_its_json(report, rendered):
     deliveries = [f"Delivery to {d['name']}" for d in document["deliveries"]]
     release = ["The release as one protection problem", *(["Figures already published elsewhere"] if document["known_published"] else []),
                "Independent attack"]
-    assert list(page.sections) == ["", "Validation", *release, *names, "Extracts", *deliveries]  # one <h2> each, in order
+    after = ["How to read this report", "Validation", *release, *names, "Extracts", *deliveries]
+    assert list(page.sections) == ["", "Verdict", "Contents", *after]  # one <h2> each, in order
+    ids = dict(zip(list(page.sections)[1:], page.heading_ids, strict=True))
+    contents = [value for tag, attribute, value in page.urls if value.startswith("#")]
+    assert contents == [f"#{ids[title]}" for title in ["Verdict", *after]]  # the contents list links every section
+
+    reading = page.sections["How to read this report"]
+    assert [row[1] for row in reading["tables"][0][1:]] == ["published", "primary", "secondary", "structural_zero", "rounded"]
+    assert all(term in plain(reading["text"]) for term in ("protection level", "interval", "information loss"))
     assert all(relation in plain(page.sections[release[0]]["text"]) for relation in document["relations"])
     assert page.sections["Independent attack"]["tables"][0][1:] == [
         [f["check"], "pass" if f["passed"] else "FAIL", f["detail"]] for f in document["attack"]]
-    assert sum(len(section["charts"]) for section in page.sections.values()) == len(names)  # <svg> count
+    assert sum(len(page.sections[name]["charts"]) for name in names) == len(names)  # one pattern <svg> per table
+    assert all(not section["charts"] for title, section in page.sections.items()
+               if title not in (*names, "How to read this report"))
 
     for table in document["tables"]:
         section, summary = page.sections[table["name"]], table["summary"]
-        assert f"{table['units']} units counted for {table['recipient']}" in plain(section["paragraphs"][0])
+        assert f"{number(table['units'])} units counted for {table['recipient']}" in plain(section["paragraphs"][0])
         verdict = plain(section["paragraphs"][1])
         if summary["audit"]["passed"]:
             assert verdict.startswith("PASSED: no suppressed cell can be narrowed below its protection level.")
         else:
             assert verdict.startswith("FAILED.")
         assert f"Policy {summary['policy_version']}," in verdict
-        assert f"{summary['information_loss']['secondary_cells']} secondary cells" in verdict
+        assert f"{number(summary['information_loss']['secondary_cells'])} secondary cells" in verdict
 
         by_status = summary["by_status"]
         status_table, suppressed_table = section["tables"]
-        assert status_table == [["status", "cells"], *([s, str(n)] for s, n in by_status.items())]
+        assert status_table == [["status", "cells"], *([s, number(n)] for s, n in by_status.items())]
         # The chart: one bar per status that has cells, each titled with its count.
         assert section["charts"] == [[f"{s}: {n}" for s, n in by_status.items() if n]]
 
         assert suppressed_table[0] == ["cell", "status", "rule", "lower", "upper"]
-        assert suppressed_table[1:] == [[str(c[k]) for k in ("cell", "status", "rule", "lower", "upper")]
+        assert suppressed_table[1:] == [[shown(c[k]) for k in ("cell", "status", "rule", "lower", "upper")]
                                         for c in table["suppressed"]]
+        assert all(isinstance(c["lower"], int) and isinstance(c["upper"], int) for c in table["suppressed"])
+        assert all(re.match(r"Area: [A-Z][a-z]", c["cell"]) for c in table["suppressed"])  # a name, not a code
         suppressed = [row[1] for row in suppressed_table[1:]]
         assert len(suppressed) == summary["audit"]["suppressed_cells"]
         for status in ("primary", "secondary"):
             assert suppressed.count(status) == by_status.get(status, 0)
 
     queries = lambda e: ", ".join(f"{rule}: {n}" for rule, n in e.get("queries", {}).items()) or "none"  # noqa: E731
-    assert page.sections["Extracts"]["tables"][0][1:] == [[e["name"], e["title"], e["recipient"], str(e["rows"]),
+    assert page.sections["Extracts"]["tables"][0][1:] == [[e["name"], e["title"], e["recipient"], number(e["rows"]),
                                                            queries(e)] for e in document["extracts"]]
     for delivery, heading in zip(document["deliveries"], deliveries, strict=True):
         section = page.sections[heading]
         assert delivery["legal_basis"] in plain(section["text"])
-        assert section["tables"][0][1:] == [[f["file"], str(f.get("rows", "")), str(f["bytes"]), f["sha256"]]
+        assert section["tables"][0][1:] == [[f["file"], shown(f.get("rows", "")), number(f["bytes"]), f["sha256"]]
                                             for f in delivery["files"]]
+
+
+def test_every_link_of_the_report_opens_a_file_beside_it(report, rendered):
+    """The delivered files, the manifests, the evidence file and the Data Docs: each link names a file that exists."""
+    html_path, document = report
+    page, _ = rendered
+    files = [value for tag, attribute, value in page.urls if tag == "a" and not value.startswith("#")]
+    delivered = {f"../04_deliveries/{d['recipient']}/{f['file']}" for d in document["deliveries"] for f in d["files"]}
+    assert delivered <= set(files) and "auditor_evidence.html" in files
+    for href in files:
+        target = Path(href) if Path(href).is_absolute() else html_path.parent / href
+        assert target.exists(), href
 
 
 def test_rendered_report_is_self_contained(rendered):
@@ -224,7 +260,8 @@ def test_screenshot_is_a_rendered_page(report, tmp_path_factory):
     """Launch 2: a 1280x900 PNG that is not blank (see MIN_SCREENSHOT_BYTES)."""
     html_path, _ = report
     work = tmp_path_factory.mktemp("chromium_shot")
-    shot = work / "report.png"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / "auditor-report.png"
     run_chromium(f"--screenshot={shot}", f"--window-size={WIDTH},{HEIGHT}", "--hide-scrollbars",
                  html_path.resolve().as_uri(), user_data_dir=work / "profile")
     data = shot.read_bytes()

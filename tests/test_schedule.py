@@ -148,14 +148,17 @@ def test_deployments_built_with_london_rrules_and_folder_parameters(schedule, tm
         assert all(run.astimezone(LONDON).hour == s.hour for run in prefect_runs)
 
 
-def test_serve_dry_run_prints_the_deployments(schedule, tmp_path):
-    result = CliRunner().invoke(app, ["serve", "--root", str(tmp_path), "--dry-run"], env={"COLUMNS": "300"})
+def test_serve_dry_run_prints_the_deployments_with_whole_paths_on_a_narrow_terminal(schedule, tmp_path):
+    root = tmp_path / ("a-long-folder-name-" * 4)
+    root.mkdir()
+    result = CliRunner().invoke(app, ["serve", "--root", str(root), "--dry-run"], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
     for s in schedule.deployments:
-        line = next(line for line in result.output.splitlines() if f" {s.name} " in line)
-        assert RETURNS[s.return_name].name in line and describe(s) in line
-        assert next_runs(s, 1)[0].strftime("%Y-%m-%d") in line
-        assert f"input_dir={(tmp_path / s.input).resolve()}" in line
+        heading = lines.index(next(line for line in lines if line.startswith(f"{s.name} (")))
+        assert lines[heading] == f"{s.name} ({RETURNS[s.return_name].name}): {describe(s)}"
+        assert lines[heading + 1].startswith(f"  next runs: {next_runs(s, 1)[0]:%Y-%m-%d}, ")
+        assert f"  input_dir={(root / s.input).resolve()}" in lines[heading + 2:heading + 8]  # whole, on one line
     assert "No period is passed" in result.output
 
 

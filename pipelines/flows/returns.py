@@ -33,7 +33,8 @@ from outputs.files import (copy_atomic, fault_point, read_json, restrict_new_fil
                            write_csv_atomic, write_parquet_atomic)
 from outputs.manifest import write_manifests
 from outputs.report import run_result, write_report
-from outputs.story import check_rows, counted, publication_rows, story_tables, verdict_markdown
+from outputs.story import (check_rows, counted, ledger_before_row, ledger_row, publication_rows, story_tables,
+                           verdict_markdown)
 from pipelines.assurance.dfe_returns import ReturnRejected, checked_return
 from pipelines.assurance.leakscan import leaks_by_recipient
 from pipelines.assurance.verify import release_attack
@@ -41,7 +42,7 @@ from pipelines.flows.prefect_api import ApiUnavailable, without_tracebacks
 from pipelines.flows.validate import new_run_id, run_validation
 from pipelines.governance.rectify import reapply_rectifications
 from pipelines.nodes.dfe_xml import return_document
-from pipelines.nodes.ees import district_geography, ees_tables
+from pipelines.nodes.ees import area_names, district_geography, ees_tables
 from pipelines.nodes.extract import extract_made, extract_rows
 from pipelines.nodes.protection import ProtectedRelease, protected_release
 from pipelines.nodes.publication import share_percents
@@ -49,6 +50,7 @@ from pipelines.nodes.release import ReleaseError, build_release
 from pipelines.store.commit import (RunFolderBusy, record_delivery, record_run, recovered, run_folder_lock, run_record,
                                     run_started, staged_delivery)
 from pipelines.store.history import HistoryError, archive_counts, earlier_run, keep_counts, known_files
+from pipelines.store.ledger import ledger_problems
 from pipelines.store.keys import MissingKey, ledger_signing_key, pseudonymisation_key
 from pipelines.store.exports import FileProblem
 from pipelines.store.warehouse import ReconciliationError, WarehouseBusy, open_warehouse, staged_frames
@@ -215,12 +217,19 @@ def manifests(config: RunConfig, staging: Path, run: dict, protections: list[dic
     return listed
 
 
-@stage(reads=("protected", "validated"), writes=("report",))
+@stage(reads=("ledger",), writes=())
+def ledger_before(paths: RunPaths) -> dict:
+    """The ledger this run's entry will be chained to, checked as `lareturns audit` checks it."""
+    return ledger_before_row(*ledger_problems(paths.ledger))
+
+
+@stage(reads=("protected", "validated", "warehouse"), writes=("report",))
 def auditor_report(paths: RunPaths, config: RunConfig, staging: Path, run: dict, validation: dict, release: dict,
-                   attack: list[dict], extracts: list[dict], deliveries: list[dict]) -> Path:
+                   attack: list[dict], extracts: list[dict], deliveries: list[dict], checks: list[dict]) -> Path:
     decisions = {p["name"]: pl.read_parquet(paths.decisions(p["name"])) for p in release["protections"]}
     write_report(RunPaths(staging).report, run, validation, ValidationPaths(paths.validated).data_docs_index.resolve(),
-                 release, attack, extracts, deliveries, decisions, config.publications)
+                 release, attack, extracts, deliveries, decisions, config.publications,
+                 area_names(staged_frames(paths.warehouse, PLACES)), checks)
     return paths.report_files.html.resolve()
 
 
@@ -273,15 +282,15 @@ def delivered(input_dir: Path, paths: RunPaths, config: RunConfig, run_id: str, 
         attack = attack_release(paths, config, staging, release["protections"], known_dir)
         archive_release(staging, run_id, release["protections"])
         deliveries = manifests(config, staging, run, release["protections"])
-        report = auditor_report(paths, config, staging, run, validation, release, attack, extracts, deliveries)
+        checks = check_rows(validation, release["protections"], attack, scanned, deliveries, ledger_before(paths))
+        report = auditor_report(paths, config, staging, run, validation, release, attack, extracts, deliveries, checks)
         archive_protected(paths, run_id, release["populations"])
         fault_point("staged")
         entry = record_in_ledger(paths, config, run, staging)
         fault_point("pending")
     fault_point("moved")
     closing = record_delivered(paths, entry)
-    checks = check_rows(validation, release["protections"], attack, scanned, deliveries, entry, closing)
-    tables = story_tables(validation, release["protections"], deliveries, extracts, checks)
+    tables = story_tables(validation, release["protections"], deliveries, extracts, [*checks, ledger_row(entry, closing)])
     told_story(returns, run_id, tables, verdict_markdown(run_id, returns, tables, str(report)))
     return run_result(paths, run, report, entry, closing, release["protections"], deliveries, flow_run.id)
 

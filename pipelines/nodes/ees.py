@@ -66,6 +66,14 @@ def geography_rows(districts: pl.DataFrame, schools: pl.DataFrame | None = None)
     return pl.concat(rows)
 
 
+def area_names(places: dict[str, pl.DataFrame]) -> dict[str, str]:
+    """The area dimension's codes (Total, a district code, a URN) as a reader names them: the LA, the district,
+    the school. For the auditor report's cell labels; every name is a public one."""
+    districts = pl.concat([district_geography(places["postcodes"]), district_geography(places["schools"])]).unique("lad_code")
+    rows = geography_rows(districts, places["schools"]).iter_rows(named=True)
+    return {row["node"]: row["school_name"] or row["lad_name"] or row["la_name"] or row["node"] for row in rows}
+
+
 def area_nodes(frame: pl.DataFrame) -> pl.Series:
     """Each row's area as the area dimension names it (Total, a district code, a URN): geography_rows read back,
     for EES files published earlier or by others; null at a level the tables do not have (England, a region)."""

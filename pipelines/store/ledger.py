@@ -97,6 +97,13 @@ def signature_problems(entries: list[dict], public_key: Ed25519PublicKey) -> lis
     return problems
 
 
+def ledger_problems(jsonl: Path) -> tuple[int, list[str]]:
+    """The ledger file as a run finds it: how many entries, and every break in its chain or signatures (checked
+    with the public half of the key the run signs with)."""
+    entries = file_entries(jsonl)
+    return len(entries), chain_problems(entries) + signature_problems(entries, ledger_signing_key().public_key())
+
+
 def chain_problems(entries: list[dict]) -> list[str]:
     """Every break in the chain: a changed entry, a missing or reordered one, a wrong link."""
     problems, previous = [], GENESIS
