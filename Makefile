@@ -19,8 +19,11 @@ DEMO_DIR ?= out/demo
 	$(PYTHON) -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
 
-.venv/.synced: pyproject.toml uv.lock | $(UV)
+# The environment, then the Data Docs' styles, scripts and fonts from the npm registry's releases pinned (with their
+# SHA-512) in schemas/reference/data-docs-assets.toml, so the pages open offline.
+.venv/.synced: pyproject.toml uv.lock schemas/reference/data-docs-assets.toml | $(UV)
 	$(UV) sync --frozen --quiet
+	$(UV) run --frozen python -m pipelines.assurance.docs_assets
 	touch $@
 
 install: .venv/.synced

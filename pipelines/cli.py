@@ -116,6 +116,7 @@ def validate(
     mapping: Annotated[Path | None, typer.Option(help="TOML column-mapping config for your MIS vendor's exports.")] = None,
 ) -> None:
     """Check every row against its contract; stage the good rows, quarantine the rest with their reasons."""
+    from pipelines.assurance.docs_assets import AssetsMissing
     from pipelines.flows.validate import run_validation, top_rules
     from pipelines.store.exports import FileProblem
     from pipelines.store.warehouse import ReconciliationError, WarehouseBusy
@@ -124,7 +125,7 @@ def validate(
     term = checked_term(period)
     try:
         run = run_validation(input, out, term, warehouse, mapping)
-    except (FileProblem, MappingError, WarehouseBusy, ReconciliationError) as error:
+    except (FileProblem, MappingError, WarehouseBusy, ReconciliationError, AssetsMissing) as error:
         raise fail(str(error)) from None
     table = Table(title=f"Validation run {run.run_id}")
     for column in ("dataset", "rows read", "staged", "quarantined", "warnings", "top failing rules"):

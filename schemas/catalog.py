@@ -16,6 +16,7 @@ A run folder (`lareturns run census --out RUN`):
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ ACCESS = POLICIES_DIR / "access.toml"
 RETENTION = POLICIES_DIR / "retention.toml"
 SCHEDULE = POLICIES_DIR / "schedule.toml"
 FILTERS = PUBLICATIONS_DIR / "filters.toml"
+DATA_DOCS_ASSETS = SCHEMAS_DIR / "reference" / "data-docs-assets.toml"  # Data Docs' CDN assets, pinned to npm releases
+# where the install (python -m pipelines.assurance.docs_assets) keeps those releases' files: with the environment
+INSTALLED_DOCS_ASSETS = Path(sys.prefix) / "share" / "lareturns" / "data-docs-assets"
 CONFIG_DIRS = (POLICIES_DIR, PUBLICATIONS_DIR, EXTRACTS_DIR)
 DELIVERIES = "04_deliveries"  # also the prefix of a delivered file's name in the ledger and manifests
 # What a run reads from outside its folder, by the names its tasks declare (pipelines/flows/returns.py stage):
@@ -184,6 +188,16 @@ MANIFEST = "manifest.json"  # in each recipient's delivery folder
 def format_schema(layout: str) -> Path:
     """The XML schema of a DfE layout (nccis_xml: formats/nccis.xsd)."""
     return FORMATS_DIR / f"{layout.removesuffix('_xml')}.xsd"
+
+
+def docs_static(site: Path) -> Path:
+    """The folder of a Data Docs site where GX writes its own styles, fonts and images."""
+    return site / "static"
+
+
+def docs_vendor(site: Path) -> Path:
+    """Where a Data Docs site keeps its copies of the pinned assets, one folder per package release."""
+    return docs_static(site) / "vendor"
 
 
 def table_file(folder: Path, name: str, suffix: str = ".csv") -> Path:

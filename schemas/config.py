@@ -19,6 +19,7 @@ from schemas.keys import check_keys
 
 if TYPE_CHECKING:
     from disclosure_control.policy import Policy
+    from schemas.specs.docs_assets import DocsAssets
     from schemas.specs.extract import Extract
     from schemas.specs.mapping import SourceSpec
     from schemas.specs.publication import Publication
@@ -201,6 +202,12 @@ def load_schedule(path: Path | None, returns: Collection[str], housekeeping: Col
     path = path or catalog.SCHEDULE
     deployments = loaded(path, lambda raw: parse_schedule(raw, returns, housekeeping), ScheduleError)
     return Schedule(path, tuple(d for d in deployments if housekeeping is not None or not d.housekeeping))
+
+
+def load_docs_assets(path: Path | None = None) -> DocsAssets:
+    from schemas.specs.docs_assets import DocsAssetsError, parse_docs_assets
+
+    return loaded(path or catalog.DATA_DOCS_ASSETS, parse_docs_assets, DocsAssetsError)
 
 
 def load_mapping(path: Path | None) -> dict[str, SourceSpec]:

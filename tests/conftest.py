@@ -64,6 +64,19 @@ def small_faulty(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def validated_run(small_faulty, tmp_path_factory) -> Path:
+    """`lareturns validate` on small_faulty: the run folder (validation.json, quarantine, Data Docs)."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    out = tmp_path_factory.mktemp("validated")
+    result = CliRunner().invoke(app, ["validate", "--input", str(small_faulty), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
 def prefect_harness():
     """One Prefect test server for the session: it takes 15-30 s to start."""
     with prefect_test_harness(server_startup_timeout=120):

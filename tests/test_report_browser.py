@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from outputs.report import number
-from tests.chromium import HEIGHT, SCREENSHOTS, WIDTH, needs_chromium, run_chromium
+from tests.chromium import HEIGHT, SCREENSHOTS, WIDTH, needs_chromium, page_requests, run_chromium
 
 pytestmark = needs_chromium
 
@@ -245,15 +245,7 @@ def test_rendered_report_is_self_contained(rendered):
         assert tag == "a" and attribute == "href", f"<{tag} {attribute}={value!r}> loads something"
     styles = " ".join(page.styles).lower()
     assert "url(" not in styles and "@import" not in styles
-    # The net log has every request the browser made. Chromium's own background requests (update check,
-    # accounts, spell-check dictionary) have no initiating origin; a request made for the page would have the
-    # file page's opaque origin ("null") as initiator and the file site for cookies.
-    events = {value: name for name, value in net_log["constants"]["logEventTypes"].items()}
-    requests = [event["params"] for event in net_log["events"]  # the job's start: its end event has no url
-                if events[event["type"]] == "URL_REQUEST_START_JOB" and "url" in event.get("params", {})]
-    from_page = [r["url"] for r in requests if r.get("initiator") != "not an origin"
-                 or "file://" in r.get("site_for_cookies", "")]
-    assert from_page == []
+    assert page_requests(net_log) == []
 
 
 def test_screenshot_is_a_rendered_page(report, tmp_path_factory):

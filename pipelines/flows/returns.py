@@ -36,6 +36,7 @@ from outputs.report import run_result, write_report
 from outputs.story import (check_rows, counted, ledger_before_row, ledger_row, publication_rows, story_tables,
                            verdict_markdown)
 from pipelines.assurance.dfe_returns import ReturnRejected, checked_return
+from pipelines.assurance.docs_assets import AssetsMissing
 from pipelines.assurance.leakscan import leaks_by_recipient
 from pipelines.assurance.verify import release_attack
 from pipelines.flows.prefect_api import ApiUnavailable, without_tracebacks
@@ -74,7 +75,7 @@ class LeakFound(RuntimeError):
 # The errors a run ends with that are written for its user: each names the file, row, rule or setting at fault and
 # never a value from a row, so the command (and a national run's report) can show it as it is.
 RUN_ERRORS = (FileProblem, PolicyError, WarehouseBusy, ReconciliationError, ProtectionError, LeakFound, MissingKey,
-              HistoryError, ReleaseError, RunFolderBusy, RunFolderError, ReturnRejected, ApiUnavailable)
+              HistoryError, ReleaseError, RunFolderBusy, RunFolderError, ReturnRejected, ApiUnavailable, AssetsMissing)
 
 
 def stage(reads: tuple[str, ...], writes: tuple[str, ...], **options):
