@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Before anything imports Prefect, whoever starts the command (not only the Makefile): a busy 2-core machine can
 # take a minute to start its temporary API (Prefect waits 20 s by default); no analytics; and no task cache, whose
@@ -143,6 +145,39 @@ def validate(
                   f"warehouse: {run.warehouse}")
 
 
+@contextmanager
+def progress_bars(title: str) -> Iterator[None]:
+    """A bar per step of the run (validation per export, protection per problem) with the counts of the part just
+    done, moved by the run's log lines that carry one (pipelines/flows/prefect_api.py logged_progress)."""
+    import logging
+
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from pipelines.flows.prefect_api import PROGRESS
+
+    bars = Progress(SpinnerColumn(), TextColumn("{task.fields[step]:<10}"), BarColumn(), TextColumn("{task.fields[parts]:>5}"),
+                    TimeElapsedColumn(), TextColumn("{task.description}"), console=console)
+    steps = {"run": bars.add_task(title, total=None, step="run", parts="")}
+
+    class Moved(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            step, done, total = getattr(record, PROGRESS, (None, 0, 0))
+            if step is not None:
+                if step not in steps:
+                    steps[step] = bars.add_task("", total=total, step=step, parts="")
+                bars.update(steps[step], completed=done, total=total, parts=f"{done}/{total}",
+                            description=record.getMessage())
+                bars.refresh()  # each part's counts drawn, even when the next follows within the refresh interval
+
+    handler, logger = Moved(), logging.getLogger("prefect")
+    logger.addHandler(handler)
+    try:
+        with bars:
+            yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def _import_great_expectations() -> None:
     """Imported while Prefect's server starts (4-6 s of the run's validation otherwise)."""
     import great_expectations  # noqa: F401
@@ -175,7 +210,7 @@ def run(
     from pipelines.flows.returns import RETURNS, RUN_ERRORS
 
     try:
-        with prefect_api(meanwhile=_import_great_expectations), console.status(
+        with prefect_api(meanwhile=_import_great_expectations), progress_bars(
                 f"running {return_name} for {period or 'the current term'} (Prefect logs below)"):
             result = RETURNS[return_name](input, out, period, policy, known_published)
     except (*RUN_ERRORS, ValueError) as error:

@@ -15,7 +15,7 @@ PREFECT_MODULES = {
     "pipelines/flows/housekeeping.py": "the retention purge's flow",
     "pipelines/flows/national.py": "the national run's flow, one task per LA on Dask",
     "pipelines/flows/serve.py": "deployments and their schedules",
-    "pipelines/flows/prefect_api.py": "the API a run reports to, and Prefect's log handlers",
+    "pipelines/flows/prefect_api.py": "the API a run reports to, Prefect's log handlers and progress lines",
     "pipelines/store/keys.py": "keys kept as Prefect Secret blocks",
 }
 SQL = re.compile(r"\.(execute|sql|register)\(|duckdb\.connect\(")

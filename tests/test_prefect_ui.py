@@ -10,11 +10,13 @@ from __future__ import annotations
 import html
 import json
 import os
+import pty
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -79,13 +81,43 @@ def health_run(prefect_ui, health_key, small_clean, tmp_path_factory) -> tuple[s
     and the run's artifacts by key (from the API the UI reads)."""
     url, home = prefect_ui
     out = tmp_path_factory.mktemp("health-run")
-    done = subprocess.run([sys.executable, "-c", "from pipelines.cli import app; app()", "run", "health", "--input",
-                           str(small_clean), "--out", str(out), "--period", "2026-spring"],
-                          env=quiet_env(home) | {"PREFECT_API_URL": f"{url}/api"}, capture_output=True, text=True,
-                          timeout=600, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    code, shown = on_a_terminal([sys.executable, "-c", "from pipelines.cli import app; app()", "run", "health",
+                                 "--input", str(small_clean), "--out", str(out), "--period", "2026-spring"],
+                                quiet_env(home) | {"PREFECT_API_URL": f"{url}/api", "COLUMNS": "200", "TERM": "xterm"})
+    assert code == 0, shown[-3000:]
     found = httpx.post(f"{url}/api/artifacts/filter", json={}, timeout=30).json()
-    return url, out, {a["key"]: a for a in found}
+    return url, out, {a["key"]: a for a in found}, shown
+
+
+def on_a_terminal(command: list[str], env: dict[str, str], timeout: float = 600) -> tuple[int, str]:
+    """The command run on a pseudo-terminal, as an analyst's shell runs it (rich draws its live progress only on
+    one): its exit code and everything it drew, escape sequences taken out and each redraw on a line of its own."""
+    main, side = pty.openpty()
+    process = subprocess.Popen(command, env=env, stdin=side, stdout=side, stderr=side, start_new_session=True)
+    os.close(side)
+    drawn = bytearray()
+    reader = threading.Thread(target=lambda: drawn.extend(iter_read(main)), daemon=True)
+    reader.start()
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    reader.join(timeout=30)
+    os.close(main)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn.decode("utf-8", "replace"))
+    return code, text.replace("\r", "\n")
+
+
+def iter_read(fd: int):
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the other side closed: the command has ended
+            return
+        if not chunk:
+            return
+        yield from chunk
 
 
 def rendered_text(url: str, work: Path) -> str:
@@ -103,8 +135,30 @@ def screenshot(url: str, name: str, work: Path) -> bytes:
     return shot.read_bytes()
 
 
+def test_the_command_shows_a_bar_per_step_with_the_counts_of_each_part(health_run):
+    """What `make run` shows while it works: validation moves export by export, then the Great Expectations
+    suites; protection problem by problem, each with its counts."""
+    _, out, _, shown = health_run
+    bars = {}
+    for line in shown.split("\n"):
+        found = re.search(r"(validation|protection) +[━╸╺]+ +(\d+)/(\d+) +\d+:\d\d:\d\d (.+?) *$", line)
+        if found:
+            bars.setdefault(found[1], []).append((int(found[2]), int(found[3]), found[4]))
+    validation = json.loads((out / "01_validated" / "validation.json").read_text())["datasets"]
+    parts = len(validation) + 1
+    seen = [text for _, _, text in bars["validation"]]
+    for d in validation:
+        assert any(text.startswith(f"{d['dataset']}: {d['rows_read']:,} rows read, {d['rows_quarantined']:,} quarantined")
+                   for _, _, text in bars["validation"]), (d["dataset"], seen)
+    assert bars["validation"][-1] == (parts, parts, f"Great Expectations: {parts - 1} of {parts - 1} suites passed")
+    assert bars["protection"][-1][:2] == (1, 1)
+    counted = re.match(r"ncmp_prevalence: ([\d,]+) cells, ([\d,]+) primary, ([\d,]+) secondary", bars["protection"][-1][2])
+    summary = re.search(r"│ ncmp_prevalence +│ health +│ +([\d,]+) │ +([\d,]+) │ +([\d,]+) │ passed", shown)
+    assert counted and summary and counted.groups() == summary.groups()  # the bar's counts are the run's
+
+
 def test_the_runs_artifacts_reconcile_with_its_files(health_run):
-    _, out, artifacts = health_run
+    _, out, artifacts, _ = health_run
     assert set(artifacts) == {f"health-return-{k}" for k in ("datasets", "publications", "deliveries", "checks", "verdict")}
     datasets = json.loads(artifacts["health-return-datasets"]["data"])
     validation = json.loads((out / "01_validated" / "validation.json").read_text())["datasets"]
@@ -121,7 +175,7 @@ def test_the_runs_artifacts_reconcile_with_its_files(health_run):
 def test_each_table_artifact_shows_in_the_ui_with_every_figure(health_run, kind, tmp_path):
     """Every column and every cell of the table, as the UI draws it (numbers as the UI writes them, without
     separators), and a screenshot that is not blank."""
-    url, _, artifacts = health_run
+    url, _, artifacts, _ = health_run
     artifact = artifacts[f"health-return-{kind}"]
     page = f"{url}/artifacts/artifact/{artifact['id']}"
     text = rendered_text(page, tmp_path)
@@ -135,7 +189,7 @@ def test_each_table_artifact_shows_in_the_ui_with_every_figure(health_run, kind,
 
 
 def test_the_verdict_shows_in_the_ui(health_run, tmp_path):
-    url, out, artifacts = health_run
+    url, out, artifacts, _ = health_run
     verdict = artifacts["health-return-verdict"]
     page = f"{url}/artifacts/artifact/{verdict['id']}"
     text = rendered_text(page, tmp_path)

@@ -4,18 +4,20 @@ against its SHA-512 before a file of it is kept), copied into each site, and the
 
 Installing is a step of `make install` (`python -m pipelines.assurance.docs_assets`), never of a run: a run on a
 council's closed network reads only what is on disk, and says so in one line when the assets are not there.
-NPM_CONFIG_REGISTRY points the install at a mirror of the registry.
+NPM_CONFIG_REGISTRY points the install at a mirror of the registry (a proxy is taken from HTTPS_PROXY).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import io
 import os
 import re
 import sys
 import tarfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -25,12 +27,18 @@ from schemas.config import load_docs_assets
 from schemas.specs.docs_assets import DocsAssets, Package
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org"
-# What makes a browser fetch from outside as the page opens (a link to an outside page fetches nothing until clicked)
-OUTSIDE_LOADS = re.compile(r"""<script[^>]*\bsrc="(https?://[^"]+)"|<link[^>]*\bhref="(https?://[^"]+)"|"""
-                           r"""<img[^>]*\bsrc="(https?://[^"]+)"|url\(['"]?(https?://[^'")]+)""", re.I)
+TAG = re.compile(r"<([a-zA-Z][\w-]*)\b([^>]*)>")
+# An attribute through which a tag loads something as the page opens (a link to an outside page, <a href>, fetches
+# nothing until clicked); an address outside the site is absolute or protocol-relative
+LOADING_ATTRIBUTE = re.compile(r"""(?<![\w-])(?:src|href|srcset|data|poster|background)\s*=\s*["']?\s*"""
+                               r"""((?:https?:)?//[^"'\s>]+)""", re.I)
+CSS_LOAD = re.compile(r"""(?:url\(\s*["']?|@import\s+(?:url\(\s*)?["']?)\s*((?:https?:)?//[^"')\s;]+)""", re.I)
+# Subresource-integrity and CORS attributes: a file page has an opaque origin, so Chromium blocks a script marked
+# crossorigin from its own disk; the pinned SHA-512 has already vouched for the copy
+CHECKED_FETCH = re.compile(r"""\s(?:integrity|crossorigin)(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+))?""", re.I)
 # A page's own reference to the site's static folder; GX counts one level too few on a validation page, whose
 # favicon then points outside the site
-STATIC = re.compile(r'((?:src|href)=")(?:\./|(?:\.\./)+)static/')
+STATIC = re.compile(r"""((?<![\w-])(?:src|href)\s*=\s*["'])(?:\./|(?:\.\./)+)static/""", re.I)
 # GX's newsletter sign-up: an advert with tracking parameters, not part of a council's validation record
 FOOTER = re.compile(r"<footer>.*?</footer>", re.S)
 
@@ -51,17 +59,24 @@ def missing_packages(assets: DocsAssets, folder: Path = catalog.INSTALLED_DOCS_A
     return [p for p in assets.packages if not all(installed_file(p, f, folder).is_file() for f in p.files)]
 
 
+def shown_address(address: str) -> str:
+    """An address as an error may show it: without a user name or token a mirror's address may carry."""
+    parts = urllib.parse.urlsplit(address)
+    return parts._replace(netloc=parts.hostname or "").geturl() if "@" in parts.netloc else address
+
+
 def verified_tarball(package: Package, source: str) -> bytes:
     """The release's tarball, refused unless its SHA-512 is the pinned one."""
     address = package.tarball(source)
     try:
         with urllib.request.urlopen(address, timeout=120) as response:
             data = response.read()
-    except OSError as error:
-        raise AssetsMissing(f"{address}: cannot download ({error})") from None
+    except (OSError, ValueError, http.client.HTTPException) as error:
+        raise AssetsMissing(f"{shown_address(address)}: cannot download ({type(error).__name__}); set "
+                            "NPM_CONFIG_REGISTRY to a mirror of the npm registry this machine reaches") from None
     digest = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
     if digest != package.integrity:
-        raise AssetsMissing(f"{address}: its SHA-512 is not the one pinned in {catalog.DATA_DOCS_ASSETS} "
+        raise AssetsMissing(f"{shown_address(address)}: its SHA-512 is not the one pinned in {catalog.DATA_DOCS_ASSETS} "
                             f"(packages.{package.key}.integrity)")
     return data
 
@@ -72,9 +87,13 @@ def install(assets: DocsAssets, folder: Path = catalog.INSTALLED_DOCS_ASSETS, so
     for package in missing_packages(assets, folder):
         with tarfile.open(fileobj=io.BytesIO(verified_tarball(package, source or registry())), mode="r:gz") as tar:
             for file in package.files:
-                member = tar.extractfile(f"package/{file}")
+                try:
+                    member = tar.extractfile(f"package/{file}")
+                except KeyError:
+                    member = None
                 if member is None:
-                    raise AssetsMissing(f"{package.key}: has no file {file} (packages.{package.key}.files)")
+                    raise AssetsMissing(f"{package.key}: has no file {file} (packages.{package.key}.files in "
+                                        f"{catalog.DATA_DOCS_ASSETS})")
                 write_bytes_atomic(installed_file(package, file, folder), member.read())
         done.append(package.key)
     return done
@@ -88,21 +107,40 @@ def offline_page(text: str, page: Path, site: Path, assets: DocsAssets) -> str:
     """A page (or stylesheet) pointed at the site's copies of its assets and GX's own logo; anything still loaded
     from outside is an error naming the file and the address."""
     vendor = catalog.docs_vendor(site)
-    for address, target in assets.urls.items():
-        text = text.replace(f'"{address}"', f'"{relative(vendor / target, page)}"')
+    local = {address: relative(vendor / target, page) for address, target in assets.urls.items()}
+
+    def pointed(tag: re.Match) -> str:
+        attributes = tag[2]
+        for address, copy in local.items():
+            quoted = re.compile(r"""(["'])""" + re.escape(address) + r"\1")
+            if quoted.search(attributes):
+                attributes = CHECKED_FETCH.sub("", quoted.sub(lambda q: f"{q[1]}{copy}{q[1]}", attributes))
+        return f"<{tag[1]}{attributes}>"
+
+    text = TAG.sub(pointed, text)
     for address, target in assets.site_images.items():
         text = re.sub(re.escape(address) + r"(\?[^\"')\s]*)?", relative(site / target, page), text)
     text = STATIC.sub(lambda match: f"{match[1]}{relative(catalog.docs_static(site), page)}/", text)
     text = FOOTER.sub("", text)
-    outside = OUTSIDE_LOADS.search(text)
+    outside = outside_load(text)
     if outside:
-        raise AssetsMissing(f"{page}: loads {next(g for g in outside.groups() if g)}, which "
-                            f"{catalog.DATA_DOCS_ASSETS} does not pin")
+        raise AssetsMissing(f"{page}: loads {outside}, which {catalog.DATA_DOCS_ASSETS} does not pin")
     return text
 
 
+def outside_load(text: str) -> str | None:
+    """The first address outside the site that the page or stylesheet loads as it opens, if any."""
+    for tag in TAG.finditer(text):
+        found = LOADING_ATTRIBUTE.search(tag[2]) if tag[1].lower() != "a" else None
+        if found:
+            return found[1]
+    found = CSS_LOAD.search(text)
+    return found[1] if found else None
+
+
 def installed_assets(folder: Path = catalog.INSTALLED_DOCS_ASSETS) -> DocsAssets:
-    """The pins, once every pinned file is on disk: asked before the suites run, so a missing install costs no wait."""
+    """The pins, once every pinned file is on disk: asked before a validation reads its exports, so a missing
+    install is answered at once."""
     assets = load_docs_assets()
     missing = missing_packages(assets, folder)
     if missing:
@@ -125,10 +163,10 @@ def offline_site(site: Path, assets: DocsAssets, folder: Path = catalog.INSTALLE
 
 
 def main() -> int:
-    assets = load_docs_assets()
     try:
+        assets = load_docs_assets()
         done = install(assets)
-    except AssetsMissing as error:
+    except (AssetsMissing, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"Data Docs assets: {len(done)} package(s) installed, {len(assets.packages) - len(done)} already there, "

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.assurance.docs_assets import installed_assets, offline_site
+from pipelines.assurance.docs_assets import offline_site
 from schemas.contract import Contract
 from schemas.rules import Period, allowed_codes
+from schemas.specs.docs_assets import DocsAssets
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # great_expectations is imported inside the functions that use it: importing it takes 4-6 s, which every
@@ -127,12 +128,12 @@ def named_asset(context, result, dataset: str) -> None:
     store.set(next(k for k in store.list_keys() if k.expectation_suite_identifier.name == dataset), result)
 
 
-def build_data_docs(inputs: list[tuple[Contract, pl.DataFrame, int | None]], docs: Path, run_id: str, period: Period) -> dict[str, dict]:
+def build_data_docs(inputs: list[tuple[Contract, pl.DataFrame, int | None]], docs: Path, run_id: str, period: Period,
+                    assets: DocsAssets) -> dict[str, dict]:
     """Run each dataset's suite on its staged rows and write one offline Data Docs site into docs, built once
     after every suite has run (a checkpoint's docs action per dataset would rebuild every page each time)."""
     if not inputs:
         return {}
-    assets = installed_assets()
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 

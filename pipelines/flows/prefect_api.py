@@ -1,4 +1,4 @@
-"""The Prefect API a command's flows report to, and what Prefect's logs may say.
+"""The Prefect API a command's flows report to, and what Prefect's logs may say and carry.
 
 The API is the one configured (PREFECT_API_URL, from the environment or the Prefect profile), or a temporary one
 this process starts and stops. Prefect would start a temporary server of its own, but as a process that outlives a
@@ -25,6 +25,16 @@ import time
 from collections.abc import Callable, Iterator
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PROGRESS = "progress"  # the log record attribute holding (step, done, total) of a progress line
+
+
+def logged_progress(step: str) -> Callable[[str, int, int], None]:
+    """Counts as each part of a step is done, as run log lines carrying (step, done, total) in their PROGRESS
+    attribute: the Prefect UI shows the line, the command's progress bars (pipelines/cli.py) move on it."""
+    from prefect import get_run_logger
+
+    logger = get_run_logger()
+    return lambda text, done, total: logger.info(text, extra={PROGRESS: (step, done, total)})
 
 
 class ApiUnavailable(RuntimeError):

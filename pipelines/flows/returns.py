@@ -39,7 +39,7 @@ from pipelines.assurance.dfe_returns import ReturnRejected, checked_return
 from pipelines.assurance.docs_assets import AssetsMissing
 from pipelines.assurance.leakscan import leaks_by_recipient
 from pipelines.assurance.verify import release_attack
-from pipelines.flows.prefect_api import ApiUnavailable, without_tracebacks
+from pipelines.flows.prefect_api import ApiUnavailable, logged_progress, without_tracebacks
 from pipelines.flows.validate import new_run_id, run_validation
 from pipelines.governance.rectify import reapply_rectifications
 from pipelines.nodes.dfe_xml import return_document
@@ -88,7 +88,7 @@ def stage(reads: tuple[str, ...], writes: tuple[str, ...], **options):
 
 @stage(reads=("inputs",), writes=("validated", "warehouse"))
 def validate_exports(input_dir: Path, paths: RunPaths, term: Term, run_id: str) -> dict:
-    run_validation(input_dir, paths.validated, term, paths.warehouse, run_id=run_id)
+    run_validation(input_dir, paths.validated, term, paths.warehouse, run_id=run_id, progress=logged_progress("validation"))
     summary = read_json(ValidationPaths(paths.validated).summary)
     for d in summary["datasets"]:
         get_run_logger().info(f"{d['dataset']} ({d['source_file']}): {d['rows_read']:,} rows read, {d['rows_staged']:,} "
@@ -116,7 +116,8 @@ def protect_release(paths: RunPaths, config: RunConfig, returns: tuple[str, ...]
     release = build_release(frames, publications, term, frames["schools"], frames["postcodes"])
     earlier = {problem.names: run for problem in release.problems if (run := earlier_run(paths, problem))}
     la_code = district_geography(frames["schools"])["new_la_code"].unique().to_list()[0]
-    protected = protected_release(release, earlier, known_files(known_dir) if known_dir else [], config, la_code, term)
+    protected = protected_release(release, earlier, known_files(known_dir) if known_dir else [], config, la_code, term,
+                                  logged_progress("protection"))
     for key, (inner, hierarchies) in protected.counts.items():
         keep_counts(paths.protected, key, inner, hierarchies)
     for name, cells in protected.decisions.items():

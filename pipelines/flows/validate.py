@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from outputs.files import staged_output, write_csv, write_text_atomic
+from pipelines.assurance.docs_assets import installed_assets
 from pipelines.assurance.expectations import build_data_docs
 from pipelines.nodes.validation import Validated, validate_frame
 from pipelines.store.exports import FileProblem, RawExport, export_path, read_export
@@ -63,6 +65,9 @@ class ValidationRun:
     out: Path
 
 
+Progress = Callable[[str, int, int], None]  # what was done, how many steps of how many
+
+
 def new_run_id() -> str:
     return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
@@ -83,17 +88,27 @@ def run_validation(
     mapping: Path | None = None,
     datasets: tuple[str, ...] = EXPORT_DATASETS,
     run_id: str | None = None,
+    progress: Progress = lambda text, done, total: None,
 ) -> ValidationRun:
+    """progress(text, done, total) is told after each export's row rules, with its counts, then after the
+    Great Expectations suites (the slowest step)."""
     run_id = run_id or new_run_id()
     period = Period(term)
     warehouse = warehouse or ValidationPaths(out).default_warehouse
+    assets = installed_assets()
     exports, not_found = read_exports(input_dir, mapping, datasets)
-    checked = [(raw, validate_frame(raw.frame, load_contract(raw.dataset), period)) for raw in exports]
+    checked = []
+    for raw in exports:
+        checked.append((raw, validated := validate_frame(raw.frame, load_contract(raw.dataset), period)))
+        progress(f"{raw.dataset}: {raw.frame.height:,} rows read, {validated.quarantine.height:,} quarantined",
+                 len(checked), len(exports) + 1)
     results = []
     with staged_output(out) as staging, open_warehouse(warehouse) as connection:
         previous = {raw.dataset: previous_row_count(connection, raw.dataset) for raw, _ in checked}
         outcomes = build_data_docs([(load_contract(raw.dataset), validated.staged, previous[raw.dataset]) for raw, validated in checked],
-                                   ValidationPaths(staging).data_docs, run_id, period)
+                                   ValidationPaths(staging).data_docs, run_id, period, assets)
+        progress(f"Great Expectations: {sum(o['success'] for o in outcomes.values())} of {len(outcomes)} suites passed",
+                 len(exports) + 1, len(exports) + 1)
         for raw, validated in checked:  # the warehouse is written last: anything failing above leaves it as it was
             reconciliation = load_validated(connection, run_id, load_contract(raw.dataset), validated, raw.path.name,
                                             raw.sha256, raw.frame.height, term)

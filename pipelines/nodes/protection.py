@@ -6,6 +6,7 @@ decision records, its summary, and the counts to keep for the next run out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -52,11 +53,13 @@ class ProtectedRelease:
 
 
 def protected_release(release: Release, earlier: dict[tuple, EarlierRun], known: list[KnownFile], config: RunConfig,
-                      la_code: str, term: Term) -> ProtectedRelease:
+                      la_code: str, term: Term,
+                      progress: Callable[[str, int, int], None] = lambda text, done, total: None) -> ProtectedRelease:
+    """progress(text, done, total) is told after each protection problem (its publications protected together)."""
     release = release.with_earlier({name: counts for run in earlier.values() if run.counts
                                     for name, counts in run.counts.items()})
     decisions, protections, counts, used = {}, [], {}, []
-    for problem in release.problems:
+    for done, problem in enumerate(release.problems, 1):
         policy = config.problem_policy(problem.publications)
         table, public = problem.table, {}
         for known_file in known:
@@ -79,6 +82,9 @@ def protected_release(release: Release, earlier: dict[tuple, EarlierRun], known:
         for population in problem.populations:
             part = release.parts[population.name]
             counts[population.key] = (part.inner.filter(pl.col("value") > 0), part.hierarchies)
+        progress(f"{', '.join(p.name for p in problem.publications)}: {summary['cells']:,} cells, "
+                 f"{summary['by_status'].get('primary', 0):,} primary, {summary['by_status'].get('secondary', 0):,} "
+                 "secondary", done, len(release.problems))
         for publication in problem.publications:
             decisions[publication.name] = mine = release.publication_cells(cells, publication)
             population = release.population_of(publication.name)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from schemas.keys import check_keys
 
+NPM_NAME = re.compile(r"(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*")  # npm's rule for a package's name
 INTEGRITY = re.compile(r"sha512-[A-Za-z0-9+/]{86}==")
 
 
@@ -43,7 +44,7 @@ def package_of(key: str, raw: dict) -> Package:
     where = f"packages.{key}"
     check_keys(raw, where, ("integrity", "files"), ("integrity", "files"), DocsAssetsError)
     name, _, version = key.rpartition("@")
-    if not name or not re.fullmatch(r"\d+\.\d+\.\d+", version):
+    if not NPM_NAME.fullmatch(name) or not re.fullmatch(r"\d+\.\d+\.\d+", version):
         raise DocsAssetsError(f"{where}: not <name>@<version> with a full version such as 1.2.3")
     if not isinstance(raw["integrity"], str) or not INTEGRITY.fullmatch(raw["integrity"]):
         raise DocsAssetsError(f"{where}.integrity: not the registry's \"sha512-<base64>\"")
