@@ -210,6 +210,11 @@ def copy_atomic(source: Path, path: Path) -> None:
     _atomically(path, lambda partial: shutil.copyfile(source, partial))
 
 
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """A file a library writes itself (write(partial)), put in place whole."""
+    _atomically(path, write)
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     _atomically(path, lambda partial: partial.write_bytes(data))
 

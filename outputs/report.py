@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from disclosure_control.status import SUPPRESSED, Status
-from outputs.files import OWNER_ONLY, write_text_atomic
+from outputs.files import OWNER_ONLY, read_csv_text, write_text_atomic
 from schemas.catalog import DELIVERIES, EVIDENCE, MANIFEST, ReportFiles, RunPaths
 from schemas.specs.publication import AREA, Publication
 
@@ -174,6 +174,51 @@ def report_html(document: dict) -> str:
             f"<style>{style}</style></head><body>{intro}{body}</body></html>")
 
 
+# The finer geographic levels a chart shows bars for, each with the column naming its areas
+CHART_LEVELS = {"Local authority district": ("lad_name", "district"), "School": ("school_name", "school")}
+BAR, LABEL, WIDTH = 18, 220, 360  # pixels: a bar's height, the names' column, the longest bar
+
+
+def headline(table: str, data: pl.DataFrame, meta: pl.DataFrame) -> dict | None:
+    """The published table's first indicator by area at the total of every filter: what the chart draws, as the
+    EES file publishes it (symbols included), so the report shows nothing the release does not."""
+    filters = meta.filter(pl.col("col_type") == "Filter")["col_name"].to_list()
+    indicator = meta.filter(pl.col("col_type") == "Indicator")["col_name"][0]
+    for level, (name, area) in CHART_LEVELS.items():
+        rows = data.filter(pl.col("geographic_level") == level, *(pl.col(f) == "Total" for f in filters))
+        if rows.height:
+            return {"table": table, "indicator": indicator, "area": area, "filters": filters,
+                    "bars": [list(r) for r in rows.select(name, indicator).sort(name).iter_rows()]}
+    return None
+
+
+def as_number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def headline_chart(chart: dict) -> str:
+    """A labelled bar per area (inline SVG); a cell shown as a symbol gets its symbol and no bar."""
+    largest = max((n for _, v in chart["bars"] if (n := as_number(v)) is not None), default=0) or 1
+    rows = []
+    for i, (area, value) in enumerate(chart["bars"]):
+        y, amount = i * (BAR + 4), as_number(value)
+        width = WIDTH * amount / largest if amount is not None else 0
+        shown = number(int(amount) if amount is not None and amount.is_integer() else amount) if amount is not None else value
+        rows.append(f'<g><title>{html.escape(area)}: {html.escape(shown)}</title>'
+                    f'<text x="{LABEL - 6}" y="{y + 13}" text-anchor="end" font-size="12">{html.escape(area)}</text>'
+                    f'<rect x="{LABEL}" y="{y}" width="{width:.1f}" height="{BAR}" fill="{STATUS_COLOURS[Status.PUBLISHED]}"/>'
+                    f'<text x="{LABEL + width + 4:.1f}" y="{y + 13}" font-size="12">{html.escape(shown)}</text></g>')
+    what = (f"{chart['indicator']} by {chart['area']}, "
+            f"{', '.join(chart['filters']) or 'no filter'} at Total ({chart['table']})")
+    height = len(chart["bars"]) * (BAR + 4)
+    return (f"<p>{html.escape(what)}:</p>"
+            f'<svg role="img" aria-label="{html.escape(what)}" width="{LABEL + WIDTH + 80}" height="{height}">'
+            f'{"".join(rows)}</svg>')
+
+
 def table_html(table: dict) -> str:
     summary = table["summary"]
     audit = summary["audit"]
@@ -190,6 +235,7 @@ def table_html(table: dict) -> str:
         f"method {html.escape(summary['method'])}. Information loss: {number(summary['information_loss']['secondary_cells'])} "
         f"secondary cells, total value {number(summary['information_loss']['secondary_value'])}.</p>"
         + "".join(f"<p>{html.escape(note)}</p>" for note in summary.get("notes", []))
+        + (headline_chart(table["headline"]) if table.get("headline") else "")
         + pattern_chart(summary["by_status"])
         + _rows(["status", "cells"], [[s, n] for s, n in summary["by_status"].items()])
         + "<details><summary>Suppressed cells</summary>"
@@ -216,15 +262,19 @@ def evidence_html(evidence: dict) -> str:
 
 def write_report(folder: Path, run: dict, validation: dict, data_docs: Path, release: dict, attack: list[dict],
                  extracts: list[dict], deliveries: list[dict], decisions: dict[str, pl.DataFrame],
-                 publications: dict[str, Publication], areas: dict[str, str], checks: list[dict]) -> list[Path]:
+                 publications: dict[str, Publication], areas: dict[str, str], checks: list[dict],
+                 headline_files: dict[str, tuple[Path, Path]]) -> list[Path]:
     """The report (it may leave the building) and the evidence beside it (owner-only: hidden values), from the
     run's record, its checks, its validation summary, the release's protections and each publication's decision
-    records. areas: the area dimension's codes -> names (the LA, districts, schools)."""
+    records. areas: the area dimension's codes -> names (the LA, districts, schools). headline_files: each
+    publication's first EES data and meta file as delivered, which its chart draws."""
+    charts = {name: headline(data.name.removesuffix(".csv"), read_csv_text(data), read_csv_text(meta))
+              for name, (data, meta) in headline_files.items()}
     hidden = {name: cells.filter(pl.col("status").is_in(list(SUPPRESSED))) for name, cells in decisions.items()}
     label = {name: cell_label(publications[name], areas) for name in decisions}
     document = {"run": run, "checks": checks, "validation": validation | {"data_docs": str(data_docs)},
-                "tables": [p | {"suppressed": suppressed_cells(hidden[p["name"]], label[p["name"]])}
-                           for p in release["protections"]],
+                "tables": [p | {"suppressed": suppressed_cells(hidden[p["name"]], label[p["name"]]),
+                                "headline": charts.get(p["name"])} for p in release["protections"]],
                 "relations": release["relations"], "known_published": release["known"], "attack": attack,
                 "extracts": extracts, "deliveries": deliveries}
     evidence = {"run": run, "tables": [{"name": p["name"], "cells": evidence_cells(hidden[p["name"]], label[p["name"]])}

@@ -9,6 +9,7 @@ import json
 import re
 import tomllib
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 from uuid import UUID
 
@@ -41,7 +42,7 @@ def expected_files(recipient: str) -> set[str]:
     tables = [t for names in published_files(recipient).values() for t in names]
     files = {f"{t}{suffix}" for t in tables for suffix in (".csv", ".meta.csv")}
     if recipient == "publication":
-        files |= {f"parquet/{t}.parquet" for t in tables}
+        files |= {f"parquet/{t}.parquet" for t in tables} | {f"{name}.xlsx" for name in published_files(recipient)}
     return files | {f"{name}{'.xml' if spec.get('layout') else '.csv'}" for name, spec in EXTRACTS.items()
                     if spec["recipient"] == recipient}
 
@@ -85,6 +86,8 @@ def test_every_delivery_exists_and_matches_its_manifest(census_run):
         assert on_disk == set(listed)
         for name, entry in listed.items():
             assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"]
+            if name.endswith(".xlsx"):  # a workbook's tables are the EES files' (test_each_publication_has...)
+                continue
             if name.endswith(".xml"):  # a DfE XML return counts its people's records
                 root = ET.fromstring((folder / name).read_bytes())
                 assert entry["records"] == sum(len(root.findall(f".//{tag}")) for tag in RECORDS) > 0
@@ -96,6 +99,44 @@ def test_every_delivery_exists_and_matches_its_manifest(census_run):
     assert health["run"]["policy_version"] == "2026.1-health" and health["suppression"]["ncmp_prevalence"]["audit"]["passed"]
     assert (out / "05_report" / "auditor_report.html").exists() and (out / "05_report" / "auditor_report.json").exists()
     assert not list(out.glob(".staging-*"))
+
+
+def shown(value: str | None) -> str | None:
+    """A cell as the EES file writes it and as a number read back from a workbook compare equal."""
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return value
+
+
+@pytest.mark.parametrize("publication", sorted(published_files("publication")))
+def test_each_publication_has_an_accessible_workbook_beside_its_ees_files(census_run, publication):
+    """Cover, contents and notes, then one table per sheet holding the EES file's cells (numbers as numbers, the
+    symbols as text with their key above the table and on the cover), no merged cell."""
+    out, _ = census_run
+    folder = out / "04_deliveries" / "publication"
+    workbook = folder / f"{publication}.xlsx"
+    tables = published_files("publication")[publication]
+    sheets = pl.read_excel(workbook, sheet_id=0, has_header=False, raise_if_empty=False, read_options={"dtypes": "string"})
+    assert list(sheets) == ["Cover", "Contents", "Notes", *(t[:31] for t in tables)]
+    cover = " ".join(v for v in sheets["Cover"].to_series(0).to_list() if v)
+    assert PUBLICATIONS[publication]["title"] in cover and "c: suppressed to protect confidentiality" in cover
+    listed = " ".join(v for column in sheets["Contents"].columns for v in sheets["Contents"][column].to_list() if v)
+    assert all(t[:31] in listed for t in tables)
+    for table in tables:
+        sheet = sheets[table[:31]]
+        first = sheet.to_series(0).to_list()
+        header = first.index("time_period")
+        assert "Symbols used in this table: c: suppressed to protect confidentiality" in " ".join(first[:header])
+        ees = pl.read_csv(folder / f"{table}.csv", infer_schema=False)
+        assert [v for v in sheet.row(header)] == ees.columns
+        cells = sheet.slice(header + 1)
+        assert cells.height == ees.height
+        assert [[shown(v) for v in row] for row in cells.iter_rows()] == [[shown(v) for v in row] for row in ees.iter_rows()]
+    with zipfile.ZipFile(workbook) as archive:
+        parts = {name: archive.read(name).decode() for name in archive.namelist() if name.startswith("xl/worksheets/sheet")}
+    assert not any("<mergeCell" in xml for xml in parts.values())  # no merged cells anywhere
+    assert any(re.search(r'<c r="[A-Z]+\d+"(?: s="\d+")?><v>', xml) for xml in parts.values())  # numbers stored as numbers
 
 
 @pytest.mark.parametrize("recipient,name", [(spec["recipient"], t["name"]) for spec in PUBLICATIONS.values() for t in spec["tables"]])
@@ -293,6 +334,24 @@ def test_funded_hours_are_protected_as_magnitudes_with_the_providers_as_contribu
         hidden = data["registered_children_count"] == "c"
         assert hidden.any() and ((data["funded_hours"] == "c") == hidden).all()  # shown and hidden together
         assert ((data["funding"] == "c") == hidden).all()
+
+
+def test_each_publications_chart_draws_its_first_table_as_published(census_run):
+    """The report's chart per publication: its first table's first indicator by district at the total of every
+    filter, the values as the EES file has them (symbols where a cell is hidden), never a hidden count."""
+    out, _ = census_run
+    document = json.loads((out / "05_report" / "auditor_report.json").read_text())
+    for table in document["tables"]:
+        spec = PUBLICATIONS[table["name"]]
+        chart, first = table["headline"], spec["tables"][0]["name"]
+        ees = pl.read_csv(out / "04_deliveries" / spec["recipient"] / f"{first}.csv", infer_schema=False)
+        meta = pl.read_csv(out / "04_deliveries" / spec["recipient"] / f"{first}.meta.csv", infer_schema=False)
+        filters = meta.filter(pl.col("col_type") == "Filter")["col_name"].to_list()
+        indicator = meta.filter(pl.col("col_type") == "Indicator")["col_name"][0]
+        rows = ees.filter(pl.col("geographic_level") == "Local authority district", *(pl.col(f) == "Total" for f in filters))
+        assert chart == {"table": first, "indicator": indicator, "area": "district", "filters": filters,
+                         "bars": [list(r) for r in rows.select("lad_name", indicator).sort("lad_name").iter_rows()]}
+        assert len(chart["bars"]) > 1
 
 
 def test_the_auditor_report_lists_every_release_and_delivery(census_run):

@@ -31,6 +31,20 @@ def test_parquet_files_are_scanned_too(small_clean, tmp_path):
     assert [(leak.column, leak.kind) for leak in scan([outbound], identifier_values([pupils]), set())] == [("postcode_sector", "postcode")]
 
 
+def test_workbooks_are_scanned_on_every_sheet(small_clean, tmp_path):
+    """A workbook goes out beside the EES files: an identifier in a table cell, or a name as its title, is found."""
+    from outputs.workbook import write_workbook
+
+    pupils = pl.read_csv(small_clean / "pupils.csv", infer_schema=False)
+    name = f"{pupils['forename'][2]} {pupils['surname'][2]}"
+    data = pl.DataFrame({"time_period": ["202526"], "label": [pupils["upn"][1]], "pupil_count": ["c"]})
+    meta = pl.DataFrame({"col_name": ["label", "pupil_count"], "col_type": ["Filter", "Indicator"]})
+    outbound = tmp_path / "publication.xlsx"
+    write_workbook(outbound, name, "2026 spring", [("by_label", data, meta)], {"suppressed": "c"}, "x")
+    found = {(leak.column, leak.kind) for leak in scan([outbound], identifier_values([pupils]), set())}
+    assert {("by_label:column_1", "upn"), ("Cover:column_0", "full_name")} <= found
+
+
 RECIPIENT = {"name": "DfE", "legal_basis": "x", "level": "record", "fields": [], "policy": "disclosure.toml", "formats": ["csv"]}
 
 

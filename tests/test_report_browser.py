@@ -141,6 +141,15 @@ def rendered(report, tmp_path_factory) -> tuple[Page, dict]:
     return page, json.loads(net_log.read_text())
 
 
+def bar_value(value: str) -> str:
+    """A published cell as a chart labels it: a count with thousands separators, a symbol as it is."""
+    try:
+        amount = float(value)
+    except ValueError:
+        return value
+    return number(int(amount) if amount.is_integer() else amount)
+
+
 def test_rendered_report_matches_its_json(report, rendered):
     _, document = report
     page, _ = rendered
@@ -180,7 +189,8 @@ def test_rendered_report_matches_its_json(report, rendered):
     assert all(relation in plain(page.sections[release[0]]["text"]) for relation in document["relations"])
     assert page.sections["Independent attack"]["tables"][0][1:] == [
         [f["check"], "pass" if f["passed"] else "FAIL", f["detail"]] for f in document["attack"]]
-    assert sum(len(page.sections[name]["charts"]) for name in names) == len(names)  # one pattern <svg> per table
+    headlines = sum(bool(table["headline"]) for table in document["tables"])
+    assert headlines and sum(len(page.sections[name]["charts"]) for name in names) == len(names) + headlines
     assert all(not section["charts"] for title, section in page.sections.items()
                if title not in (*names, "How to read this report"))
 
@@ -198,8 +208,10 @@ def test_rendered_report_matches_its_json(report, rendered):
         by_status = summary["by_status"]
         status_table, suppressed_table = section["tables"]
         assert status_table == [["status", "cells"], *([s, number(n)] for s, n in by_status.items())]
-        # The chart: one bar per status that has cells, each titled with its count.
-        assert section["charts"] == [[f"{s}: {n}" for s, n in by_status.items() if n]]
+        # The charts: the headline by area as published (a symbol where the cell is hidden), then one bar per
+        # status that has cells, each titled with its count.
+        headline = [[f"{area}: {bar_value(value)}" for area, value in table["headline"]["bars"]]] if table["headline"] else []
+        assert section["charts"] == [*headline, [f"{s}: {n}" for s, n in by_status.items() if n]]
 
         assert suppressed_table[0] == ["cell", "status", "rule", "lower", "upper"]
         assert suppressed_table[1:] == [[shown(c[k]) for k in ("cell", "status", "rule", "lower", "upper")]

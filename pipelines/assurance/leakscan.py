@@ -60,7 +60,7 @@ def _texts(values: pl.Series, kind: str) -> pl.DataFrame:
     return cleaned.filter(pl.col("value").is_not_null() & (pl.col("value") != "")).with_columns(kind=pl.lit(kind))
 
 
-SCANNED_FILES = (".csv", ".parquet", ".xml")
+SCANNED_FILES = (".csv", ".parquet", ".xml", ".xlsx")
 
 
 def as_text(path: Path) -> pl.DataFrame:
@@ -80,7 +80,16 @@ def file_cells(path: Path, layout: Layout | None) -> pl.DataFrame:
         owed = pl.any_horizontal(pl.col("column").str.starts_with(p) for p in layout.outside_records) \
             if layout.outside_records else pl.lit(False)
         return leaves.filter(~owed)  # the header, and the settings' own modules: the receiver's by the layout
+    if path.suffix.lower() == ".xlsx":
+        return workbook_cells(path)
     return as_text(path).unpivot(variable_name="column")
+
+
+def workbook_cells(path: Path) -> pl.DataFrame:
+    """column, value: every cell of every sheet (cover and notes too), the column named <sheet>:<column>."""
+    sheets = pl.read_excel(path, sheet_id=0, has_header=False, raise_if_empty=False, read_options={"dtypes": "string"})
+    return pl.concat([frame.unpivot(variable_name="column").with_columns((pl.lit(f"{sheet}:") + pl.col("column")).alias("column"))
+                      for sheet, frame in sheets.items()]).select("column", "value")
 
 
 def file_values(path: Path, entitled: set[str], layout: Layout | None = None) -> pl.DataFrame:
@@ -102,7 +111,7 @@ def scan_file(path: Path, identifiers: pl.DataFrame, entitled: set[str], layout:
 
 def scan(paths: list[Path], identifiers: pl.DataFrame, entitled: set[str],
          layouts: dict[str, Layout] | None = None) -> list[Leak]:
-    """Every CSV, Parquet and XML file among paths; other files (the manifest) hold no values from the inputs.
+    """Every CSV, Parquet, XML and workbook file among paths; other files (the manifest) hold no values from the inputs.
     layouts: an XML file's stem -> the layout of the extract it is."""
     return [leak for path in paths if path.suffix.lower() in SCANNED_FILES
             for leak in scan_file(path, identifiers, entitled, (layouts or {}).get(path.stem))]

@@ -29,6 +29,7 @@ from prefect.runtime import flow_run
 from disclosure_control.policy import PolicyError
 from disclosure_control.protect import ProtectionError
 from outputs.ees import write_publication
+from outputs.workbook import write_workbook
 from outputs.files import (copy_atomic, fault_point, read_json, restrict_new_files, write_bytes_atomic,
                            write_csv_atomic, write_parquet_atomic)
 from outputs.manifest import write_manifests
@@ -56,7 +57,7 @@ from pipelines.store.keys import MissingKey, ledger_signing_key, pseudonymisatio
 from pipelines.store.exports import FileProblem
 from pipelines.store.warehouse import ReconciliationError, WarehouseBusy, open_warehouse, staged_frames
 from schemas.calendar import Term, current_term, england_time
-from schemas.catalog import RETURN_NAMES, RunPaths, ValidationPaths, ees_files
+from schemas.catalog import RETURN_NAMES, RunPaths, ValidationPaths, ees_files, table_file
 from schemas.config import load_access_group, load_run_config
 from schemas.specs.layout import LAYOUTS
 from schemas.specs.run import RunConfig
@@ -131,14 +132,22 @@ def protect_release(paths: RunPaths, config: RunConfig, returns: tuple[str, ...]
 
 @stage(reads=("protected", "warehouse"), writes=("deliveries",), task_run_name="publish-{name}")
 def publish(paths: RunPaths, config: RunConfig, name: str, staging: Path, term: Term) -> list[Path]:
-    """One EES file pair per table (and the same table as Parquet, for analysts, if the recipient takes it)."""
+    """One EES file pair per table (and the same table as Parquet, and the publication as a workbook, for
+    analysts, if the recipient takes them)."""
     publication = config.publications[name]
     recipient = config.recipients[publication.recipient]
     cells = pl.read_parquet(paths.decisions(name))
     percents = share_percents(cells, publication, config.policy_of(publication)) if publication.share else None
     places = staged_frames(paths.warehouse, PLACES)
     tables = ees_tables(publication, cells, places, term, percents)
-    return write_publication(RunPaths(staging).delivery(recipient.key), tables, recipient.formats)
+    folder = RunPaths(staging).delivery(recipient.key)
+    files = write_publication(folder, tables, recipient.formats)
+    if "xlsx" in recipient.formats:
+        files.append(table_file(folder, name, ".xlsx"))
+        write_workbook(files[-1], publication.title, term.label, [(t.name, t.data, t.meta) for t in tables],
+                       config.policy_of(publication).symbols, f"{recipient.name}: produced with lareturns from the "
+                       f"council's {publication.dataset} records")
+    return files
 
 
 @stage(reads=("warehouse",), writes=("deliveries",), task_run_name="extract-{name}")
@@ -229,9 +238,11 @@ def ledger_before(paths: RunPaths) -> dict:
 def auditor_report(paths: RunPaths, config: RunConfig, staging: Path, run: dict, validation: dict, release: dict,
                    attack: list[dict], extracts: list[dict], deliveries: list[dict], checks: list[dict]) -> Path:
     decisions = {p["name"]: pl.read_parquet(paths.decisions(p["name"])) for p in release["protections"]}
+    published = [config.publications[p["name"]] for p in release["protections"]]
+    headline_files = {p.name: ees_files(RunPaths(staging).delivery(p.recipient), p.tables[0].name) for p in published}
     write_report(RunPaths(staging).report, run, validation, ValidationPaths(paths.validated).data_docs_index.resolve(),
                  release, attack, extracts, deliveries, decisions, config.publications,
-                 area_names(staged_frames(paths.warehouse, PLACES)), checks)
+                 area_names(staged_frames(paths.warehouse, PLACES)), checks, headline_files)
     return paths.report_files.html.resolve()
 
 

@@ -12,7 +12,7 @@ from schemas.specs.extract import Entitlement
 
 LEVELS = ("aggregate", "record")
 GENERALISATION_NAMES = ("month_of_birth", "postcode_district", "postcode_sector")  # pipelines/nodes/deidentify.py
-FORMATS = ("ees", "parquet", "csv")
+FORMATS = ("ees", "parquet", "xlsx", "csv")
 RECIPIENT_KEYS = ("name", "legal_basis", "level", "fields", "policy", "formats", "pseudonymise", "generalise", "key_id")
 
 
