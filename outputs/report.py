@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,38 +176,53 @@ def report_html(document: dict) -> str:
 
 
 # The finer geographic levels a chart shows bars for, each with the column naming its areas
-CHART_LEVELS = {"Local authority district": ("lad_name", "district"), "School": ("school_name", "school")}
+CHART_LEVELS = {"Local authority district": ("lad_name", "lad_code", "district"),
+                "School": ("school_name", "school_urn", "school")}  # the level, its name and code columns
 BAR, LABEL, WIDTH = 18, 220, 360  # pixels: a bar's height, the names' column, the longest bar
 
 
 def headline(table: str, data: pl.DataFrame, meta: pl.DataFrame) -> dict | None:
-    """The published table's first indicator by area at the total of every filter: what the chart draws, as the
-    EES file publishes it (symbols included), so the report shows nothing the release does not."""
+    """The delivered table's first indicator by area at the total of every filter, for its latest period: what the
+    chart draws, as the recipient's EES file has it (symbols included), so the report shows no hidden count."""
     filters = meta.filter(pl.col("col_type") == "Filter")["col_name"].to_list()
-    indicator = meta.filter(pl.col("col_type") == "Indicator")["col_name"][0]
-    for level, (name, area) in CHART_LEVELS.items():
-        rows = data.filter(pl.col("geographic_level") == level, *(pl.col(f) == "Total" for f in filters))
+    indicators = meta.filter(pl.col("col_type") == "Indicator")["col_name"].to_list()
+    if not indicators or not data.height:
+        return None
+    latest = data.filter(pl.col("time_period") == data["time_period"].max())
+    for level, (name, code, area) in CHART_LEVELS.items():
+        rows = latest.filter(pl.col("geographic_level") == level, *(pl.col(f) == "Total" for f in filters))
         if rows.height:
-            return {"table": table, "indicator": indicator, "area": area, "filters": filters,
-                    "bars": [list(r) for r in rows.select(name, indicator).sort(name).iter_rows()]}
+            return {"table": table, "indicator": indicators[0], "area": area, "filters": filters,
+                    "bars": [list(r) for r in rows.sort(name, code)
+                             .select(name, indicators[0]).iter_rows()]}
     return None
 
 
-def as_number(value: str) -> float | None:
+def as_number(value: str | None) -> float | None:
+    """A cell's number, or None for a symbol, a blank or anything not finite."""
     try:
-        return float(value)
-    except ValueError:
+        amount = float(value)
+    except (TypeError, ValueError):
         return None
+    return amount if math.isfinite(amount) else None
+
+
+def bar_label(value: str | None) -> str:
+    amount = as_number(value)
+    if amount is None:
+        return value or ""
+    return number(int(amount) if amount.is_integer() else amount)
 
 
 def headline_chart(chart: dict) -> str:
-    """A labelled bar per area (inline SVG); a cell shown as a symbol gets its symbol and no bar."""
-    largest = max((n for _, v in chart["bars"] if (n := as_number(v)) is not None), default=0) or 1
+    """A labelled bar per area (inline SVG); a cell shown as a symbol gets its symbol and no bar, and bars are
+    scaled to the largest magnitude (a negative amount draws no bar, only its label)."""
+    amounts = [as_number(value) for _, value in chart["bars"]]
+    largest = max((abs(a) for a in amounts if a is not None), default=0) or 1
     rows = []
-    for i, (area, value) in enumerate(chart["bars"]):
-        y, amount = i * (BAR + 4), as_number(value)
-        width = WIDTH * amount / largest if amount is not None else 0
-        shown = number(int(amount) if amount is not None and amount.is_integer() else amount) if amount is not None else value
+    for i, ((area, value), amount) in enumerate(zip(chart["bars"], amounts, strict=True)):
+        y, width = i * (BAR + 4), WIDTH * max(amount or 0, 0) / largest
+        shown = bar_label(value)
         rows.append(f'<g><title>{html.escape(area)}: {html.escape(shown)}</title>'
                     f'<text x="{LABEL - 6}" y="{y + 13}" text-anchor="end" font-size="12">{html.escape(area)}</text>'
                     f'<rect x="{LABEL}" y="{y}" width="{width:.1f}" height="{BAR}" fill="{STATUS_COLOURS[Status.PUBLISHED]}"/>'
@@ -267,9 +283,10 @@ def write_report(folder: Path, run: dict, validation: dict, data_docs: Path, rel
     """The report (it may leave the building) and the evidence beside it (owner-only: hidden values), from the
     run's record, its checks, its validation summary, the release's protections and each publication's decision
     records. areas: the area dimension's codes -> names (the LA, districts, schools). headline_files: each
-    publication's first EES data and meta file as delivered, which its chart draws."""
+    publication's first EES data and meta file as delivered, which its chart draws (a publication whose
+    recipient takes no EES files has none)."""
     charts = {name: headline(data.name.removesuffix(".csv"), read_csv_text(data), read_csv_text(meta))
-              for name, (data, meta) in headline_files.items()}
+              for name, (data, meta) in headline_files.items() if data.exists()}
     hidden = {name: cells.filter(pl.col("status").is_in(list(SUPPRESSED))) for name, cells in decisions.items()}
     label = {name: cell_label(publications[name], areas) for name in decisions}
     document = {"run": run, "checks": checks, "validation": validation | {"data_docs": str(data_docs)},
