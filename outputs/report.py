@@ -182,15 +182,19 @@ BAR, LABEL, WIDTH = 18, 220, 360  # pixels: a bar's height, the names' column, t
 
 
 def headline(table: str, data: pl.DataFrame, meta: pl.DataFrame) -> dict | None:
-    """The delivered table's first indicator by area at the total of every filter, for its latest period: what the
+    """The delivered table's first indicator by area at the total of every filter (its filter_default, if the meta
+    names one), for its latest period: what the
     chart draws, as the recipient's EES file has it (symbols included), so the report shows no hidden count."""
-    filters = meta.filter(pl.col("col_type") == "Filter")["col_name"].to_list()
+    defaults = meta.filter(pl.col("col_type") == "Filter").select(
+        "col_name", pl.col("filter_default").fill_null("").replace("", "Total") if "filter_default" in meta.columns
+        else pl.lit("Total"))
+    filters = defaults["col_name"].to_list()
     indicators = meta.filter(pl.col("col_type") == "Indicator")["col_name"].to_list()
     if not indicators or not data.height:
         return None
     latest = data.filter(pl.col("time_period") == data["time_period"].max())
     for level, (name, code, area) in CHART_LEVELS.items():
-        rows = latest.filter(pl.col("geographic_level") == level, *(pl.col(f) == "Total" for f in filters))
+        rows = latest.filter(pl.col("geographic_level") == level, *(pl.col(f) == total for f, total in defaults.iter_rows()))
         if rows.height:
             return {"table": table, "indicator": indicators[0], "area": area, "filters": filters,
                     "bars": [list(r) for r in rows.sort(name, code)

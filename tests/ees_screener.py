@@ -20,6 +20,7 @@ def text_csv(path: Path) -> pl.DataFrame:
 
 from schemas.lookups import dfe_lookup
 
+OPTIONAL_META = ("filter_default", "parent_filter")
 REQUIRED_DATA = ["time_period", "time_identifier", "geographic_level", "country_code", "country_name"]
 REQUIRED_META = ["col_name", "col_type", "label", "indicator_grouping", "indicator_unit", "indicator_dp",
                  "filter_hint", "filter_grouping_column"]
@@ -46,7 +47,7 @@ def screen(data_path: Path) -> list[str]:
     if not re.fullmatch(r"[a-z0-9_-]+\.csv", data_path.name) or not meta_path.exists():
         return [f"filename: {data_path.name} needs a lower-case name and a .meta.csv pair"]
     data, meta = text_csv(data_path), text_csv(meta_path)
-    if list(meta.columns) != REQUIRED_META:
+    if [c for c in meta.columns if c not in OPTIONAL_META] != REQUIRED_META:
         failures.append(f"meta columns: {meta.columns}")
     missing = [c for c in REQUIRED_DATA if c not in data.columns]
     if missing:
@@ -85,7 +86,7 @@ def _meta(data: pl.DataFrame, meta: pl.DataFrame) -> list[str]:
         if row["col_type"] == "Filter" and (row["indicator_grouping"] or row["indicator_unit"] or row["indicator_dp"]):
             out.append(f"meta: indicator fields set on filter {row['col_name']}")
         if row["col_type"] == "Indicator":
-            if row["filter_hint"] or row["filter_grouping_column"]:
+            if row["filter_hint"] or row["filter_grouping_column"] or row.get("filter_default"):
                 out.append(f"meta: filter fields set on indicator {row['col_name']}")
             if row["indicator_unit"] not in ("", "%", "pp", "£", "£m", "numberstring"):
                 out.append(f"meta: indicator_unit {row['indicator_unit']!r}")
@@ -142,10 +143,12 @@ def _geography(data: pl.DataFrame) -> list[str]:
 def _filters(data: pl.DataFrame, meta: pl.DataFrame) -> list[str]:
     out = []
     harmonised = dfe_lookup("data-dictionary")
-    for name in meta.filter(pl.col("col_type") == "Filter")["col_name"]:
-        values = set(data[name])
-        if len(values) < 2 or "Total" not in values:
-            out.append(f"filter {name}: needs two or more levels including Total")
+    listed = meta.filter(pl.col("col_type") == "Filter")
+    defaults = dict(listed.select("col_name", "filter_default").iter_rows()) if "filter_default" in meta.columns else {}
+    for name in listed["col_name"]:
+        values, default = set(data[name]), defaults.get(name) or "Total"
+        if len(values) < 2 or default not in values:
+            out.append(f"filter {name}: needs two or more levels including its default ({default})")
         if any(v != v.strip() or v == "" for v in values):
             out.append(f"filter {name}: blank or padded values")
         allowed = set(harmonised.filter(pl.col("col_name") == name)["filter_item"])

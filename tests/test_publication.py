@@ -102,6 +102,30 @@ def test_a_filters_column_is_checked_at_load_naming_the_filter(tmp_path):
         load_publication(folder / "absence.toml")
 
 
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ('unpublished = ["Not persistently absent"]', 'unpublished = ["Not persistently absnt"]',
+     "filters.absence_type.unpublished: 'Not persistently absnt' is not one of its labels"),
+    ('unpublished = ["Not persistently absent"]', 'unpublished = "Not persistently absent"',
+     "filters.absence_type.unpublished: a list of one label (the intruder's remainder is one category)"),
+    ('unpublished = ["Not persistently absent"]', 'unpublished = ["Not persistently absent", "Persistent absence"]',
+     "filters.absence_type.unpublished: a list of one label (the intruder's remainder is one category)"),
+    ('total = "Total pupils"', 'total = "Persistent absence"',
+     "filters.absence_type.total: 'Persistent absence' must be a label of its own, not blank or a category's"),
+    ('label = "Sex"\n', 'label = "Sex"\nunpublished = ["Other"]\n',
+     "filters.sex.unpublished: only for a filter with its own labels and no part_of"),
+])
+def test_a_category_left_out_of_the_files_and_a_total_label_are_checked_at_load(tmp_path, old, new, expected):
+    folder = tmp_path / "publications"
+    folder.mkdir()
+    text = (PUBLICATIONS_DIR / "filters.toml").read_text()
+    assert old in text
+    (folder / "filters.toml").write_text(text.replace(old, new))
+    shutil.copy(PUBLICATIONS_DIR / "absence.toml", folder / "absence.toml")
+    with pytest.raises(PublicationError) as caught:
+        load_publication(folder / "absence.toml")
+    assert str(caught.value) == f"{folder / 'filters.toml'}: {expected}", str(caught.value)
+
+
 def test_the_names_specs_may_use_are_those_the_nodes_make():
     """The specs are checked against the derived characteristics and generalisations the nodes define, without
     importing them (the growth reference is heavy): the two lists must not drift apart."""

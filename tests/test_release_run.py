@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from disclosure_control.protect import protect
 from disclosure_control.release import population_cells, release_table
 from disclosure_control.rounding import round_published
+from pipelines.assurance import intruder
 from pipelines.assurance.verify import attack_findings
 from pipelines.cli import app
 from pipelines.flows.returns import census_return, publish
@@ -297,3 +298,34 @@ def test_a_publication_with_no_units_this_term_is_published_empty_with_a_note(pr
     notes = next(t for t in document["tables"] if t["name"] == "attainment")["summary"]["notes"]
     assert notes == ["no units in 2026-spring: published empty"]
     assert all(f["passed"] for f in document["attack"])
+
+
+def absence_file(rows: list[tuple[str, str, str, str]]) -> intruder.PublishedFile:
+    """An absence table as published, the pupils not persistently absent left out: (level, district, absence
+    type, pupils)."""
+    data = pl.DataFrame(rows, schema=["geographic_level", "lad_code", "absence_type", "pupil_count"], orient="row")
+    return intruder.PublishedFile("absence_by_district", data, ("absence_type",), "pupil_count",
+                                  remainders=("absence_type",))
+
+
+def test_the_intruder_works_out_a_category_the_files_leave_out_wherever_they_give_it_away():
+    """District A shows its 30 pupils and 28 persistently absent: the 2 others are read off, though no row shows
+    them. District B hides its persistent absence, so its others are only known to lie between 0 and its 20."""
+    published = absence_file([("Local authority", "", "Total", "50"), ("Local authority", "", "Persistent absence", "c"),
+                              ("Local authority district", "A", "Total", "30"),
+                              ("Local authority district", "A", "Persistent absence", "28"),
+                              ("Local authority district", "B", "Total", "20"),
+                              ("Local authority district", "B", "Persistent absence", "c")])
+    found = intruder.attack({"current": [intruder.Population("pupils", [published])]})
+    left_out = {key[2]: interval for key, interval in found.items() if key[3] == intruder.REMAINDER}
+    assert left_out == {"A": (2.0, 2.0), "B": (0.0, 20.0), "Total": (2.0, 22.0)}
+    assert found[("current", "absence_by_district", "B", "Persistent absence")] == (0.0, 20.0)
+
+
+def test_a_file_read_back_takes_its_meta_files_filter_default_as_the_total(tmp_path):
+    data, meta = tmp_path / "absence.csv", tmp_path / "absence.meta.csv"
+    pl.DataFrame({"geographic_level": ["Local authority"] * 2, "absence_type": ["Total pupils", "Persistent absence"],
+                  "pupil_count": ["9", "4"]}).write_csv(data)
+    pl.DataFrame({"col_name": ["absence_type", "pupil_count"], "col_type": ["Filter", "Indicator"],
+                  "label": ["Absence", "Pupils"], "filter_default": ["Total pupils", ""]}).write_csv(meta)
+    assert intruder.PublishedFile.read(data).data["absence_type"].to_list() == ["Total", "Persistent absence"]

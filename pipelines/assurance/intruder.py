@@ -13,6 +13,8 @@ The unknowns are each file's finest cells (its finest area by the leaf levels of
   that has its filters.
 - A population within another: each such sum is at most the other's.
 - A filter that is part of another filter's category: its categories other than the missing label add up to it.
+- A filter whose files leave some categories out (the specs say which): an unknown remainder level makes up its
+  Total, and the remainder is attacked like a hidden value wherever the file does not give it away.
 - Differencing: the earlier release has unknowns of its own, and each file's finest cells differ from the
   earlier release's by at most `movers` units in all (an intruder who knows that one child left).
 Intervals are certified from below: the values a hidden cell takes across solutions (each a table consistent
@@ -35,6 +37,7 @@ from scipy.sparse.csgraph import connected_components
 from schemas.catalog import meta_file
 
 TOTAL = "Total"
+REMAINDER = "(not published)"  # the unknown level of a filter's categories that its files leave out
 LEVELS = {"Local authority": 0, "Local authority district": 1, "School": 2}
 WITNESS_ROUNDS = 8
 TOLERANCE = 1e-6
@@ -53,14 +56,19 @@ class PublishedFile:
     also: tuple[tuple[str, Callable[[dict], tuple[float, float]], float], ...] = ()  # other columns the intruder
     # knows, in each finest cell (its filter values), to lie between two multiples of this one (funding beside hours:
     # the entitlement's public hourly rates), each shown value to within a margin
+    remainders: tuple[str, ...] = ()  # filters whose files leave some categories out (the specs say which): their
+    # Total is more than the categories shown by an unknown remainder
 
     @classmethod
     def read(cls, path, rounding_base: int | None = None, indicator: str | None = None, low: str = "low") -> "PublishedFile":
+        """The file with each filter's default (the meta's filter_default, else Total) read as Total."""
         data = pl.read_csv(path, infer_schema=False).with_columns(pl.all().fill_null(""))
-        meta = pl.read_csv(meta_file(path), infer_schema=False)
-        filters = tuple(meta.filter(pl.col("col_type") == "Filter")["col_name"].to_list())
-        return cls(path.stem, data, filters, indicator or meta.filter(pl.col("col_type") == "Indicator")["col_name"][0],
-                   rounding_base, low)
+        meta = pl.read_csv(meta_file(path), infer_schema=False).with_columns(pl.all().fill_null(""))
+        listed = meta.filter(pl.col("col_type") == "Filter")
+        defaults = dict(listed.select("col_name", "filter_default").iter_rows()) if "filter_default" in meta.columns else {}
+        data = data.with_columns(pl.col(name).replace(default, TOTAL) for name, default in defaults.items() if default)
+        return cls(path.stem, data, tuple(listed["col_name"].to_list()),
+                   indicator or meta.filter(pl.col("col_type") == "Indicator")["col_name"][0], rounding_base, low)
 
     def node(self, row: dict) -> tuple[int, str]:
         """The row's area: (level, code)."""
@@ -193,7 +201,8 @@ def _structure(files: list[PublishedFile]) -> tuple[list[str], dict[str, str], d
             if level == 2:
                 district_of[code] = row.get("lad_code", "")
         for name in f.filters:
-            levels.setdefault(name, set()).update(set(f.data[name].to_list()) - {TOTAL})
+            levels.setdefault(name, set()).update(set(f.data[name].to_list()) - {TOTAL}
+                                                  | ({REMAINDER} if name in f.remainders else set()))
     return sorted(areas), district_of, {k: sorted(v) for k, v in levels.items()}
 
 
@@ -212,6 +221,32 @@ def _published_rows(model: _Model, file: _File, hidden: list[tuple[Key, list[int
             model.add(cells, [1.0] * len(cells), max(float(shown) - half, 0.0), float(shown) + half)
         else:
             model.add(cells, [1.0] * len(cells), float(shown), float(shown))
+
+
+def _remainders(file: _File) -> tuple[list[tuple[Key, list[int]]], dict[Key, float]]:
+    """The categories a file leaves out: a row at a remainder filter's Total less its rows of the categories
+    shown. Where that total and every one of them is published exactly, the remainder is read off the file (its
+    value); elsewhere it is a hidden value to attack."""
+    data, hidden, read_off = file.published, [], {}
+    place = [c for c in ("geographic_level", "lad_code", "school_urn") if c in data.data.columns]
+    value = {tuple(row[c] for c in (*place, *data.filters)): row[data.indicator] for row in data.data.iter_rows(named=True)}
+    exact = lambda text: text is not None and text.isdigit() and not data.rounding_base  # noqa: E731
+    for name in data.remainders:
+        at = len(place) + data.filters.index(name)
+        for row in data.data.iter_rows(named=True):
+            if row[name] != TOTAL:
+                continue
+            coordinates = tuple(row[c] for c in (*place, *data.filters))
+            siblings = [value.get(coordinates[:at] + (level,) + coordinates[at + 1:])
+                        for level in file.levels[name] if level != REMAINDER]
+            level, code = data.node(row)
+            values = {f: (REMAINDER if f == name else row[f]) for f in data.filters}
+            key = (file.release, data.stem, code, *values.values())
+            if exact(value[coordinates]) and all(exact(s) for s in siblings):
+                read_off[key] = float(int(value[coordinates]) - sum(int(s) for s in siblings))
+            else:
+                hidden.append((key, file.cells(level, code, values)))
+    return hidden, read_off
 
 
 def _tied_rows(model: _Model, file: _File, host: _File) -> None:
@@ -281,16 +316,18 @@ def attack(releases: dict[str, list[Population]], relations: Relations = Relatio
 
     releases: label -> the populations published in it ("current" first, then at most one earlier release,
     whose files are matched to the current ones by name for differencing). targets: key -> (low, high) the
-    interval must reach (default: one either way of the values seen, so only exact recovery is reported).
+    interval must reach (default: one either way of the values seen, so only exact recovery is reported). A
+    category the files leave out is in it too, at every row; in the current release, at its value where the
+    file gives it away.
     bounded: the populations whose files the mover bound holds for (default: all)."""
-    model, hidden = _built(releases, relations, movers, bounded)
-    return _intervals(model, hidden, targets or {})
+    model, hidden, read_off = _built(releases, relations, movers, bounded)
+    return _intervals(model, hidden, targets or {}) | {key: (value, value) for key, value in read_off.items()}
 
 
 def consistent(releases: dict[str, list[Population]], relations: Relations, movers: int, bounded: set[str]) -> bool:
     """Whether some table fits everything published with at most `movers` changes in these populations' files:
     if none does, more changed there than the intruder assumes."""
-    model, _ = _built(releases, relations, movers, bounded)
+    model, _, _ = _built(releases, relations, movers, bounded)
     a, lower, upper = model.matrix()
     h = _solver(a.tocsc(), lower, upper)
     h.run()
@@ -298,7 +335,7 @@ def consistent(releases: dict[str, list[Population]], relations: Relations, move
 
 
 def _built(releases: dict[str, list[Population]], relations: Relations, movers: int, bounded: set[str] | None
-           ) -> tuple["_Model", list[tuple[Key, list[int]]]]:
+           ) -> tuple["_Model", list[tuple[Key, list[int]]], dict[Key, float]]:
     model, files = _Model(), {}
     stems = {}
     for label, populations in releases.items():
@@ -307,12 +344,18 @@ def _built(releases: dict[str, list[Population]], relations: Relations, movers: 
                 stems.setdefault(published.stem, []).append(published)
     shapes = {stem: _structure(versions) for stem, versions in stems.items()}
     hidden: list[tuple[Key, list[int]]] = []
+    read_off: dict[Key, float] = {}
+    labels = list(releases)
     for label, populations in releases.items():
         for population in populations:
             for published in population.files:
                 file = _File(model, label, published, *shapes[published.stem])
                 files[(label, population.name, published.stem)] = file
                 _published_rows(model, file, hidden)
+                left_out, known = _remainders(file)
+                hidden += left_out
+                if label == labels[0]:  # an earlier release's read-off remainders were as good as published
+                    read_off |= known
             mine = [files[(label, population.name, p.stem)] for p in population.files]
             for f, g in itertools.combinations(mine, 2):
                 _pairs(model, f, g, 0.0, 0.0, 1.0)
@@ -333,10 +376,9 @@ def _built(releases: dict[str, list[Population]], relations: Relations, movers: 
                             and part not in g.published.filters:
                         _pairs(model, f, g, 0.0, 0.0, 1.0, (part, [v for v in f.levels[part] if v != missing]),
                                (whole, label_value))
-    labels = list(releases)
     if len(labels) == 2:
         _differences(model, files, labels, movers, bounded)
-    return model, hidden
+    return model, hidden, read_off
 
 
 def _differences(model: _Model, files: dict, labels: list[str], movers: int, bounded: set[str] | None) -> None:

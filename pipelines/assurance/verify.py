@@ -98,7 +98,8 @@ def intruder_view(path_of, publications: list[Publication], policies: dict[str, 
     for group in groups:
         files = [replace(intruder.PublishedFile.read(path_of(p, t.name), 10.0 ** -measure.dp if measure else
                                                      policies[p.name].get("rounding_base"), measure.col_name if measure
-                                                     else p.indicator, policies[p.name]["symbols"]["low"]), also=tied)
+                                                     else p.indicator, policies[p.name]["symbols"]["low"]), also=tied,
+                         remainders=tuple(f.name for f in t.filters if f.unpublished))
                  for p in group.publications for t in p.tables if path_of(p, t.name).exists()]
         view.append(intruder.Population(group.name, files))
     for known_file in known:
@@ -108,6 +109,8 @@ def intruder_view(path_of, publications: list[Publication], policies: dict[str, 
             continue
         first = population.files[0].data.row(0, named=True)
         rows = known_file.data.filter(ours(known_file.data, (first["time_period"], first["time_identifier"]), first["new_la_code"]))
+        rows = rows.with_columns(pl.col(f.name).replace({f.total: intruder.TOTAL, **dict.fromkeys(f.unpublished, intruder.REMAINDER)})
+                                 for f in publication.filters if f.name in rows.columns and (f.total != intruder.TOTAL or f.unpublished))
         population.known.append(intruder.PublishedFile(f"known:{known_file.name}", rows, known_file.filters,
                                                        publication.indicator, None, policies[publication.name]["symbols"]["low"]))
     found = relations(groups)
@@ -135,16 +138,18 @@ def protection_targets(work: RunPaths, publications: list[Publication], levels: 
 
 
 def hidden_rows(work: RunPaths, publications: list[Publication]):
-    """(release, file, area, filter values) and the decision record of every hidden cell of the release."""
+    """(release, file, area, filter values) and the decision record of every hidden cell of the release (a
+    category the files leave out named as the intruder names it)."""
     for publication in publications:
         path = work.decisions(publication.name)
         if not path.exists():
             continue
         cells = pl.read_parquet(path).filter(pl.col("status").is_in(list(SUPPRESSED)))
         for table in publication.tables:
-            filters = [f.name for f in table.filters]
             for row in cells.filter(pl.col("tables").list.contains(table.name)).iter_rows(named=True):
-                yield ("current", table.name, row[AREA], *(row[f] for f in filters)), row | {"__publication": publication.name}
+                yield (("current", table.name, row[AREA],
+                        *(intruder.REMAINDER if row[f.name] in f.unpublished else row[f.name] for f in table.filters)),
+                       row | {"__publication": publication.name})
 
 
 def _narrow(found: dict, targets: dict, truth: dict) -> list[tuple]:
@@ -154,6 +159,8 @@ def _narrow(found: dict, targets: dict, truth: dict) -> list[tuple]:
     out = []
     for key, (low, high) in found.items():
         want, value = targets.get(key), truth.get(key)
+        if value is None and key[0] == "current" and intruder.REMAINDER in key:
+            continue  # a category the files leave out, whose cell the records show: read off, as it may be
         if value is not None and not low - 1e-6 <= value <= high + 1e-6:
             continue
         if (want is None and high - low < 1 - 1e-6) or (want is not None and (low > want[0] + 1e-6 or high < want[1] - 1e-6)):

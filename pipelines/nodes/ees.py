@@ -17,7 +17,7 @@ from disclosure_control.hierarchy import ROOT
 from disclosure_control.status import SHOWN
 from schemas.calendar import Term
 from schemas.lookups import dfe_lookup, live_english_las
-from schemas.specs.publication import AREA, Publication, PublishedTable
+from schemas.specs.publication import AREA, Filter, Publication, PublishedTable
 
 LEVELS = ("Local authority", "Local authority district", "School")
 LA_COLUMNS = ("region_code", "region_name", "old_la_code", "new_la_code", "la_name")
@@ -83,12 +83,21 @@ def area_nodes(frame: pl.DataFrame) -> pl.Series:
                         .then(column("lad_code")).when(level == LEVELS[0]).then(pl.lit(ROOT)).alias("area")).to_series()
 
 
+def model_labels(frame: pl.DataFrame, filters: tuple[Filter, ...]) -> pl.DataFrame:
+    """An EES file read back with each filter's total under the model's name (Total), as ees_data wrote it."""
+    return frame.with_columns(pl.col(f.name).replace(f.total, ROOT) for f in filters
+                              if f.total != ROOT and f.name in frame.columns)
+
+
 def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publication, geography: pl.DataFrame,
              term: Term, percents: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The table's cells (its rows in the linked decision records) in EES column order, LA first.
+    """The table's cells (its rows in the linked decision records) in EES column order, LA first; a filter's
+    unpublished categories left out and its Total under its own label.
 
     percents: cell_id, percent (from rounding.percentages), when the publication has a share filter."""
-    mine = cells.filter(pl.col("tables").list.contains(table.name))
+    mine = cells.filter(pl.col("tables").list.contains(table.name),
+                        *(~pl.col(f.name).is_in(list(f.unpublished)) for f in table.filters if f.unpublished))
+    mine = mine.with_columns(pl.col(f.name).replace(ROOT, f.total) for f in table.filters if f.total != ROOT)
     if percents is not None:
         mine = mine.join(percents.select("cell_id", pl.col(PERCENT).alias(publication.share_column)), on="cell_id",
                          how="left")
@@ -110,18 +119,21 @@ def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publicatio
     )
 
 
-def _meta_row(col_name: str, col_type: str, label: str, unit: str = "", dp: str = "") -> dict:
+def _meta_row(col_name: str, col_type: str, label: str, unit: str = "", dp: str = "", default: str = "") -> dict:
     return {"col_name": col_name, "col_type": col_type, "label": label, "indicator_grouping": "",
-            "indicator_unit": unit, "indicator_dp": dp, "filter_hint": "", "filter_grouping_column": ""}
+            "indicator_unit": unit, "indicator_dp": dp, "filter_hint": "", "filter_grouping_column": "",
+            "filter_default": default}
 
 
 def ees_meta(table: PublishedTable, publication: Publication) -> pl.DataFrame:
-    rows = [_meta_row(f.name, "Filter", f.label) for f in table.filters]
+    """The meta file; its optional filter_default column only where a filter's total is not labelled Total."""
+    rows = [_meta_row(f.name, "Filter", f.label, default=f.total if f.total != ROOT else "") for f in table.filters]
     rows.append(_meta_row(publication.indicator, "Indicator", publication.indicator_label, dp="0"))
     if publication.share:
         rows.append(_meta_row(publication.share_column, "Indicator", publication.share_label, unit="%", dp="1"))
     rows += [_meta_row(m.col_name, "Indicator", m.label, unit=m.unit, dp=str(m.dp)) for m in publication.measures]
-    return pl.DataFrame(rows).select(META_COLUMNS)
+    defaults = any(f.total != ROOT for f in table.filters)
+    return pl.DataFrame(rows).select(*META_COLUMNS, *(["filter_default"] if defaults else []))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ decision records, its summary, and the counts to keep for the next run out.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -18,7 +18,7 @@ from disclosure_control.protect import protect
 from disclosure_control.release import release_table
 from disclosure_control.rounding import round_published
 from disclosure_control.table import CELL_ID, TableSet
-from pipelines.nodes.ees import area_nodes, time_columns
+from pipelines.nodes.ees import area_nodes, model_labels, time_columns
 from pipelines.nodes.release import (KnownFile, Problem, Release, earlier_release_of, empty_cells, file_coordinates,
                                      known_figures, nestings, publication_summary, shown_cells)
 from schemas.calendar import Term
@@ -67,8 +67,8 @@ def protected_release(release: Release, earlier: dict[tuple, EarlierRun], known:
             if publication is not None:
                 population = release.population_of(publication.name).name
                 time = tuple(pl.select(time_columns(term, publication.time)).row(0))
-                table, figures, left_out = known_figures(table, population, known_file, publication, time, la_code,
-                                                         area_nodes(known_file.data))
+                table, figures, left_out = known_figures(table, population, replace(
+                    known_file, data=model_labels(known_file.data, publication.filters)), publication, time, la_code, area_nodes(known_file.data))
                 public |= {cell: known_file.name for cell in figures[CELL_ID].to_list()}
                 used.append({"file": known_file.name, "publication": publication.name, "figures": figures.height,
                              "left_out": left_out})
@@ -127,7 +127,7 @@ def earlier_shown(table: TableSet, release: Release, publication: Publication, r
     population = release.population_of(publication.name).name
     frames = []
     for published in publication.tables:
-        data = run.shown[(publication.recipient, published.name)]
+        data = model_labels(run.shown[(publication.recipient, published.name)], published.filters)
         coordinates = file_coordinates(table, population, [f.name for f in published.filters], data, area_nodes(data))
         frames.append(shown_cells(table, coordinates, data[publication.indicator]))
     return pl.concat(frames).unique(CELL_ID, keep="first", maintain_order=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from disclosure_control.hierarchy import ROOT
 from schemas.keys import check_keys, check_nested_keys
 
 AREA = "area"  # the geography dimension of every published table: Total (the LA), a district code or a URN
@@ -29,6 +30,9 @@ class Filter:
     missing: str = "Unclassified"
     part_of: tuple[str, str] | None = None  # (filter, label): the categories other than missing count exactly
     # the units in that category of that filter
+    total: str = "Total"  # the label of its row over every category (the EES filter_default when not Total)
+    unpublished: tuple[str, ...] = ()  # at most one category counted and protected but never written: the data
+    # dictionary has no item for it, and it is its Total less the published categories
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,22 @@ def _filter(name: str, raw: dict) -> Filter:
     part_of = raw.get("part_of")
     if part_of is not None and (not isinstance(part_of, dict) or set(part_of) != {"filter", "label"}):
         raise PublicationError(f"filters.{name}.part_of: a table with exactly the keys filter and label")
+    labels = tuple((str(k), str(v)) for k, v in raw.get("labels", {}).items())
+    missing, unpublished = raw.get("missing", "Unclassified"), raw.get("unpublished", [])
+    if not isinstance(unpublished, list) or len(unpublished) > 1 or not all(isinstance(u, str) for u in unpublished):
+        raise PublicationError(f"filters.{name}.unpublished: a list of one label (the intruder's remainder is one category)")
+    total = raw.get("total", ROOT)
+    if not isinstance(total, str) or not total.strip() or total in {v for _, v in labels} | {missing}:
+        raise PublicationError(f"filters.{name}.total: {total!r} must be a label of its own, not blank or a category's")
+    if unpublished and (raw.get("codeset") or part_of):
+        raise PublicationError(f"filters.{name}.unpublished: only for a filter with its own labels and no part_of")
+    for label in unpublished:
+        if label not in {v for _, v in labels} | {missing}:
+            raise PublicationError(f"filters.{name}.unpublished: {label!r} is not one of its labels")
     return Filter(name, raw.get("source", name), raw["label"], raw.get("codeset"),
-                  raw.get("label_column", "publication_label"), tuple((str(k), str(v)) for k, v in raw.get("labels", {}).items()),
-                  raw.get("missing", "Unclassified"), (part_of["filter"], str(part_of["label"])) if part_of else None)
+                  raw.get("label_column", "publication_label"), labels, missing,
+                  (part_of["filter"], str(part_of["label"])) if part_of else None, total,
+                  tuple(unpublished))
 
 
 def parse_filters(raw: dict) -> dict[str, Filter]:
@@ -104,10 +121,12 @@ def parse_filters(raw: dict) -> dict[str, Filter]:
     for name, spec in filters.items():
         if spec.part_of and spec.part_of[0] not in filters:
             raise PublicationError(f"filters.{name}.part_of.filter: {spec.part_of[0]!r} is not a filter")
+        if spec.part_of and filters[spec.part_of[0]].unpublished:
+            raise PublicationError(f"filters.{name}.part_of.filter: {spec.part_of[0]!r} has unpublished categories")
     return filters
 
 
-FILTER_KEYS = ("source", "label", "codeset", "label_column", "labels", "missing", "part_of")
+FILTER_KEYS = ("source", "label", "codeset", "label_column", "labels", "missing", "part_of", "total", "unpublished")
 PUBLICATION_KEYS = ("title", "return", "recipient", "dataset", "geography", "unit", "where", "indicator", "tables",
                     "share", "measures", "time")
 # A term's census count is published against its term; what is measured once a year (key stage 2 results, NCMP
