@@ -100,15 +100,16 @@ def _filter(name: str, raw: dict) -> Filter:
         raise PublicationError(f"filters.{name}.part_of: a table with exactly the keys filter and label")
     labels = tuple((str(k), str(v)) for k, v in raw.get("labels", {}).items())
     missing, unpublished = raw.get("missing", "Unclassified"), raw.get("unpublished", [])
+    categories = {v for _, v in labels} | {missing}
     if not isinstance(unpublished, list) or len(unpublished) > 1 or not all(isinstance(u, str) for u in unpublished):
         raise PublicationError(f"filters.{name}.unpublished: a list of one label (the intruder's remainder is one category)")
     total = raw.get("total", ROOT)
-    if not isinstance(total, str) or not total.strip() or total in {v for _, v in labels} | {missing}:
+    if not isinstance(total, str) or not total.strip() or total in categories:
         raise PublicationError(f"filters.{name}.total: {total!r} must be a label of its own, not blank or a category's")
     if unpublished and (raw.get("codeset") or part_of):
         raise PublicationError(f"filters.{name}.unpublished: only for a filter with its own labels and no part_of")
     for label in unpublished:
-        if label not in {v for _, v in labels} | {missing}:
+        if label not in categories:
             raise PublicationError(f"filters.{name}.unpublished: {label!r} is not one of its labels")
     return Filter(name, raw.get("source", name), raw["label"], raw.get("codeset"),
                   raw.get("label_column", "publication_label"), labels, missing,
