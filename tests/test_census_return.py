@@ -164,6 +164,24 @@ def test_the_screener_fails_a_name_outside_the_dfe_data_dictionary(census_run, t
     assert outside_dictionary(tmp_path / "pupils_by_sex.csv") == ["indicator headcount"]
 
 
+def test_persistent_absence_is_published_against_total_pupils_with_the_other_pupils_left_out(census_run, tmp_path):
+    """The dictionary's absence_type: Persistent absence and Total pupils (the meta's filter_default), no row for
+    the pupils not persistently absent, though their cells are in the decision records. Without its
+    filter_default, the screener finds the filter has no Total."""
+    out, _ = census_run
+    folder = out / "04_deliveries" / "publication"
+    data = pl.read_csv(folder / "absence_by_sex.csv", infer_schema=False)
+    meta = pl.read_csv(folder / "absence_by_sex.meta.csv", infer_schema=False)
+    assert set(data["absence_type"]) == {"Persistent absence", "Total pupils"}
+    assert dict(meta.select("col_name", "filter_default").iter_rows()) == {
+        "sex": "", "absence_type": "Total pupils", "pupil_count": "", "pupil_percent": ""}
+    records = pl.read_parquet(RunPaths(out).decisions("absence"))
+    assert set(records["absence_type"]) == {"Persistent absence", "Not persistently absent", "Total"}
+    data.write_csv(tmp_path / "absence_by_sex.csv")
+    meta.drop("filter_default").write_csv(tmp_path / "absence_by_sex.meta.csv")
+    assert "filter absence_type: needs two or more levels including its default (Total)" in screen(tmp_path / "absence_by_sex.csv")
+
+
 def test_ees_names_outside_the_dfe_data_dictionary_are_only_the_known_gaps(census_run):
     """The names and values the dictionary has no entry for yet (issue 14 point 3 is open for these)."""
     out, _ = census_run
