@@ -35,7 +35,8 @@ REQUIRED_COLUMNS = {CELL_ID: pl.Int64, "upper_required": pl.Float64, "lower_requ
 @dataclass(frozen=True)
 class Earlier:
     """The earlier release of the same series: its model (the counts its run kept, restricted) and which of its
-    cells it showed and which it hid (read from its published files). Without a model (its run kept no counts),
+    cells it showed and which it hid (read from its published files); a cell of the model in neither was left out
+    of its files (a category the files do not write) and is as hidden as one it hid. Without a model (its run kept no counts),
     `published` and `hidden` name this release's cells at the same coordinates: its hidden cells are still hidden
     again, but an intruder holding both releases cannot be modelled."""
 
@@ -212,7 +213,8 @@ def differencing(table: TableSet, policy: Policy, prior: Prior, primary: set[int
         return None, set(earlier.hidden), set(), "its run kept no counts, so an intruder holding both could not be modelled"
     dims = list(table.dimensions)
     matched = table.cells.select(CELL_ID, *dims).join(earlier.table.cells.select(pl.col(CELL_ID).alias("then"), *dims), on=dims)
-    kept = set(matched.filter(pl.col("then").is_in(list(earlier.hidden)))[CELL_ID].to_list())
+    then_primary = set(primary_cells(earlier.table, policy)[CELL_ID].to_list()) - set(earlier.published)
+    kept = set(matched.filter(pl.col("then").is_in(list(earlier.hidden | then_primary)))[CELL_ID].to_list())
     change = inner_change(table, earlier.table)
     if table.magnitude:
         return None, kept, set(), "magnitude tables carry no bound on what a mover changes"
@@ -224,7 +226,6 @@ def differencing(table: TableSet, policy: Policy, prior: Prior, primary: set[int
         return None, kept, set(), (f"more than {policy.movers} units changed in every population: an intruder who assumes "
                                    "no more learns nothing from comparing them")
     crossed = primary & set(matched.filter(pl.col("then").is_in(list(earlier.published)))[CELL_ID].to_list())
-    then_primary = set(primary_cells(earlier.table, policy)[CELL_ID].to_list()) & set(earlier.hidden)
     then_required = required_protection(earlier.table, then_primary, policy)
     counterpart = matched.filter(pl.col("then").is_in(list(then_primary))).select(pl.col(CELL_ID).alias("now"), "then")
     owed = then_required.join(counterpart, left_on=CELL_ID, right_on="then").select(

@@ -102,6 +102,9 @@ def test_a_filters_column_is_checked_at_load_naming_the_filter(tmp_path):
         load_publication(folder / "absence.toml")
 
 
+WAS = 'was = { name = "absence_group", labels = { "Persistently absent" = "Persistent absence" } }'
+
+
 @pytest.mark.parametrize(("old", "new", "expected"), [
     ('unpublished = ["Not persistently absent"]', 'unpublished = ["Not persistently absnt"]',
      "filters.absence_type.unpublished: 'Not persistently absnt' is not one of its labels"),
@@ -113,6 +116,19 @@ def test_a_filters_column_is_checked_at_load_naming_the_filter(tmp_path):
      "filters.absence_type.total: 'Persistent absence' must be a label of its own, not blank or a category's"),
     ('label = "Sex"\n', 'label = "Sex"\nunpublished = ["Other"]\n',
      "filters.sex.unpublished: only for a filter with its own labels and no part_of"),
+    (WAS, 'was = { name = "absence_type" }', "filters.absence_type.was.name: 'absence_type' must be the name it had, "
+     "not blank or its own"),
+    (WAS, 'was = { nme = "absence_group" }', "filters.absence_type.was: a table with the keys name (its earlier name) "
+     "and/or labels (earlier label = label)"),
+    (WAS, 'was = "absence_group"', "filters.absence_type.was: a table with the keys name (its earlier name) and/or "
+     "labels (earlier label = label)"),
+    (WAS, 'was = { name = "sex" }', "filters.absence_type.was.name: 'sex' names another filter too, so an earlier "
+     "file's column could be either"),
+    (WAS, WAS.replace('= "Persistent absence"', '= "Persistently absnt"'),
+     "filters.absence_type.was.labels: 'Persistently absent' = 'Persistently absnt' must map a label it no longer "
+     "has to one of its labels"),
+    ('label = "Sex"\n', 'label = "Sex"\nwas = { labels = { "F" = "Female" } }\n',
+     "filters.sex.was.labels: only for a filter with its own labels (a code set's labels change in the code set)"),
 ])
 def test_a_category_left_out_of_the_files_and_a_total_label_are_checked_at_load(tmp_path, old, new, expected):
     folder = tmp_path / "publications"

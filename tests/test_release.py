@@ -352,6 +352,20 @@ def test_a_count_that_outgrew_the_threshold_stays_hidden_for_the_earlier_release
     assert low <= 2 and high >= 6  # the earlier 4 keeps its 2 either way
 
 
+def test_a_primary_the_earlier_files_left_out_is_owed_its_protection_as_one_they_hid():
+    """The earlier files did not write (A, z) at all (a category the publication leaves out), so it was neither
+    shown nor hidden there: it is as hidden as the cells they hid, and this release's 5 must not give its 4 back."""
+    first = protect(release_of(GREW), POLICY).cells
+    table = release_of(GREW)
+    left_out = table.cells.filter((pl.col("a") == "A") & (pl.col("b") == "z"))["cell_id"].item()
+    hidden = set(first.filter(pl.col("status").is_in(HIDDEN))["cell_id"].to_list()) - {left_out}
+    prior = Prior(earlier=Earlier(table, frozenset(set(range(table.cells.height)) - hidden - {left_out}), frozenset(hidden)))
+    result = protect(release_of(GREW | {("A", "z"): 5}), POLICY, prior=prior)
+    assert statuses(result.cells, ["a", "b"])[("A", "z")] == "secondary"
+    low, high = differencing_intervals(first, result.cells, 1)[("before", "A", "z")]
+    assert low <= 2 and high >= 6
+
+
 def test_the_pattern_does_not_depend_on_the_clock(monkeypatch):
     """A slow machine, simulated: every clock reading jumps an hour. Work limits, not budgets, end each step."""
     table = from_frequencies(grid({(f"r{i}", f"c{j}"): (i * 7 + j * 3) % 11 + (i + j) % 3 for i in range(6) for j in range(5)}),

@@ -329,3 +329,74 @@ def test_a_file_read_back_takes_its_meta_files_filter_default_as_the_total(tmp_p
     pl.DataFrame({"col_name": ["absence_type", "pupil_count"], "col_type": ["Filter", "Indicator"],
                   "label": ["Absence", "Pupils"], "filter_default": ["Total pupils", ""]}).write_csv(meta)
     assert intruder.PublishedFile.read(data).data["absence_type"].to_list() == ["Total", "Persistent absence"]
+
+
+def as_before_the_rename(frame: pl.DataFrame) -> pl.DataFrame:
+    """A frame as the release before persistent absence took the data dictionary's names wrote it."""
+    return frame.rename({"absence_type": "absence_group"}).with_columns(
+        pl.col("absence_group").replace({"Persistent absence": "Persistently absent", "Total pupils": "Total"}))
+
+
+def test_a_release_written_before_a_filter_was_renamed_is_read_under_todays_names(census_run):
+    """The spring release called the filter absence_group and its categories Persistently absent and Total: with
+    the filter's `was`, the engine and the intruder read it as they read a release under today's names, and
+    without it the run stops in one line naming the filter."""
+    from disclosure_control.hierarchy import Hierarchy
+    from pipelines.nodes.ees import district_geography
+    from pipelines.nodes.protection import EarlierRun, current_counts, protected_release
+    from pipelines.store.history import earlier_run
+
+    out, _ = census_run
+    paths, config, term = RunPaths(out), load_run_config(), Term.parse("2026-summer")
+    frames = staged_frames(paths.warehouse, ("pupils", "schools", "postcodes"))
+    release = build_release(frames, config.publications_of(("school_statistics",)), term, frames["schools"], frames["postcodes"])
+    problem = release.problem_of("absence")
+    run = earlier_run(paths, problem)
+    assert "Total pupils" not in run.shown[("publication", "absence_by_sex")]["absence_type"].to_list()  # read as Total
+    inner, trees = run.counts["absence"]
+    old_trees = {"absence_group" if d == "absence_type" else d: Hierarchy(
+        "absence_group", tuple((c.replace("Persistent absence", "Persistently absent"), p) for c, p in h.parent_of))
+        if d == "absence_type" else h for d, h in trees.items()}
+    old = EarlierRun(run.label, {k: as_before_the_rename(v) if "absence_type" in v.columns else v for k, v in run.shown.items()},
+                     {**run.counts, "absence": (as_before_the_rename(inner), old_trees)})
+    la_code = district_geography(frames["schools"])["new_la_code"][0]
+    now = protected_release(release, {problem.names: run}, [], config, la_code, term)
+    before = protected_release(release, {problem.names: old}, [], config, la_code, term)
+    assert {p["name"]: p["earlier"] for p in before.protections}["absence"] == run.label
+    for name in ("absence", "attainment", "school_statistics"):
+        assert before.decisions[name].equals(now.decisions[name]), name
+
+    unnamed = tuple(replace(f, was=None) for f in release.group("absence").filters)
+    with pytest.raises(ReleaseError) as caught:
+        current_counts(old.counts["absence"], unnamed, run.label)
+    assert str(caught.value) == (f"{run.label}: the counts its run kept have no filter 'absence_type'; a filter renamed "
+                                 "since needs its earlier name as `was` in schemas/publications/filters.toml")
+
+
+def test_the_intruder_reads_a_release_written_before_a_filter_was_renamed_under_todays_names(census_run, tmp_path):
+    from disclosure_control.policy import as_mapping
+    from pipelines.assurance.verify import earlier_release_view
+    from pipelines.store.history import EarlierRelease, earlier_release
+
+    out, _ = census_run
+    config = load_run_config()
+    publications = config.publications_of(("school_statistics",))
+    found = earlier_release(RunPaths(out), [(p.recipient, t.name) for p in publications for t in p.tables])
+    shutil.copytree(found.folder, tmp_path / "release")
+    for data in (tmp_path / "release").rglob("absence_by_*.csv"):
+        if data.name.endswith(".meta.csv"):
+            continue
+        meta = data.with_name(data.stem + ".meta.csv")
+        as_before_the_rename(pl.read_csv(data, infer_schema=False)).write_csv(data)
+        pl.read_csv(meta, infer_schema=False).with_columns(
+            pl.col("col_name").replace("absence_type", "absence_group"), pl.lit(None, pl.String).alias("filter_default")
+        ).write_csv(meta)
+    assert "absence_group" in pl.read_csv(tmp_path / "release" / "publication" / "absence_by_sex.csv").columns
+    policies = {p.name: as_mapping(config.problem_policy([p])) for p in publications}
+    renamed = earlier_release_view(EarlierRelease(found.run_id, found.period, tmp_path / "release"), publications, policies)
+    as_written = earlier_release_view(found, publications, policies)
+    assert [p.name for p in renamed] == [p.name for p in as_written]
+    for mine, theirs in zip(renamed, as_written, strict=True):
+        assert [(f.stem, f.filters, f.remainders) for f in mine.files] == [(f.stem, f.filters, f.remainders) for f in theirs.files]
+        for a, b in zip(mine.files, theirs.files, strict=True):
+            assert a.data.equals(b.data), a.stem

@@ -24,6 +24,7 @@ from disclosure_control.status import SUPPRESSED, Status
 from outputs.files import read_json
 from pipelines.assurance import intruder
 from pipelines.assurance.leakscan import leaks_by_recipient
+from pipelines.nodes.ees import current_names
 from pipelines.nodes.publication import rate_bounds
 from pipelines.nodes.release import KnownFile, joined_groups, ours, populations, relations
 from pipelines.store.commit import decision_hashes, latest_run, leftovers, output_hashes
@@ -109,8 +110,8 @@ def intruder_view(path_of, publications: list[Publication], policies: dict[str, 
             continue
         first = population.files[0].data.row(0, named=True)
         rows = known_file.data.filter(ours(known_file.data, (first["time_period"], first["time_identifier"]), first["new_la_code"]))
-        rows = rows.with_columns(pl.col(f.name).replace({f.total: intruder.TOTAL, **dict.fromkeys(f.unpublished, intruder.REMAINDER)})
-                                 for f in publication.filters if f.name in rows.columns and (f.total != intruder.TOTAL or f.unpublished))
+        rows = rows.with_columns(pl.col(f.name).replace(dict.fromkeys(f.unpublished, intruder.REMAINDER))
+                                 for f in publication.filters if f.name in rows.columns and f.unpublished)
         population.known.append(intruder.PublishedFile(f"known:{known_file.name}", rows, known_file.filters,
                                                        publication.indicator, None, policies[publication.name]["symbols"]["low"]))
     found = relations(groups)
@@ -261,7 +262,7 @@ def differencing_finding(view: list[intruder.Population], relations_: intruder.R
     population the two releases are consistent with that for. It fails a value it works out exactly, and one it
     narrows below its protection level that the run held to that level against both releases (`held`); a value
     the run could only keep from exact recovery (a count that crossed the threshold) is reported."""
-    earlier_view, _ = intruder_view(lambda p, t: earlier.file(p.recipient, t), publications, policies)
+    earlier_view = earlier_release_view(earlier, publications, policies)
     now = [v for v in view if v.name in names]
     releases = {"current": now, "earlier": earlier_view}
     check = f"differencing attack on {', '.join(sorted(names))} against {earlier.label} ({movers} mover{'s' if movers != 1 else ''})"
@@ -290,6 +291,18 @@ def differencing_finding(view: list[intruder.Population], relations_: intruder.R
                **{k: "hidden in both releases, and narrowed by comparing them" if found[k][1] - found[k][0] >= 1 - 1e-6
                   else "worked out exactly by comparing the releases" for k in recovered}}
     return Finding(check, not recovered, detail, narrowed(recovered + crossed, found, reasons.get))
+
+
+def earlier_release_view(earlier: EarlierRelease, publications: list[Publication], policies: dict
+                         ) -> list[intruder.Population]:
+    """The earlier release's files as the intruder holds them, under today's filter names and labels (the
+    specs' `was`), so that it is compared with this release whatever it called its filters."""
+    view, _ = intruder_view(lambda p, t: earlier.file(p.recipient, t), publications, policies)
+    filters = tuple({f.name: f for p in publications for f in p.filters}.values())
+    for population in view:
+        population.files = [replace(f, data=current_names(f.data, filters), filters=tuple(
+            next((g.name for g in filters if g.was == name), name) for name in f.filters)) for f in population.files]
+    return view
 
 
 def _shown_values(releases: dict[str, list[intruder.Population]]) -> dict[tuple, bool]:

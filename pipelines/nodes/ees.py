@@ -83,10 +83,12 @@ def area_nodes(frame: pl.DataFrame) -> pl.Series:
                         .then(column("lad_code")).when(level == LEVELS[0]).then(pl.lit(ROOT)).alias("area")).to_series()
 
 
-def model_labels(frame: pl.DataFrame, filters: tuple[Filter, ...]) -> pl.DataFrame:
-    """An EES file read back with each filter's total under the model's name (Total), as ees_data wrote it."""
-    return frame.with_columns(pl.col(f.name).replace(f.total, ROOT) for f in filters
-                              if f.total != ROOT and f.name in frame.columns)
+def current_names(frame: pl.DataFrame, filters: tuple[Filter, ...]) -> pl.DataFrame:
+    """A frame of an earlier release (a file, or the counts its run kept) under today's filter names and labels:
+    a filter renamed since (its `was`) takes its name back, and its earlier labels today's."""
+    frame = frame.rename({f.was: f.name for f in filters if f.was in frame.columns and f.name not in frame.columns})
+    return frame.with_columns(pl.col(f.name).replace(dict(f.was_labels)) for f in filters
+                              if f.was_labels and f.name in frame.columns)
 
 
 def ees_data(cells: pl.DataFrame, table: PublishedTable, publication: Publication, geography: pl.DataFrame,

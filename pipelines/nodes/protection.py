@@ -7,7 +7,7 @@ decision records, its summary, and the counts to keep for the next run out.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -18,11 +18,11 @@ from disclosure_control.protect import protect
 from disclosure_control.release import release_table
 from disclosure_control.rounding import round_published
 from disclosure_control.table import CELL_ID, TableSet
-from pipelines.nodes.ees import area_nodes, model_labels, time_columns
-from pipelines.nodes.release import (KnownFile, Problem, Release, earlier_release_of, empty_cells, file_coordinates,
-                                     known_figures, nestings, publication_summary, shown_cells)
+from pipelines.nodes.ees import area_nodes, current_names, time_columns
+from pipelines.nodes.release import (KnownFile, Problem, Release, ReleaseError, earlier_release_of, empty_cells,
+                                     file_coordinates, known_figures, nestings, publication_summary, shown_cells)
 from schemas.calendar import Term
-from schemas.specs.publication import Publication
+from schemas.specs.publication import Filter, Publication
 from schemas.specs.run import RunConfig
 
 Counts = tuple[pl.DataFrame, dict[str, Hierarchy]]  # a population's inner cells and hierarchies
@@ -56,8 +56,8 @@ def protected_release(release: Release, earlier: dict[tuple, EarlierRun], known:
                       la_code: str, term: Term,
                       progress: Callable[[str, int, int], None] = lambda text, done, total: None) -> ProtectedRelease:
     """progress(text, done, total) is told after each protection problem (its publications protected together)."""
-    release = release.with_earlier({name: counts for run in earlier.values() if run.counts
-                                    for name, counts in run.counts.items()})
+    release = release.with_earlier({name: current_counts(counts, release.group(name).filters, run.label)
+                                    for run in earlier.values() if run.counts for name, counts in run.counts.items()})
     decisions, protections, counts, used = {}, [], {}, []
     for done, problem in enumerate(release.problems, 1):
         policy = config.problem_policy(problem.publications)
@@ -67,8 +67,8 @@ def protected_release(release: Release, earlier: dict[tuple, EarlierRun], known:
             if publication is not None:
                 population = release.population_of(publication.name).name
                 time = tuple(pl.select(time_columns(term, publication.time)).row(0))
-                table, figures, left_out = known_figures(table, population, replace(
-                    known_file, data=model_labels(known_file.data, publication.filters)), publication, time, la_code, area_nodes(known_file.data))
+                table, figures, left_out = known_figures(table, population, known_file, publication, time, la_code,
+                                                         area_nodes(known_file.data))
                 public |= {cell: known_file.name for cell in figures[CELL_ID].to_list()}
                 used.append({"file": known_file.name, "publication": publication.name, "figures": figures.height,
                              "left_out": left_out})
@@ -122,12 +122,35 @@ def problem_earlier(release: Release, problem: Problem, table: TableSet, run: Ea
     return earlier_release_of(model, shown, policy, run.label, model)
 
 
+def current_counts(counts: Counts, filters: tuple[Filter, ...], label: str) -> Counts:
+    """The counts an earlier run kept under today's filter names and labels (see current_names)."""
+    inner, hierarchies = counts
+    inner = current_names(inner, filters)
+    missing = [f.name for f in filters if f.name not in inner.columns]
+    if missing:
+        raise ReleaseError(f"{label}: the counts its run kept have no filter {missing[0]!r}; a filter renamed since "
+                           "needs its earlier name as `was` in schemas/publications/filters.toml")
+    by_name = {f.name: f for f in filters} | {f.was: f for f in filters if f.was in hierarchies and f.name not in hierarchies}
+
+    def current(dimension: str, hierarchy: Hierarchy) -> tuple[str, Hierarchy]:
+        spec = by_name.get(dimension)
+        if spec is None:  # the area
+            return dimension, hierarchy
+        labels = dict(spec.was_labels)
+        return spec.name, Hierarchy(spec.name, tuple((labels.get(c, c), labels.get(p, p)) for c, p in hierarchy.parent_of))
+    return inner, dict(current(d, h) for d, h in hierarchies.items())
+
+
 def earlier_shown(table: TableSet, release: Release, publication: Publication, run: EarlierRun) -> pl.DataFrame:
     """cell_id (of the earlier release's model) and what its files of the publication's tables showed there."""
     population = release.population_of(publication.name).name
     frames = []
     for published in publication.tables:
-        data = model_labels(run.shown[(publication.recipient, published.name)], published.filters)
+        data = current_names(run.shown[(publication.recipient, published.name)], published.filters)
+        missing = [c for c in (*(f.name for f in published.filters), publication.indicator) if c not in data.columns]
+        if missing:
+            raise ReleaseError(f"{run.label}: its file {published.name} has no column {missing[0]!r}; a filter renamed "
+                               "since needs its earlier name as `was` in schemas/publications/filters.toml")
         coordinates = file_coordinates(table, population, [f.name for f in published.filters], data, area_nodes(data))
         frames.append(shown_cells(table, coordinates, data[publication.indicator]))
     return pl.concat(frames).unique(CELL_ID, keep="first", maintain_order=True)

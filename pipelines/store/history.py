@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from disclosure_control.hierarchy import Hierarchy
+from disclosure_control.hierarchy import ROOT, Hierarchy
 from outputs.files import copy_atomic, file_sha256, read_csv_text, read_json, write_parquet_atomic, write_text_atomic
 from pipelines.nodes.protection import EarlierRun
 from pipelines.nodes.release import KnownFile, Problem
@@ -81,8 +81,19 @@ def known_files(folder: Path) -> list[KnownFile]:
         if not {"col_name", "col_type"} <= set(meta.columns):
             raise HistoryError(f"{meta_path}: not an EES meta file (needs col_name and col_type)")
         kind = lambda t: tuple(meta.filter(pl.col("col_type") == t)["col_name"].to_list())  # noqa: E731
-        found.append(KnownFile(path.name, read_csv_text(path).with_columns(pl.all().fill_null("")), kind("Filter"), kind("Indicator")))
+        found.append(KnownFile(path.name, published_text(path, meta), kind("Filter"), kind("Indicator")))
     return found
+
+
+def published_text(path: Path, meta: pl.DataFrame) -> pl.DataFrame:
+    """An EES file as text (blanks as ""), each filter's default (its meta's filter_default) read as the model's
+    Total: the file says what its total is called, whatever today's specs call it."""
+    data = read_csv_text(path).with_columns(pl.all().fill_null(""))
+    if "filter_default" not in meta.columns:
+        return data
+    defaults = meta.filter((pl.col("col_type") == "Filter") & (pl.col("filter_default").fill_null("") != ""))
+    return data.with_columns(pl.col(name).replace(default, ROOT)
+                             for name, default in defaults.select("col_name", "filter_default").iter_rows() if name in data.columns)
 
 
 def keep_counts(folder: Path, population: str, inner: pl.DataFrame, hierarchies: dict[str, Hierarchy]) -> None:
@@ -121,8 +132,8 @@ def earlier_run(paths: RunPaths, problem: Problem) -> EarlierRun | None:
     if found is None:
         return None
     release, counts = found
-    shown = {(p.recipient, t.name): read_csv_text(release.file(p.recipient, t.name)).with_columns(pl.all().fill_null(""))
-             for p in problem.publications for t in p.tables}
+    shown = {(p.recipient, t.name): published_text(path, read_csv_text(meta_file(path)))
+             for p in problem.publications for t in p.tables for path in [release.file(p.recipient, t.name)]}
     return EarlierRun(release.label, shown, None if counts is None else {p.name: counts[p.key] for p in problem.populations})
 
 

@@ -33,6 +33,8 @@ class Filter:
     total: str = "Total"  # the label of its row over every category (the EES filter_default when not Total)
     unpublished: tuple[str, ...] = ()  # at most one category counted and protected but never written: the data
     # dictionary has no item for it, and it is its Total less the published categories
+    was: str | None = None  # its name in earlier releases, when it has been renamed since
+    was_labels: tuple[tuple[str, str], ...] = ()  # (earlier label, label) for categories relabelled since
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,36 @@ def _filter(name: str, raw: dict) -> Filter:
     for label in unpublished:
         if label not in categories:
             raise PublicationError(f"filters.{name}.unpublished: {label!r} is not one of its labels")
+    was, was_labels = _was(name, raw, categories)
     return Filter(name, raw.get("source", name), raw["label"], raw.get("codeset"),
                   raw.get("label_column", "publication_label"), labels, missing,
                   (part_of["filter"], str(part_of["label"])) if part_of else None, total,
-                  tuple(unpublished))
+                  tuple(unpublished), was, was_labels)
+
+
+def _was(name: str, raw: dict, categories: set[str]) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """A filter's earlier name and labels, so that earlier releases (their files and the counts their runs kept)
+    are read under today's: without them a renamed filter would make the earlier release unreadable."""
+    was = raw.get("was")
+    if was is None:
+        return None, ()
+    if not isinstance(was, dict) or not was or not set(was) <= {"name", "labels"}:
+        raise PublicationError(f"filters.{name}.was: a table with the keys name (its earlier name) and/or labels "
+                               "(earlier label = label)")
+    earlier = was.get("name")
+    if earlier is not None and (not isinstance(earlier, str) or not earlier.strip() or earlier == name):
+        raise PublicationError(f"filters.{name}.was.name: {earlier!r} must be the name it had, not blank or its own")
+    relabelled = was.get("labels", {})
+    if not isinstance(relabelled, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in relabelled.items()):
+        raise PublicationError(f"filters.{name}.was.labels: a table of earlier label = label")
+    if relabelled and raw.get("codeset"):
+        raise PublicationError(f"filters.{name}.was.labels: only for a filter with its own labels (a code set's "
+                               "labels change in the code set)")
+    for old, label in relabelled.items():
+        if label not in categories or old in categories:
+            raise PublicationError(f"filters.{name}.was.labels: {old!r} = {label!r} must map a label it no longer has "
+                                   "to one of its labels")
+    return earlier, tuple(sorted(relabelled.items()))
 
 
 def parse_filters(raw: dict) -> dict[str, Filter]:
@@ -124,10 +152,14 @@ def parse_filters(raw: dict) -> dict[str, Filter]:
             raise PublicationError(f"filters.{name}.part_of.filter: {spec.part_of[0]!r} is not a filter")
         if spec.part_of and filters[spec.part_of[0]].unpublished:
             raise PublicationError(f"filters.{name}.part_of.filter: {spec.part_of[0]!r} has unpublished categories")
+        if spec.was is not None and (spec.was in filters or spec.was in {f.was for f in filters.values() if f is not spec}):
+            raise PublicationError(f"filters.{name}.was.name: {spec.was!r} names another filter too, so an earlier "
+                                   "file's column could be either")
     return filters
 
 
-FILTER_KEYS = ("source", "label", "codeset", "label_column", "labels", "missing", "part_of", "total", "unpublished")
+FILTER_KEYS = ("source", "label", "codeset", "label_column", "labels", "missing", "part_of", "total", "unpublished",
+               "was")
 PUBLICATION_KEYS = ("title", "return", "recipient", "dataset", "geography", "unit", "where", "indicator", "tables",
                     "share", "measures", "time")
 # A term's census count is published against its term; what is measured once a year (key stage 2 results, NCMP
