@@ -22,6 +22,7 @@ import polars as pl
 
 from disclosure_control.status import SUPPRESSED, Status
 from outputs.files import read_json
+from outputs.story import counted
 from pipelines.assurance import intruder
 from pipelines.assurance.leakscan import leaks_by_recipient
 from pipelines.nodes.ees import current_names
@@ -192,8 +193,9 @@ def release_attack(paths: RunPaths, delivered: Path, publications: list[Publicat
     narrow = _narrow(found, targets, truth)
     findings = [Finding("release attack", not narrow,
                         f"{len(narrow)} hidden values narrowed below their protection, e.g. {' / '.join(map(str, narrow[0][1:]))}"
-                        if narrow else f"{sum(len(v.files) for v in view)} files of {len(view)} populations, "
-                        f"{len(relations_.within) + len(relations_.part_of)} relations: no protected value narrowed",
+                        if narrow else f"{counted(sum(len(v.files) for v in view), 'file')} of "
+                        f"{counted(len(view), 'population')}, "
+                        f"{counted(len(relations_.within) + len(relations_.part_of), 'relation')}: no protected value narrowed",
                         narrowed(narrow, found, lambda key: "narrowed below its protection level" if key in targets
                                  else "worked out exactly")), *amounts]
     groups = populations(publications)

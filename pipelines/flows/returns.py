@@ -42,8 +42,8 @@ from pipelines.assurance.leakscan import leaks_by_recipient
 from pipelines.assurance.verify import release_attack
 from pipelines.flows.prefect_api import ApiUnavailable, logged_progress, without_tracebacks
 from pipelines.flows.validate import new_run_id, run_validation
-from pipelines.governance.rectify import reapply_rectifications
-from pipelines.nodes.dfe_xml import return_document
+from pipelines.governance.rectify import RectificationError, reapply_rectifications
+from pipelines.nodes.dfe_xml import LayoutError, return_document
 from pipelines.nodes.ees import area_names, district_geography, ees_tables
 from pipelines.nodes.extract import extract_made, extract_rows
 from pipelines.nodes.protection import ProtectedRelease, protected_release
@@ -59,6 +59,7 @@ from pipelines.store.warehouse import ReconciliationError, WarehouseBusy, open_w
 from schemas.calendar import Term, current_term, england_time
 from schemas.catalog import RETURN_NAMES, RunPaths, ValidationPaths, ees_files, table_file
 from schemas.config import load_access_group, load_run_config
+from schemas.contract import ContractError
 from schemas.specs.layout import LAYOUTS
 from schemas.specs.run import RunConfig
 
@@ -76,7 +77,8 @@ class LeakFound(RuntimeError):
 # The errors a run ends with that are written for its user: each names the file, row, rule or setting at fault and
 # never a value from a row, so the command (and a national run's report) can show it as it is.
 RUN_ERRORS = (FileProblem, PolicyError, WarehouseBusy, ReconciliationError, ProtectionError, LeakFound, MissingKey,
-              HistoryError, ReleaseError, RunFolderBusy, RunFolderError, ReturnRejected, ApiUnavailable, AssetsMissing)
+              HistoryError, ReleaseError, RunFolderBusy, RunFolderError, ReturnRejected, ApiUnavailable, AssetsMissing,
+              LayoutError, ContractError, RectificationError)
 
 
 def stage(reads: tuple[str, ...], writes: tuple[str, ...], **options):
