@@ -4,6 +4,9 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
+# Installed packages are compiled to bytecode once, at install: where the environment forbids writing .pyc files
+# (PYTHONDONTWRITEBYTECODE), every command would otherwise compile pandas, Prefect and GX again (about 5 s each).
+export UV_COMPILE_BYTECODE := 1
 # Prefect stays quiet and offline, and never hashes big frames for its task cache.
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
