@@ -17,6 +17,7 @@ and a run recovers whatever an interrupted one left before it starts (pipelines/
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from importlib.metadata import version
 from pathlib import Path
 
@@ -81,12 +82,20 @@ RUN_ERRORS = (FileProblem, PolicyError, WarehouseBusy, ReconciliationError, Prot
               LayoutError, ContractError, RectificationError)
 
 
+STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # task name -> what it reads, what it writes
+
+
 def stage(reads: tuple[str, ...], writes: tuple[str, ...], **options):
     """A task declaring, by their names in the run folder's catalog (schemas/catalog.py RunPaths), what it reads
-    and what it writes; the names show as the task run's tags in the Prefect UI. Results are not persisted and
-    never cached: a return is recomputed from its inputs, and hashing frames would cost seconds."""
-    tags = [*(f"reads:{name}" for name in reads), *(f"writes:{name}" for name in writes)]
-    return task(cache_policy=NO_CACHE, persist_result=False, tags=tags, **options)
+    and what it writes; the names show in the task's description in the Prefect UI. Not as its tags: Prefect asks
+    its API for a concurrency slot for every tag of every task run, a round trip each (about 6 s of a county's
+    census). Results are not persisted and never cached: a return is recomputed from its inputs, and hashing
+    frames would cost seconds."""
+    def declared(fn):
+        STAGES[fn.__name__] = (reads, writes)
+        description = f"{inspect.getdoc(fn) or fn.__name__}\n\nReads: {', '.join(reads)}. Writes: {', '.join(writes) or 'nothing'}."
+        return task(cache_policy=NO_CACHE, persist_result=False, description=description, **options)(fn)
+    return declared
 
 
 @stage(reads=("inputs",), writes=("validated", "warehouse"))
