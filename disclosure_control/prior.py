@@ -35,8 +35,9 @@ REQUIRED_COLUMNS = {CELL_ID: pl.Int64, "upper_required": pl.Float64, "lower_requ
 @dataclass(frozen=True)
 class Earlier:
     """The earlier release of the same series: its model (the counts its run kept, restricted) and which of its
-    cells it showed and which it hid (read from its published files); a cell of the model in neither was left out
-    of its files (a category the files do not write) and is as hidden as one it hid. Without a model (its run kept no counts),
+    cells it showed and which it hid (read from its published files). A cell of the model in neither was left out
+    of its files (a category the files do not write): if it was a primary, it is owed its protection and kept
+    hidden as a primary the files hid is. Without a model (its run kept no counts),
     `published` and `hidden` name this release's cells at the same coordinates: its hidden cells are still hidden
     again, but an intruder holding both releases cannot be modelled."""
 

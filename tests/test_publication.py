@@ -126,7 +126,13 @@ WAS = 'was = { name = "absence_group", labels = { "Persistently absent" = "Persi
      "file's column could be either"),
     (WAS, WAS.replace('= "Persistent absence"', '= "Persistently absnt"'),
      "filters.absence_type.was.labels: 'Persistently absent' = 'Persistently absnt' must map a label it no longer "
-     "has to one of its labels"),
+     "has (not its total) to one of its labels"),
+    (WAS, WAS.replace('"Persistently absent" = "Persistent absence"',
+                      '"Persistently absent" = "Persistent absence", "PA" = "Persistent absence"'),
+     "filters.absence_type.was.labels: two earlier labels map to one label; their counts would be two rows of one category"),
+    (WAS, WAS.replace('"Persistently absent" = "Persistent absence"', '"Total" = "Persistent absence"'),
+     "filters.absence_type.was.labels: 'Total' = 'Persistent absence' must map a label it no longer has (not its "
+     "total) to one of its labels"),
     ('label = "Sex"\n', 'label = "Sex"\nwas = { labels = { "F" = "Female" } }\n',
      "filters.sex.was.labels: only for a filter with its own labels (a code set's labels change in the code set)"),
 ])
@@ -140,6 +146,18 @@ def test_a_category_left_out_of_the_files_and_a_total_label_are_checked_at_load(
     with pytest.raises(PublicationError) as caught:
         load_publication(folder / "absence.toml")
     assert str(caught.value) == f"{folder / 'filters.toml'}: {expected}", str(caught.value)
+
+
+def test_a_filters_earlier_name_may_not_be_an_indicator_of_its_publication(tmp_path):
+    folder = tmp_path / "publications"
+    folder.mkdir()
+    (folder / "filters.toml").write_text((PUBLICATIONS_DIR / "filters.toml").read_text().replace(
+        WAS, 'was = { name = "pupil_count" }'))
+    shutil.copy(PUBLICATIONS_DIR / "absence.toml", folder / "absence.toml")
+    with pytest.raises(PublicationError) as caught:
+        load_publication(folder / "absence.toml")
+    assert str(caught.value).endswith("absence.toml: filters.absence_type.was.name: 'pupil_count' is an indicator of "
+                                      "this publication, so an earlier file's indicator would be read as the filter")
 
 
 def test_the_names_specs_may_use_are_those_the_nodes_make():

@@ -300,10 +300,10 @@ def earlier_release_view(earlier: EarlierRelease, publications: list[Publication
     """The earlier release's files as the intruder holds them, under today's filter names and labels (the
     specs' `was`), so that it is compared with this release whatever it called its filters."""
     view, _ = intruder_view(lambda p, t: earlier.file(p.recipient, t), publications, policies)
-    filters = tuple({f.name: f for p in publications for f in p.filters}.values())
+    tables = {t.name: t.filters for p in publications for t in p.tables}  # each file under its own table's filters
     for population in view:
-        population.files = [replace(f, data=current_names(f.data, filters), filters=tuple(
-            next((g.name for g in filters if g.was == name), name) for name in f.filters)) for f in population.files]
+        population.files = [replace(f, data=current_names(f.data, tables[f.stem]), filters=tuple(
+            next((g.name for g in tables[f.stem] if g.was == name), name) for name in f.filters)) for f in population.files]
     return view
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from disclosure_control.hierarchy import Hierarchy
+from disclosure_control.hierarchy import ROOT, Hierarchy
 from disclosure_control.policy import Policy, as_mapping
 from disclosure_control.prior import Earlier, Prior
 from disclosure_control.protect import protect
@@ -123,18 +123,27 @@ def problem_earlier(release: Release, problem: Problem, table: TableSet, run: Ea
 
 
 def current_counts(counts: Counts, filters: tuple[Filter, ...], label: str) -> Counts:
-    """The counts an earlier run kept under today's filter names and labels (see current_names)."""
+    """The counts an earlier run kept under today's filter names and labels (see current_names). Refused where
+    they cannot be: a filter they lack, or a category of a filter with its own labels that it no longer has (a
+    renamed label would otherwise be counted as a category of its own, zero today)."""
     inner, hierarchies = counts
     inner = current_names(inner, filters)
     missing = [f.name for f in filters if f.name not in inner.columns]
     if missing:
-        raise ReleaseError(f"{label}: the counts its run kept have no filter {missing[0]!r}; a filter renamed since "
-                           "needs its earlier name as `was` in schemas/publications/filters.toml")
+        raise ReleaseError(f"{label}: the counts its run kept have no filter {missing[0]!r}; if it was renamed since, "
+                           "give its earlier name as `was` in schemas/publications/filters.toml")
+    for spec in filters:
+        if spec.labels and not spec.codeset:
+            gone = sorted(set(inner[spec.name].unique().to_list()) - {v for _, v in spec.labels} - {spec.missing, ROOT})
+            if gone:
+                raise ReleaseError(f"{label}: the counts its run kept have {spec.name} {gone[0]!r}, no longer one of its "
+                                   "labels; if it was relabelled since, map it in `was.labels` in "
+                                   "schemas/publications/filters.toml")
     by_name = {f.name: f for f in filters} | {f.was: f for f in filters if f.was in hierarchies and f.name not in hierarchies}
 
     def current(dimension: str, hierarchy: Hierarchy) -> tuple[str, Hierarchy]:
         spec = by_name.get(dimension)
-        if spec is None:  # the area
+        if spec is None:  # the area (or a filter no publication of the population has any more)
             return dimension, hierarchy
         labels = dict(spec.was_labels)
         return spec.name, Hierarchy(spec.name, tuple((labels.get(c, c), labels.get(p, p)) for c, p in hierarchy.parent_of))
@@ -147,10 +156,13 @@ def earlier_shown(table: TableSet, release: Release, publication: Publication, r
     frames = []
     for published in publication.tables:
         data = current_names(run.shown[(publication.recipient, published.name)], published.filters)
-        missing = [c for c in (*(f.name for f in published.filters), publication.indicator) if c not in data.columns]
+        missing = [f.name for f in published.filters if f.name not in data.columns]
         if missing:
-            raise ReleaseError(f"{run.label}: its file {published.name} has no column {missing[0]!r}; a filter renamed "
-                               "since needs its earlier name as `was` in schemas/publications/filters.toml")
+            raise ReleaseError(f"{run.label}: its file {published.name} has no filter {missing[0]!r}; if it was renamed "
+                               "since, give its earlier name as `was` in schemas/publications/filters.toml")
+        if publication.indicator not in data.columns:
+            raise ReleaseError(f"{run.label}: its file {published.name} has no indicator {publication.indicator!r}, so "
+                               "it cannot be compared with this release")
         coordinates = file_coordinates(table, population, [f.name for f in published.filters], data, area_nodes(data))
         frames.append(shown_cells(table, coordinates, data[publication.indicator]))
     return pl.concat(frames).unique(CELL_ID, keep="first", maintain_order=True)

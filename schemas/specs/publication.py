@@ -139,9 +139,12 @@ def _was(name: str, raw: dict, categories: set[str]) -> tuple[str | None, tuple[
         raise PublicationError(f"filters.{name}.was.labels: only for a filter with its own labels (a code set's "
                                "labels change in the code set)")
     for old, label in relabelled.items():
-        if label not in categories or old in categories:
+        if label not in categories or old in categories or old in (ROOT, raw.get("total", ROOT)):
             raise PublicationError(f"filters.{name}.was.labels: {old!r} = {label!r} must map a label it no longer has "
-                                   "to one of its labels")
+                                   "(not its total) to one of its labels")
+    if len(set(relabelled.values())) < len(relabelled):
+        raise PublicationError(f"filters.{name}.was.labels: two earlier labels map to one label; their counts would "
+                               "be two rows of one category")
     return earlier, tuple(sorted(relabelled.items()))
 
 
@@ -217,12 +220,18 @@ def parse_publication(raw: dict, filters: dict[str, Filter], name: str) -> Publi
             if measure.tied_to is not None and not any(measure.rate[0] in {f.name for f in t.filters} for t in tables):
                 raise PublicationError(f"measures.{measure.col_name}.rate.filter: {measure.rate[0]!r} is not a filter of "
                                        "this publication's tables")
-        return Publication(
+        publication = Publication(
             name, raw["title"], raw["return"], raw["recipient"], raw["dataset"], geography["kind"], geography["source"], tuple(raw["unit"]),
             tuple((column, tuple(map(str, values))) for column, values in raw.get("where", {}).items()),
             raw["indicator"]["col_name"], raw["indicator"]["label"], tuple(tables),
             share["filter"] if share else None, share["label"] if share else "", measures,
             raw.get("time", "term"))
+        indicators = {publication.indicator, *(m.col_name for m in measures), *([publication.share_column] if share else [])}
+        for spec in publication.filters:
+            if spec.was in indicators:
+                raise PublicationError(f"filters.{spec.name}.was.name: {spec.was!r} is an indicator of this publication, "
+                                       "so an earlier file's indicator would be read as the filter")
+        return publication
     except KeyError as error:
         raise PublicationError(f"missing key {error.args[0]!r}") from None
 
