@@ -87,7 +87,7 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # task name -> 
 
 def stage(reads: tuple[str, ...], writes: tuple[str, ...], **options):
     """A task declaring, by their names in the run folder's catalog (schemas/catalog.py RunPaths), what it reads
-    and what it writes; the names show in the task's description in the Prefect UI. Not as its tags: Prefect asks
+    and what it writes, in STAGES and at the end of the task's description. Not as its tags: Prefect asks
     its API for a concurrency slot for every tag of every task run, a round trip each (about 6 s of a county's
     census). Results are not persisted and never cached: a return is recomputed from its inputs, and hashing
     frames would cost seconds."""
