@@ -62,6 +62,24 @@ def shown_cells(data: pl.DataFrame, meta: pl.DataFrame):
                          for c in data.columns}, dtype=object)  # gptables writes its header into the frame
 
 
+def column_widths(table) -> list[int]:
+    """gptables' automatic widths for a table's columns (its heading bold, every cell in the theme's 12-point font:
+    xlsxwriter's autofit width of the longest line, scaled for size, bold and capitals; a blank cell measured as
+    gptables reads it, "nan"), measured once per distinct cell rather than for every cell as gptables does."""
+    from math import ceil
+
+    from xlsxwriter.utility import cell_autofit_width
+
+    def width(value, bold: bool) -> int:
+        text = value if isinstance(value, str) else "nan" if value is None else str(value) if isinstance(
+            value, int | float) or value else ""
+        line = max(text.split("\n"), key=len)
+        capitals = sum(c.isupper() for c in line) / len(line) if line else 0
+        return ceil(cell_autofit_width(line) * (12 / 11) * (1.1 if bold else 1.0) * (1.0 + 0.15 * capitals))
+    return [max(width(column, True), *(width(v, False) for _, v in {(type(v), v) for v in table[column].tolist()}))
+            for column in table.columns]
+
+
 def write_workbook(path: Path, title: str, period: str, tables: list[tuple[str, pl.DataFrame, pl.DataFrame]],
                    symbols: dict[str, str], source: str) -> None:
     """tables: each table's name and its EES data and meta frames (the published cells, symbols as text)."""
@@ -90,7 +108,11 @@ def write_workbook(path: Path, title: str, period: str, tables: list[tuple[str, 
 
     def written(partial: Path) -> None:
         workbook = gpt.produce_workbook(str(partial), sheets, cover=cover, notes_table=notes,
-                                        contentsheet_options={"additional_elements": ["subtitles"]})
+                                        contentsheet_options={"additional_elements": ["subtitles"]},
+                                        auto_width=dict.fromkeys(sheets, False))
+        for sheet, table in sheets.items():
+            for column, width in enumerate(column_widths(table.table)):
+                workbook.get_worksheet_by_name(sheet).set_column_pixels(column, column, width)
         workbook.set_properties({"title": title, "created": CREATED})
         workbook.close()
     write_atomically(path, written)
