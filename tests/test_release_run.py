@@ -343,7 +343,7 @@ def test_a_release_written_before_a_filter_was_renamed_is_read_under_todays_name
     without it the run stops in one line naming the filter."""
     from disclosure_control.hierarchy import Hierarchy
     from pipelines.nodes.ees import district_geography
-    from pipelines.nodes.protection import EarlierRun, current_counts, protected_release
+    from pipelines.nodes.protection import EarlierRun, current_counts, earlier_shown, protected_release
     from pipelines.store.history import earlier_run
 
     out, _ = census_run
@@ -377,6 +377,13 @@ def test_a_release_written_before_a_filter_was_renamed_is_read_under_todays_name
     assert str(caught.value) == (f"{run.label}: the counts its run kept have absence_type 'Persistently absent', no "
                                  "longer one of its labels; if it was relabelled since, map it in `was.labels` in "
                                  "schemas/publications/filters.toml")
+    for dropped, line in (("absence_type", "has no filter 'absence_type'; if it was renamed since, give its earlier "
+                                           "name as `was` in schemas/publications/filters.toml"),
+                          ("pupil_count", "has no indicator 'pupil_count', so it cannot be compared with this release")):
+        files = EarlierRun(run.label, {k: v.drop(dropped, strict=False) for k, v in run.shown.items()}, None)
+        with pytest.raises(ReleaseError) as caught:
+            earlier_shown(problem.table, release, config.publications["absence"], files)
+        assert str(caught.value) == f"{run.label}: its file absence_by_sex {line}"
 
 
 def test_the_intruder_reads_a_release_written_before_a_filter_was_renamed_under_todays_names(census_run, tmp_path):
