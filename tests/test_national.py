@@ -89,3 +89,18 @@ def test_a_national_run_is_refused_in_one_line_for_an_la_it_does_not_hold(tmp_pa
     done = subprocess.run([*RUN, "--input", str(tmp_path / "input"), "--out", str(tmp_path / "out"), "--la", "805"],
                           capture_output=True, text=True, timeout=120, check=False, env=os.environ | {"COLUMNS": "250"})
     assert done.returncode == 2 and done.stdout.strip().splitlines() == [f"error: --la 805: no folder {tmp_path / 'input' / '805'}"]
+
+
+def test_a_failed_las_report_line_is_lareturns_own_for_its_layout_contract_and_rectification_errors():
+    """These messages name the file, row, rule or setting and never a row's value: the report shows them as they are,
+    where an error of another kind is named only by its kind."""
+    from pipelines.flows.national import failure_line
+    from pipelines.governance.rectify import RectificationError
+    from pipelines.nodes.dfe_xml import LayoutError
+    from schemas.contract import ContractError
+
+    for error in (LayoutError("the staged schools span 2 LAs; a return is made for one"),
+                  ContractError("columns.upn.type: 'txt' is not one of date, flag"),
+                  RectificationError("corrections.csv: row 3: no such column; nothing was applied")):
+        assert failure_line(error) == str(error)
+    assert failure_line(KeyError("a value")) == "KeyError (see the LA's flow run in Prefect)"

@@ -122,6 +122,9 @@ def problem_earlier(release: Release, problem: Problem, table: TableSet, run: Ea
     return earlier_release_of(model, shown, policy, run.label, model)
 
 
+RENAMED = "if it was renamed since, give its earlier name as `was` in schemas/publications/filters.toml"
+
+
 def current_counts(counts: Counts, filters: tuple[Filter, ...], label: str) -> Counts:
     """The counts an earlier run kept under today's filter names and labels (see current_names). Refused where
     they cannot be: a filter they lack, or a category of a filter with its own labels that it no longer has (a
@@ -130,8 +133,7 @@ def current_counts(counts: Counts, filters: tuple[Filter, ...], label: str) -> C
     inner = current_names(inner, filters)
     missing = [f.name for f in filters if f.name not in inner.columns]
     if missing:
-        raise ReleaseError(f"{label}: the counts its run kept have no filter {missing[0]!r}; if it was renamed since, "
-                           "give its earlier name as `was` in schemas/publications/filters.toml")
+        raise ReleaseError(f"{label}: the counts its run kept have no filter {missing[0]!r}; {RENAMED}")
     for spec in filters:
         if spec.labels and not spec.codeset:
             gone = sorted(set(inner[spec.name].unique().to_list()) - {v for _, v in spec.labels} - {spec.missing, ROOT})
@@ -158,8 +160,7 @@ def earlier_shown(table: TableSet, release: Release, publication: Publication, r
         data = current_names(run.shown[(publication.recipient, published.name)], published.filters)
         missing = [f.name for f in published.filters if f.name not in data.columns]
         if missing:
-            raise ReleaseError(f"{run.label}: its file {published.name} has no filter {missing[0]!r}; if it was renamed "
-                               "since, give its earlier name as `was` in schemas/publications/filters.toml")
+            raise ReleaseError(f"{run.label}: its file {published.name} has no filter {missing[0]!r}; {RENAMED}")
         if publication.indicator not in data.columns:
             raise ReleaseError(f"{run.label}: its file {published.name} has no indicator {publication.indicator!r}, so "
                                "it cannot be compared with this release")
